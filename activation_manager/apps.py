@@ -1,0 +1,6 @@
+from django.apps import AppConfig
+
+
+class ActivationManagerConfig(AppConfig):
+    name = "activation_manager"
+    verbose_name = "Activation Manager"

@@ -1,0 +1,223 @@
+from django.conf import settings
+from django.db import models
+
+
+class Audience(models.Model):
+    """A marketer's customer list, stored as hashed match keys only."""
+
+    class Status(models.TextChoices):
+        EMPTY = "empty", "No members yet"
+        IMPORTING = "importing", "Importing"
+        READY = "ready", "Ready"
+        FAILED = "failed", "Last import failed"
+
+    owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="audiences")
+    name = models.CharField(max_length=200)
+    description = models.TextField(blank=True)
+    default_country = models.CharField(
+        max_length=2, help_text="ISO 3166-1 alpha-2 country used for phone numbers and addresses without one."
+    )
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.EMPTY)
+    # Membership is versioned: an import writes generation N+1 and swaps it in when complete,
+    # so a re-import replaces membership atomically and a failed import leaves the old one.
+    generation = models.PositiveIntegerField(default=0)
+    member_count = models.PositiveIntegerField(default=0)
+    key_coverage = models.JSONField(default=dict, blank=True, help_text="match key -> members carrying it")
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-updated_at", "-id"]
+        indexes = [models.Index(fields=["owner", "-updated_at"])]
+
+    def __str__(self):
+        return self.name
+
+
+class Member(models.Model):
+    """One de-duplicated person of an audience: prepared (hashed) match keys, never raw PII.
+
+    ``keys`` maps a stored variant (see platforms.matchkeys) to its prepared value;
+    ``fingerprint`` is a SHA-256 over those values and identifies the member for
+    de-duplication and for sync diffs.
+    """
+
+    audience = models.ForeignKey(Audience, on_delete=models.CASCADE, related_name="members")
+    generation = models.PositiveIntegerField()
+    fingerprint = models.CharField(max_length=64)
+    keys = models.JSONField()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["audience", "generation", "fingerprint"], name="unique_member_per_generation"
+            )
+        ]
+
+
+class ImportJob(models.Model):
+    """One uploaded file being mapped and imported into an audience."""
+
+    class Status(models.TextChoices):
+        UPLOADED = "uploaded", "Waiting for column mapping"
+        QUEUED = "queued", "Queued"
+        RUNNING = "running", "Importing"
+        SUCCEEDED = "succeeded", "Imported"
+        FAILED = "failed", "Failed"
+
+    owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="import_jobs")
+    audience = models.ForeignKey(Audience, on_delete=models.CASCADE, related_name="imports")
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.UPLOADED, db_index=True)
+    original_filename = models.CharField(max_length=255)
+    # Absolute path under settings.UPLOAD_DIR; emptied once the file is deleted.
+    stored_path = models.CharField(max_length=500, blank=True)
+    size_bytes = models.BigIntegerField(default=0)
+    encoding = models.CharField(max_length=32, blank=True)
+    delimiter = models.CharField(max_length=4, blank=True)
+    headers = models.JSONField(default=list, blank=True)
+    # header index (as str) -> match key, or "" for an ignored column
+    column_mapping = models.JSONField(default=dict, blank=True)
+    target_generation = models.PositiveIntegerField(null=True, blank=True)
+    bytes_processed = models.BigIntegerField(default=0)
+    rows_total = models.PositiveIntegerField(default=0)
+    rows_imported = models.PositiveIntegerField(default=0)
+    rows_rejected = models.PositiveIntegerField(default=0)
+    rows_duplicate = models.PositiveIntegerField(default=0)
+    rejections_by_reason = models.JSONField(default=dict, blank=True)
+    error_message = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    heartbeat_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+
+class RejectedRow(models.Model):
+    """One of the first rejections of an import: where and why, never the raw value."""
+
+    import_job = models.ForeignKey(ImportJob, on_delete=models.CASCADE, related_name="rejected_rows")
+    row_number = models.PositiveIntegerField()
+    column = models.CharField(max_length=255, blank=True)
+    reason = models.CharField(max_length=255)
+
+    class Meta:
+        ordering = ["row_number", "id"]
+
+
+class Sync(models.Model):
+    """An audience kept in step with one connection's platform audience."""
+
+    class Mode(models.TextChoices):
+        ADD = "add", "Add only"
+        MIRROR = "mirror", "Mirror (add and remove)"
+
+    class Schedule(models.TextChoices):
+        MANUAL = "", "Manual only"
+        HOURLY = "hourly", "Hourly"
+        DAILY = "daily", "Daily"
+        WEEKLY = "weekly", "Weekly"
+
+    owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="syncs")
+    audience = models.ForeignKey(Audience, on_delete=models.CASCADE, related_name="syncs")
+    connection = models.ForeignKey("credentials.Connection", on_delete=models.CASCADE, related_name="syncs")
+    mode = models.CharField(max_length=8, choices=Mode.choices, default=Mode.ADD)
+    schedule = models.CharField(max_length=8, choices=Schedule.choices, blank=True, default="")
+    periodic_task = models.OneToOneField(
+        "django_celery_beat.PeriodicTask", on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    platform_audience_id = models.CharField(max_length=200, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(fields=["audience", "connection"], name="one_sync_per_audience_connection")
+        ]
+
+    def __str__(self):
+        return f"{self.audience} → {self.connection}"
+
+
+class SyncRun(models.Model):
+    class Status(models.TextChoices):
+        QUEUED = "queued", "Queued"
+        RUNNING = "running", "Running"
+        SUCCEEDED = "succeeded", "Succeeded"
+        PARTIAL = "partial", "Partly failed"
+        FAILED = "failed", "Failed"
+        CANCELLED = "cancelled", "Cancelled"
+
+    ACTIVE_STATUSES = (Status.QUEUED, Status.RUNNING)
+
+    class Trigger(models.TextChoices):
+        MANUAL = "manual", "Manual"
+        SCHEDULE = "schedule", "Schedule"
+
+    sync = models.ForeignKey(Sync, on_delete=models.CASCADE, related_name="runs")
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.QUEUED, db_index=True)
+    trigger = models.CharField(max_length=16, choices=Trigger.choices, default=Trigger.MANUAL)
+    audience_generation = models.PositiveIntegerField(null=True, blank=True)
+    total_batches = models.PositiveIntegerField(default=0)
+    done_batches = models.PositiveIntegerField(default=0)
+    to_add = models.PositiveIntegerField(default=0)
+    to_remove = models.PositiveIntegerField(default=0)
+    processed = models.PositiveIntegerField(default=0)
+    sent = models.PositiveIntegerField(default=0)
+    removed = models.PositiveIntegerField(default=0)
+    rejected = models.PositiveIntegerField(default=0)
+    matched = models.PositiveBigIntegerField(null=True, blank=True)
+    audience_size = models.PositiveBigIntegerField(null=True, blank=True)
+    match_rate = models.FloatField(null=True, blank=True, help_text="0..1, as reported by the platform")
+    error_message = models.TextField(blank=True)
+    cancel_requested = models.BooleanField(default=False)
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    heartbeat_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [models.Index(fields=["sync", "-created_at"])]
+
+
+class SyncBatch(models.Model):
+    """A checkpoint: one platform-sized slice of a run's adds or removes."""
+
+    class Kind(models.TextChoices):
+        ADD = "add", "Add"
+        REMOVE = "remove", "Remove"
+
+    class Status(models.TextChoices):
+        PENDING = "pending", "Pending"
+        SENT = "sent", "Sent"
+        FAILED = "failed", "Failed"
+
+    run = models.ForeignKey(SyncRun, on_delete=models.CASCADE, related_name="batches")
+    seq = models.PositiveIntegerField()
+    kind = models.CharField(max_length=8, choices=Kind.choices)
+    status = models.CharField(max_length=8, choices=Status.choices, default=Status.PENDING)
+    # Keyset bounds over the fingerprints this batch covers (inclusive), fixed when the run is planned.
+    first_fingerprint = models.CharField(max_length=64)
+    last_fingerprint = models.CharField(max_length=64)
+    size = models.PositiveIntegerField()
+    attempts = models.PositiveSmallIntegerField(default=0)
+    error_message = models.TextField(blank=True)
+    sent_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["seq"]
+        constraints = [models.UniqueConstraint(fields=["run", "seq"], name="unique_batch_seq_per_run")]
+
+
+class SyncMember(models.Model):
+    """A member confirmed on the platform by this sync, with the keys sent (needed to remove it later)."""
+
+    sync = models.ForeignKey(Sync, on_delete=models.CASCADE, related_name="confirmed_members")
+    fingerprint = models.CharField(max_length=64)
+    keys = models.JSONField()
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["sync", "fingerprint"], name="unique_synced_member")]

@@ -1,0 +1,1 @@
+"""Views for syncs and runs (thin: the engine lives in audiences/sync.py)."""

@@ -1,0 +1,86 @@
+from django.conf import settings
+from django.db import models
+
+from credentials.fields import EncryptedJSONField
+
+
+class Connection(models.Model):
+    """One ad-platform account a user connected. Secrets are one encrypted JSON blob."""
+
+    class Status(models.TextChoices):
+        ACTIVE = "active", "Active"
+        ERROR = "error", "Error"
+        DISCONNECTED = "disconnected", "Disconnected"
+
+    owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="connections")
+    platform = models.ForeignKey("platforms.Platform", on_delete=models.PROTECT, related_name="connections")
+    label = models.CharField(max_length=100, help_text="Your name for this account, e.g. “EU brand account”.")
+    # Non-secret identifiers (ad account id, customer id, consent flags): safe to show.
+    config = models.JSONField(default=dict, blank=True)
+    # Everything secret (tokens, app secrets, API keys): ciphertext at rest, never rendered.
+    secrets = EncryptedJSONField()
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.ACTIVE, db_index=True)
+    last_validated_at = models.DateTimeField(null=True, blank=True)
+    last_error = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["platform__name", "label"]
+        constraints = [
+            models.UniqueConstraint(fields=["owner", "platform", "label"], name="unique_connection_label_per_platform")
+        ]
+
+    def __str__(self):
+        return f"{self.platform.name} — {self.label}"
+
+    @property
+    def credentials(self) -> dict:
+        """What the adapter needs: identifiers and secrets together."""
+        return {**self.config, **(self.secrets or {})}
+
+    def masked_secrets(self) -> dict[str, str]:
+        """Masked tails (••••1234) of each stored secret: the only form that may reach a page."""
+        return {name: mask_secret(value) for name, value in (self.secrets or {}).items() if value}
+
+
+def mask_secret(value: str) -> str:
+    value = str(value)
+    tail = value[-4:] if len(value) >= 12 else ""
+    return f"••••{tail}"
+
+
+class ConnectionEvent(models.Model):
+    """Audit trail of what happened to a connection. Messages never carry secrets."""
+
+    class Kind(models.TextChoices):
+        CONNECTED = "connected", "Connected"
+        UPDATED = "updated", "Updated"
+        TEST_OK = "test_ok", "Tested OK"
+        TEST_FAILED = "test_failed", "Test failed"
+        REVALIDATED_OK = "revalidated_ok", "Revalidated OK"
+        REVALIDATION_FAILED = "revalidation_failed", "Revalidation failed"
+        DISCONNECTED = "disconnected", "Disconnected"
+        RECONNECTED = "reconnected", "Reconnected"
+        DELETED = "deleted", "Deleted"
+        KEY_ROTATED = "key_rotated", "Key rotated"
+        AUTH_FAILED = "auth_failed", "Authorization failed during a sync"
+
+    owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="connection_events")
+    # Kept after the connection is deleted, so the audit trail survives.
+    connection = models.ForeignKey(
+        Connection, on_delete=models.SET_NULL, null=True, blank=True, related_name="events"
+    )
+    connection_label = models.CharField(max_length=200)
+    kind = models.CharField(max_length=32, choices=Kind.choices)
+    message = models.TextField(blank=True)
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self):
+        return f"{self.get_kind_display()} — {self.connection_label}"

@@ -1,0 +1,180 @@
+"""The one small interface every platform adapter implements.
+
+An adapter is built from a connection's credentials (identifiers and secrets together) and
+talks to one platform account. It receives members already normalized and hashed, as a
+list of dicts keyed by match key (see platforms.matchkeys); it never sees raw PII.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import ClassVar
+
+from django import forms
+
+# One member as the adapter receives it: match key -> the exact string to send.
+PreparedMember = Mapping[str, str]
+
+
+class Operation:
+    CREATE = "create"
+    ADD = "add"
+    REMOVE = "remove"
+    REPLACE = "replace"
+    DELETE = "delete"
+    STATUS = "status"
+
+
+@dataclass(frozen=True)
+class RateLimit:
+    """A budget of ``requests`` per ``per_seconds`` for one platform account."""
+
+    requests: int
+    per_seconds: float
+
+
+@dataclass(frozen=True)
+class Capabilities:
+    batch_size: int
+    match_keys: tuple[str, ...]
+    operations: frozenset[str]
+    rate_limit: RateLimit
+    max_audience_size: int | None = None
+    # Minimum members a platform needs before it will report or serve an audience.
+    min_audience_size: int | None = None
+
+
+@dataclass(frozen=True)
+class UploadSession:
+    """Ties the batches of one upload together (Meta's session; others may ignore it).
+
+    ``session_id`` is stable for a run and kind (add / remove), so a resent batch carries
+    the same session and sequence number as the first attempt.
+    """
+
+    session_id: int
+    batch_seq: int  # from 1
+    last_batch: bool
+    estimated_total: int
+
+
+@dataclass(frozen=True)
+class BatchResult:
+    """What the platform said about one batch."""
+
+    received: int
+    invalid: int = 0
+    # Per-record problems the platform reported, safe to show (no PII).
+    messages: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class AudienceStatus:
+    """Size and match figures as the platform reports them; None where it reports nothing."""
+
+    size: int | None = None
+    size_lower: int | None = None
+    size_upper: int | None = None
+    matched: int | None = None
+    match_rate: float | None = None  # 0..1
+    state: str = ""
+    raw: dict = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ValidationResult:
+    """A working connection: a human description of the account we reached."""
+
+    account_name: str
+    details: dict = field(default_factory=dict)
+
+
+class CredentialsForm(forms.Form):
+    """Base of each platform's credential form.
+
+    ``secret_fields`` are stored encrypted and never sent back to the browser: when editing,
+    a blank secret keeps its stored value. Every other field is a non-secret identifier.
+    ``help_steps`` are the "where to find these" instructions shown beside the form.
+    """
+
+    secret_fields: ClassVar[tuple[str, ...]] = ()
+    help_steps: ClassVar[tuple[str, ...]] = ()
+
+    label = forms.CharField(max_length=100, help_text="Your name for this account.")
+
+    def __init__(self, *args, editing: bool = False, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.editing = editing
+        for name in self.secret_fields:
+            widget = self.fields[name].widget
+            widget.attrs.update({"autocomplete": "off", "data-secret": "true", "spellcheck": "false"})
+            if editing:
+                self.fields[name].required = False
+                self.fields[name].help_text = "Leave blank to keep the stored value."
+
+    def split(self) -> tuple[str, dict, dict]:
+        """(label, config, secrets) from cleaned data; blank secrets are left out."""
+        data = dict(self.cleaned_data)
+        label = data.pop("label")
+        secrets = {name: data.pop(name) for name in self.secret_fields if name in data}
+        secrets = {name: value for name, value in secrets.items() if value}
+        return label, data, secrets
+
+
+class SecretInput(forms.PasswordInput):
+    """Masked input; the template adds a show/hide toggle. Never renders a stored value."""
+
+    def __init__(self, attrs=None):
+        super().__init__(attrs=attrs, render_value=False)
+
+
+class PlatformAdapter:
+    """Base class: declare ``code``, ``name``, ``capabilities`` and ``credentials_form``."""
+
+    code: ClassVar[str]
+    name: ClassVar[str]
+    capabilities: ClassVar[Capabilities]
+    credentials_form: ClassVar[type[CredentialsForm]]
+    # Account identifier (a config key) used to scope the shared rate limit.
+    account_field: ClassVar[str] = ""
+
+    def __init__(self, credentials: Mapping[str, object]):
+        self.credentials = dict(credentials)
+
+    def __repr__(self):  # never show credentials
+        return f"<{type(self).__name__} account={self.account_id!r}>"
+
+    @property
+    def account_id(self) -> str:
+        return str(self.credentials.get(self.account_field, "")) if self.account_field else ""
+
+    # The interface --------------------------------------------------------------------
+    def validate_credentials(self) -> ValidationResult:
+        raise NotImplementedError
+
+    def create_audience(self, name: str, description: str = "") -> str:
+        """Create an empty audience; return the platform's id for it."""
+        raise NotImplementedError
+
+    def add_members(
+        self, audience_id: str, batch: Sequence[PreparedMember], *, session: UploadSession | None = None
+    ) -> BatchResult:
+        raise NotImplementedError
+
+    def remove_members(
+        self, audience_id: str, batch: Sequence[PreparedMember], *, session: UploadSession | None = None
+    ) -> BatchResult:
+        raise NotImplementedError
+
+    def replace_members(
+        self, audience_id: str, batch: Sequence[PreparedMember], *, session: UploadSession
+    ) -> BatchResult:
+        """Only where ``Operation.REPLACE`` is in the capabilities: the platform's own replace session."""
+        raise NotImplementedError(f"{self.name} has no replace operation")
+
+    def status(self, audience_id: str) -> AudienceStatus:
+        raise NotImplementedError
+
+    def delete_audience(self, audience_id: str) -> None:
+        raise NotImplementedError

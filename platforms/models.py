@@ -1,0 +1,27 @@
+from django.db import models
+
+
+class Platform(models.Model):
+    """An ad platform we can push audiences to. Rows are seeded by a data migration."""
+
+    code = models.SlugField(max_length=32, unique=True)
+    name = models.CharField(max_length=100)
+    active = models.BooleanField(default=True)
+    docs_url = models.CharField(
+        max_length=300, help_text="Platform docs, or our partner contract for partner integrations."
+    )
+    is_partner_integration = models.BooleanField(
+        default=False, help_text="No public API: integrated through a partner contract of our own."
+    )
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self):
+        return self.name
+
+    @property
+    def adapter_class(self):
+        from platforms.adapters import get_adapter_class
+
+        return get_adapter_class(self.code)
