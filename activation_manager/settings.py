@@ -176,7 +176,9 @@ def _endpoint(name: str, real: str, demo_path: str) -> str:
 # adapter code at a local fake that speaks the platform's wire format.
 PLATFORM_ENDPOINTS = {
     "meta": _endpoint("META_GRAPH_URL", "https://graph.facebook.com", "/meta"),
-    "google_ads": env.str("GOOGLE_ADS_ENDPOINT", default="127.0.0.1:8766" if DEMO_MODE else "googleads.googleapis.com:443"),
+    "google_ads": env.str(
+        "GOOGLE_ADS_ENDPOINT", default="127.0.0.1:8766" if DEMO_MODE else "googleads.googleapis.com:443"
+    ),
     "linkedin": _endpoint("LINKEDIN_API_URL", "https://api.linkedin.com/rest", "/linkedin/rest"),
     "tiktok": _endpoint("TIKTOK_API_URL", "https://business-api.tiktok.com/open_api/v1.3", "/tiktok/open_api/v1.3"),
     "ttd": _endpoint("TTD_API_URL", "https://api.thetradedesk.com/v3", "/ttd/v3"),
