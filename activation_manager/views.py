@@ -4,11 +4,12 @@ from django.http import HttpResponse
 from django.shortcuts import render
 from django.views.decorators.http import require_GET
 
+from activation_manager.selectors import dashboard_for
+
 
 @require_GET
 def dashboard(request):
-    # Replaced by the dashboard selector once audiences and runs land.
-    return render(request, "dashboard.html", {})
+    return render(request, "dashboard.html", {"dashboard": dashboard_for(request.user)})
 
 
 @login_not_required

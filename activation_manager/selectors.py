@@ -1,0 +1,106 @@
+"""Reads for the dashboard: everything a marketer should see first, in a fixed number of queries."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import timedelta
+
+from django.db.models import OuterRef, Subquery
+from django.utils import timezone
+
+from audiences.models import Audience, ImportJob, Sync, SyncRun
+from credentials.models import Connection
+
+RECENT_RUNS = 10
+ATTENTION_WINDOW = timedelta(days=14)
+
+
+@dataclass
+class AttentionItem:
+    kind: str  # "connection" | "run" | "import"
+    title: str
+    detail: str
+    obj: object
+
+
+@dataclass
+class Dashboard:
+    attention: list[AttentionItem] = field(default_factory=list)
+    connections: list[Connection] = field(default_factory=list)
+    audiences: list[Audience] = field(default_factory=list)
+    recent_runs: list[SyncRun] = field(default_factory=list)
+
+    @property
+    def is_new_user(self) -> bool:
+        return not (self.connections or self.audiences)
+
+
+def dashboard_for(user) -> Dashboard:
+    """The dashboard of one user: attention items first, then connections, audiences, runs."""
+    connections = list(
+        Connection.objects.filter(owner=user).select_related("platform").order_by("platform__name", "label")
+    )
+
+    latest_run = SyncRun.objects.filter(sync__audience=OuterRef("pk")).order_by("-created_at")
+    audiences = list(
+        Audience.objects.filter(owner=user)
+        .annotate(
+            last_sync_at=Subquery(latest_run.values("created_at")[:1]),
+            last_sync_status=Subquery(latest_run.values("status")[:1]),
+        )
+        .order_by("-updated_at")[:20]
+    )
+
+    recent_runs = list(
+        SyncRun.objects.filter(sync__owner=user)
+        .select_related("sync__audience", "sync__connection__platform")
+        .order_by("-created_at")[:RECENT_RUNS]
+    )
+
+    attention = [
+        AttentionItem("connection", f"{c.platform.name} · {c.label}", c.last_error or "The connection failed.", c)
+        for c in connections
+        if c.status == Connection.Status.ERROR
+    ]
+
+    # A sync needs attention when its latest run failed or partly failed (a later success clears it).
+    since = timezone.now() - ATTENTION_WINDOW
+    latest_per_sync = SyncRun.objects.filter(sync=OuterRef("pk")).order_by("-created_at")
+    troubled_syncs = (
+        Sync.objects.filter(owner=user)
+        .annotate(latest_run_id=Subquery(latest_per_sync.values("pk")[:1]))
+        .values_list("latest_run_id", flat=True)
+    )
+    failed_runs = (
+        SyncRun.objects.filter(
+            pk__in=[pk for pk in troubled_syncs if pk is not None],
+            status__in=[SyncRun.Status.FAILED, SyncRun.Status.PARTIAL],
+            created_at__gte=since,
+        )
+        .select_related("sync__audience", "sync__connection__platform")
+        .order_by("-created_at")
+    )
+    attention += [
+        AttentionItem(
+            "run",
+            f"{run.sync.audience.name} → {run.sync.connection.platform.name} ({run.sync.connection.label})",
+            run.error_message or run.get_status_display(),
+            run,
+        )
+        for run in failed_runs
+    ]
+
+    latest_import = ImportJob.objects.filter(audience=OuterRef("audience_id")).order_by("-created_at")
+    failed_imports = (
+        ImportJob.objects.filter(owner=user, status=ImportJob.Status.FAILED, created_at__gte=since)
+        .annotate(latest_id=Subquery(latest_import.values("pk")[:1]))
+        .select_related("audience")
+        .order_by("-created_at")
+    )
+    attention += [
+        AttentionItem("import", f"Import into {job.audience.name}", job.error_message or "The import failed.", job)
+        for job in failed_imports
+        if job.latest_id == job.pk
+    ]
+
+    return Dashboard(attention=attention, connections=connections, audiences=audiences, recent_runs=recent_runs)
