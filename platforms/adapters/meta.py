@@ -1,0 +1,378 @@
+"""Meta (Facebook / Instagram) customer-file custom audiences, through the official facebook-business SDK.
+
+Every call goes through ``FacebookAdsApi.call`` on an API object built for this connection only:
+``FacebookSession(app_id, app_secret, access_token, timeout=...)`` (the SDK then sends
+``appsecret_proof`` = HMAC-SHA256(access_token, app_secret) with every request), its ``GRAPH``
+URL set on the instance from ``settings.PLATFORM_ENDPOINTS["meta"]`` so tests and the demo reach a
+local fake, and ``FacebookAdsApi(session, api_version=...)``. ``FacebookAdsApi.init()`` is never
+used: it sets a process-wide default API and installs the SDK's crash reporter.
+
+Members arrive already normalized and hashed (``platforms.matchkeys.platform_values``); they are
+sent as they are, never through the SDK's ``add_users`` helper, which normalizes and hashes again.
+
+Limits and choices (Graph API v26.0):
+- 10,000 rows per users / usersreplace request (Meta's documented maximum).
+- Rate limit: Meta publishes no fixed figure for custom audiences; its limits are business-use-case
+  formulas per ad account. We budget 60 requests per minute per ad account (one 10,000-row batch a
+  second is far above what a marketer's list needs), and honour Meta's own throttling answers
+  (codes 4, 17, 32, 613, 80003 ...) with the wait its usage headers announce.
+- Replace (``/usersreplace``): one replace session per audience at a time; it must complete within
+  90 minutes, and the users edge must not be written while it runs (Meta's documentation; not
+  verified here against a live account).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping, Sequence
+
+import requests
+from django.conf import settings
+from facebook_business.api import FacebookAdsApi
+from facebook_business.exceptions import FacebookRequestError
+from facebook_business.session import FacebookSession
+
+from platforms.adapters.base import (
+    AudienceStatus,
+    BatchResult,
+    Capabilities,
+    Operation,
+    PlatformAdapter,
+    PreparedMember,
+    RateLimit,
+    UploadSession,
+    ValidationResult,
+)
+from platforms.errors import AuthError, PermanentError, PlatformError, RateLimited, TransientError
+from platforms.forms import MetaCredentialsForm
+
+API_VERSION = "v26.0"
+
+# Our match-key name -> Meta's multi-key schema name, in the fixed column order we send.
+SCHEMA_KEYS: tuple[tuple[str, str], ...] = (
+    ("email", "EMAIL"),
+    ("phone", "PHONE"),
+    ("gender", "GEN"),
+    ("dob_year", "DOBY"),
+    ("dob_month", "DOBM"),
+    ("dob_day", "DOBD"),
+    ("last_name", "LN"),
+    ("first_name", "FN"),
+    ("first_initial", "FI"),
+    ("city", "CT"),
+    ("state", "ST"),
+    ("postal_code", "ZIP"),
+    ("country", "COUNTRY"),
+    ("maid", "MADID"),
+    ("external_id", "EXTERN_ID"),
+)
+BATCH_SIZE = 10_000
+
+# Meta's error codes (https://developers.facebook.com/docs/graph-api/guides/error-handling and the
+# Marketing API rate-limiting page).
+AUTH_CODES = {190, 102, 10, 200, 294}  # invalid/expired token, missing permission (10, 2xx)
+THROTTLE_CODES = {4, 17, 32, 341, 613}  # app / user / page / ad-account request limits
+TRANSIENT_CODES = {1, 2}  # unknown error, service temporarily unavailable
+# Custom Audience Terms of Service not accepted: the customer-list ToS (subcode 1870090) and the older
+# codes 2655 / 2663 ("Terms of service has not been accepted").
+TERMS_SUBCODES = {1870090}
+TERMS_CODES = {2655, 2663}
+TERMS_URL = "https://business.facebook.com/ads/manage/customaudiences/tos/?act={account}"
+DEFAULT_RETRY_AFTER = 60.0
+
+ACCOUNT_STATUS = {
+    1: "active",
+    2: "disabled",
+    3: "unsettled",
+    7: "pending risk review",
+    8: "pending settlement",
+    9: "in grace period",
+    100: "pending closure",
+    101: "closed",
+    201: "any active",
+    202: "any closed",
+}
+
+
+class MetaAdapter(PlatformAdapter):
+    code = "meta"
+    name = "Meta"
+    credentials_form = MetaCredentialsForm
+    account_field = "ad_account_id"
+    capabilities = Capabilities(
+        batch_size=BATCH_SIZE,
+        match_keys=tuple(key for key, _ in SCHEMA_KEYS),
+        operations=frozenset(
+            {Operation.CREATE, Operation.ADD, Operation.REMOVE, Operation.REPLACE, Operation.STATUS, Operation.DELETE}
+        ),
+        rate_limit=RateLimit(requests=60, per_seconds=60),
+        max_audience_size=None,
+        # Meta does not deliver to (nor size) a customer list with fewer matched people than this.
+        min_audience_size=100,
+    )
+
+    def __init__(self, credentials: Mapping[str, object]):
+        super().__init__(credentials)
+        self._api: FacebookAdsApi | None = None
+
+    # Plumbing ---------------------------------------------------------------------------
+    @property
+    def ad_account(self) -> str:
+        """The ad account as Graph addresses it: ``act_<digits>``."""
+        value = str(self.credentials.get("ad_account_id", "")).strip()
+        return value if value.lower().startswith("act_") else f"act_{value}"
+
+    @property
+    def api(self) -> FacebookAdsApi:
+        if self._api is None:
+            session = FacebookSession(
+                app_id=str(self.credentials.get("app_id", "")),
+                app_secret=str(self.credentials.get("app_secret", "")) or None,
+                access_token=str(self.credentials.get("access_token", "")),
+                timeout=settings.PLATFORM_HTTP_TIMEOUT,
+            )
+            session.GRAPH = settings.PLATFORM_ENDPOINTS["meta"].rstrip("/")
+            self._api = FacebookAdsApi(session, api_version=API_VERSION)
+        return self._api
+
+    def _call(self, method: str, path: tuple[str, ...], params: dict | None = None) -> dict:
+        """One Graph request; Meta's errors become ours. Returns the decoded JSON answer."""
+        try:
+            response = self.api.call(method, path, params=params or {})
+        except FacebookRequestError as exc:
+            raise self._translate(exc) from None
+        except requests.Timeout:
+            raise TransientError(
+                f"Meta did not answer within {settings.PLATFORM_HTTP_TIMEOUT:g} s; the request will be retried."
+            ) from None
+        except requests.RequestException:
+            # The exception text carries the URL, whose query string holds the access token: never show it.
+            raise TransientError("Could not reach Meta (connection failed); the request will be retried.") from None
+        status = response.status() or 200
+        body = response.json()
+        if status >= 400:
+            # The SDK takes a non-JSON error page (a proxy's "Internal Server Error") for a success.
+            text = f"Meta answered HTTP {status}."
+            if status == 429:
+                raise RateLimited(text, retry_after=_retry_after(response.headers()), code=status)
+            if status >= 500:
+                raise TransientError(f"{text} The request will be retried.", code=status)
+            raise PermanentError(text, code=status)
+        return body if isinstance(body, dict) else {}
+
+    def _translate(self, exc: FacebookRequestError) -> PlatformError:
+        code = _as_int(exc.api_error_code())
+        subcode = _as_int(exc.api_error_subcode())
+        status = exc.http_status() or 0
+        message = _clean_message(exc.api_error_message()) or f"HTTP {status}"
+        detail = f"Meta: {message}"
+        if subcode in TERMS_SUBCODES or code in TERMS_CODES:
+            account = self.ad_account.removeprefix("act_")
+            return PermanentError(
+                f"{detail} Accept Meta's Custom Audience terms for ad account {self.ad_account} at "
+                f"{TERMS_URL.format(account=account)} (once, as a person with admin access), then sync again.",
+                code=code,
+            )
+        if code == 100 and "appsecret_proof" in message:
+            # A proof the platform refuses means the App secret does not belong to the token's app.
+            return AuthError(f"{detail} Check the App secret: it must be the secret of the app the token was made for.",
+                             code=code)
+        if code in THROTTLE_CODES or (code is not None and 80000 <= code <= 80099):
+            return RateLimited(detail, retry_after=_retry_after(exc.http_headers()), code=code)
+        if code in AUTH_CODES or (code is not None and 200 <= code <= 299):
+            hint = ""
+            if code == 190:
+                hint = " Generate a new access token (system-user tokens do not expire) and update the connection."
+            return AuthError(f"{detail}{hint}", code=code)
+        if code in TRANSIENT_CODES or status >= 500 or status == 0 or exc.api_transient_error():
+            return TransientError(detail, code=code or status or None)
+        return PermanentError(detail, code=code or status or None)
+
+    # The interface ----------------------------------------------------------------------
+    def validate_credentials(self) -> ValidationResult:
+        """The token works (GET /me) and reaches an active ad account (GET /act_<id>)."""
+        me = self._call("GET", ("me",), {"fields": "id,name"})
+        account = self._call("GET", (self.ad_account,), {"fields": "id,name,account_status,tos_accepted"})
+        status = _as_int(account.get("account_status"))
+        if status != 1:
+            label = ACCOUNT_STATUS.get(status, f"status {status}")
+            raise AuthError(
+                f"Meta: ad account {self.ad_account} is {label}; custom audiences need an active ad account."
+            )
+        terms = account.get("tos_accepted")
+        return ValidationResult(
+            account_name=str(account.get("name") or self.ad_account),
+            details={
+                "ad_account_id": self.ad_account,
+                "user": str(me.get("name") or me.get("id") or ""),
+                # Known only when Meta reports it; uploads are refused until the terms are accepted.
+                "custom_audience_terms_accepted": (
+                    bool(terms.get("custom_audience_tos")) if isinstance(terms, dict) else None
+                ),
+            },
+        )
+
+    def create_audience(self, name: str, description: str = "") -> str:
+        body = self._call(
+            "POST",
+            (self.ad_account, "customaudiences"),
+            {
+                "name": name,
+                "description": description,
+                "subtype": "CUSTOM",
+                "customer_file_source": "USER_PROVIDED_ONLY",
+            },
+        )
+        audience_id = body.get("id")
+        if not audience_id:
+            raise TransientError("Meta created no audience id; the request will be retried.")
+        return str(audience_id)
+
+    def add_members(
+        self, audience_id: str, batch: Sequence[PreparedMember], *, session: UploadSession | None = None
+    ) -> BatchResult:
+        return self._send_users("POST", audience_id, "users", batch, session)
+
+    def remove_members(
+        self, audience_id: str, batch: Sequence[PreparedMember], *, session: UploadSession | None = None
+    ) -> BatchResult:
+        # Lower-case "delete" on purpose: the SDK's call() puts GET/DELETE parameters in the query string,
+        # and 10,000 hashed rows do not fit in a URL (Meta answers an error page, loopback servers 414).
+        # Any other spelling goes in the form body; requests upper-cases the verb, so Meta gets
+        # "DELETE /{id}/users" with an urlencoded body, as in Meta's own curl examples.
+        return self._send_users("delete", audience_id, "users", batch, session)
+
+    def replace_members(
+        self, audience_id: str, batch: Sequence[PreparedMember], *, session: UploadSession
+    ) -> BatchResult:
+        """One batch of a replace session: when its last batch lands, the audience holds exactly these members."""
+        if session is None:
+            raise ValueError("Meta's users-replace needs an upload session")
+        return self._send_users("POST", audience_id, "usersreplace", batch, session)
+
+    def status(self, audience_id: str) -> AudienceStatus:
+        body = self._call(
+            "GET",
+            (str(audience_id),),
+            {
+                "fields": "name,approximate_count_lower_bound,approximate_count_upper_bound,"
+                "delivery_status,operation_status"
+            },
+        )
+        lower = _as_int(body.get("approximate_count_lower_bound"))
+        upper = _as_int(body.get("approximate_count_upper_bound"))
+        # Meta answers -1 while it has no estimate (e.g. too few matched people).
+        lower = lower if lower is not None and lower >= 0 else None
+        upper = upper if upper is not None and upper >= 0 else None
+        size = (lower + upper) // 2 if lower is not None and upper is not None else lower
+        return AudienceStatus(
+            size=size,
+            size_lower=lower,
+            size_upper=upper,
+            state=_status_text(body.get("operation_status")) or _status_text(body.get("delivery_status")),
+            raw={k: body.get(k) for k in ("name", "delivery_status", "operation_status") if k in body},
+        )
+
+    def delete_audience(self, audience_id: str) -> None:
+        self._call("DELETE", (str(audience_id),))
+
+    # Users edge -------------------------------------------------------------------------
+    def _send_users(
+        self, method: str, audience_id: str, edge: str, batch: Sequence[PreparedMember], session: UploadSession | None
+    ) -> BatchResult:
+        if not batch:
+            return BatchResult(received=0)
+        if len(batch) > BATCH_SIZE:
+            raise ValueError(f"Meta takes at most {BATCH_SIZE} rows per request, got {len(batch)}")
+        params: dict = {"payload": build_payload(batch)}
+        if session is not None:
+            params["session"] = {
+                "session_id": session.session_id,
+                "batch_seq": session.batch_seq,
+                "last_batch_flag": session.last_batch,
+                "estimated_num_total": session.estimated_total,
+            }
+        body = self._call(method, (str(audience_id), edge), params)
+        return _batch_result(body, sent=len(batch))
+
+
+def build_payload(batch: Sequence[PreparedMember]) -> dict:
+    """Meta's multi-key payload: the schema columns present in this batch (fixed order), one row per member,
+    an empty string where a member lacks a column. Values go as given (already hashed where Meta hashes)."""
+    present = set().union(*(member.keys() for member in batch))
+    unknown = present - {key for key, _ in SCHEMA_KEYS}
+    if unknown:
+        raise ValueError(f"Meta has no schema column for {', '.join(sorted(unknown))}")
+    columns = [(key, meta) for key, meta in SCHEMA_KEYS if key in present]
+    return {
+        "schema": [meta for _, meta in columns],
+        "data": [[str(member.get(key) or "") for key, _ in columns] for member in batch],
+    }
+
+
+def _batch_result(body: dict, *, sent: int) -> BatchResult:
+    received = _as_int(body.get("num_received"))
+    invalid = _as_int(body.get("num_invalid_entries")) or 0
+    messages = []
+    if invalid:
+        # invalid_entry_samples maps sample values (hashes, possibly raw input) to reasons: keep only the reasons.
+        samples = body.get("invalid_entry_samples") or {}
+        reasons = sorted({str(reason) for reason in samples.values()}) if isinstance(samples, dict) else []
+        messages.append(f"Meta rejected {invalid} row(s)" + (f": {'; '.join(reasons)}" if reasons else "."))
+    return BatchResult(received=sent if received is None else received, invalid=invalid, messages=tuple(messages))
+
+
+def _retry_after(headers) -> float:
+    """Seconds until Meta lifts a throttle, from its usage headers; our default when it does not say."""
+    waits: list[float] = []
+    headers = headers or {}
+    buc = _header_json(headers, "x-business-use-case-usage")
+    if isinstance(buc, dict):
+        for entries in buc.values():
+            for entry in entries if isinstance(entries, list) else [entries]:
+                if isinstance(entry, dict) and entry.get("estimated_time_to_regain_access") is not None:
+                    waits.append(float(entry["estimated_time_to_regain_access"]) * 60)  # minutes
+    account = _header_json(headers, "x-ad-account-usage")
+    if isinstance(account, dict):
+        if account.get("estimated_time_to_regain_access") is not None:
+            waits.append(float(account["estimated_time_to_regain_access"]) * 60)
+        elif account.get("reset_time_duration") is not None:
+            waits.append(float(account["reset_time_duration"]))  # seconds
+    waits = [w for w in waits if w > 0]
+    return max(waits) if waits else DEFAULT_RETRY_AFTER
+
+
+def _header_json(headers, name: str):
+    value = None
+    for key, candidate in dict(headers).items():
+        if key.lower() == name:
+            value = candidate
+            break
+    if not value:
+        return None
+    try:
+        return json.loads(value)
+    except (TypeError, ValueError):
+        return None
+
+
+def _status_text(value) -> str:
+    if isinstance(value, dict):
+        return str(value.get("description") or value.get("code") or "")
+    return str(value or "")
+
+
+def _as_int(value) -> int | None:
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return None
+
+
+_TOKENISH = re.compile(r"(access_token|appsecret_proof)=[^&\s]+")
+
+
+def _clean_message(message) -> str:
+    """Meta's own words, with any token-looking query parameter masked (belt and braces)."""
+    return _TOKENISH.sub(r"\1=…", str(message or "")).strip()

@@ -1,0 +1,381 @@
+"""A fake of Meta's Graph API (v26.0) for customer-file custom audiences.
+
+It speaks the wire format the facebook-business SDK produces and Meta answers: parameters in the
+query string or an urlencoded body (``payload`` and ``session`` JSON-encoded as the SDK encodes
+them), JSON answers, and Graph's error shape
+``{"error": {"message", "type", "code", "error_subcode", "fbtrace_id"}}``.
+
+Every request must carry a known ``access_token`` and the matching ``appsecret_proof``
+(HMAC-SHA256 of the token keyed by the app secret), as Meta requires when an app has "Require App
+Secret" on. The default constructor accepts ``platforms.demo.DEMO_CREDENTIALS["meta"]``;
+``platforms.demo.EXPIRED_TOKEN`` is answered with code 190 (session expired).
+
+State: ad accounts (status, Custom Audience terms), audiences, members per audience (each member is
+a frozenset of ``(schema key, value)`` pairs), upload sessions. Helpers for tests:
+``audience_members(id)``, ``audience_values(id, "EMAIL")``, ``received_rows``, ``add_requests``,
+``remove_requests``, ``replace_requests``, and ``error_response(...)`` to script Graph errors with
+``inject(Fault(response=...))``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import itertools
+import json
+import math
+import re
+
+from platforms.demo import DEMO_CREDENTIALS, EXPIRED_TOKEN
+from tests.fakes.base import FakePlatform, FakeRequest, FakeResponse
+
+API_VERSION = "v26.0"
+MAX_ROWS = 10_000
+SCHEMA_KEYS = ("EMAIL", "PHONE", "GEN", "DOBY", "DOBM", "DOBD", "LN", "FN", "FI", "CT", "ST", "ZIP", "COUNTRY",
+               "MADID", "EXTERN_ID")
+# Meta takes mobile advertiser ids raw, and external ids as the advertiser sends them.
+UNHASHED_KEYS = {"MADID", "EXTERN_ID"}
+# Identifiers strong enough that a removal row naming one removes the member holding it.
+REMOVAL_KEYS = {"EMAIL", "PHONE", "MADID", "EXTERN_ID"}
+SHA256_HEX = re.compile(r"^[0-9a-f]{64}$")
+FILE_SOURCES = {"USER_PROVIDED_ONLY", "PARTNER_PROVIDED_ONLY", "BOTH_USER_AND_PARTNER_PROVIDED"}
+
+
+def appsecret_proof(access_token: str, app_secret: str) -> str:
+    return hmac.new(app_secret.encode(), access_token.encode(), hashlib.sha256).hexdigest()
+
+
+class FakeMetaGraph(FakePlatform):
+    prefix = "/meta"
+
+    def __init__(
+        self,
+        *,
+        app_id: str | None = None,
+        app_secret: str | None = None,
+        access_token: str | None = None,
+        ad_account_id: str | None = None,
+        account_name: str | None = None,
+        match_percent: int = 70,
+        min_reportable: int = 0,
+    ):
+        super().__init__()
+        demo = DEMO_CREDENTIALS["meta"]
+        self.app_id = app_id or demo["app_id"]
+        self.app_secret = app_secret or demo["app_secret"]
+        self.access_token = access_token or demo["access_token"]
+        account = ad_account_id or demo["ad_account_id"]
+        # ad account id -> its state; tests flip "account_status" / "custom_audience_tos".
+        self.accounts: dict[str, dict] = {
+            account: {"name": account_name or demo["label"], "account_status": 1, "custom_audience_tos": True}
+        }
+        self.user = {"id": "10000000000000001", "name": "Demo System User"}
+        self.match_percent = match_percent
+        # Below this many matched people Meta reports -1 for both bounds.
+        self.min_reportable = min_reportable
+        self.audiences: dict[str, dict] = {}
+        self.members: dict[str, set[frozenset]] = {}
+        self.sessions: dict[tuple[str, int], dict] = {}
+        self.received_rows = {"add": 0, "remove": 0, "replace": 0}
+        self.add_requests = 0
+        self.remove_requests = 0
+        self.replace_requests = 0
+        self._ids = itertools.count(23850000000000001)
+        self._trace = itertools.count(1)
+
+    # Test helpers -----------------------------------------------------------------------
+    def audience_members(self, audience_id: str) -> set[frozenset]:
+        """Members of an audience: each a frozenset of (schema key, value) pairs."""
+        with self.lock:
+            return set(self.members.get(str(audience_id), set()))
+
+    def audience_values(self, audience_id: str, key: str) -> set[str]:
+        """Every value of one schema column (e.g. "EMAIL") held by an audience's members."""
+        return {value for member in self.audience_members(audience_id) for k, value in member if k == key}
+
+    def error_response(
+        self,
+        code: int,
+        message: str,
+        *,
+        subcode: int | None = None,
+        error_type: str = "OAuthException",
+        status: int = 400,
+        headers: dict | None = None,
+        is_transient: bool | None = None,
+    ) -> FakeResponse:
+        """A Graph error answer, for ``inject(Fault(response=...))`` and for the fake's own refusals."""
+        error = {"message": message, "type": error_type, "code": code, "fbtrace_id": f"AFakeTrace{next(self._trace)}"}
+        if subcode is not None:
+            error["error_subcode"] = subcode
+        if is_transient is not None:
+            error["is_transient"] = is_transient
+        return FakeResponse(status, {"error": error}, headers=dict(headers or {}))
+
+    # Dispatch ---------------------------------------------------------------------------
+    def handle(self, request: FakeRequest) -> FakeResponse:
+        parts = [p for p in request.path.split("/") if p]
+        if not parts or not re.fullmatch(r"v\d+\.\d+", parts[0]):
+            return self.error_response(2500, "Unknown path components: " + request.path, error_type="OAuthException")
+        if parts[0] != API_VERSION:
+            return self.error_response(2635, f"(#2635) You are calling a deprecated version of the Ads API. "
+                                             f"Please update to the latest version: {API_VERSION}.")
+        refused = self._authenticate(request)
+        if refused is not None:
+            return refused
+        node, edge = parts[1] if len(parts) > 1 else "", "/".join(parts[2:])
+        method = request.method
+        if node == "me" and not edge and method == "GET":
+            return FakeResponse(200, self._fields(request, self.user, default=("id", "name")))
+        if node.startswith("act_"):
+            return self._ad_account(request, node, edge)
+        if node in self.audiences:
+            return self._audience(request, node, edge)
+        return self._unknown_object(method, node)
+
+    def _authenticate(self, request: FakeRequest) -> FakeResponse | None:
+        token = request.param("access_token")
+        if not token:
+            return self.error_response(
+                2500, "An active access token must be used to query information about the current user.")
+        if token == EXPIRED_TOKEN:
+            return self.error_response(
+                190, "Error validating access token: Session has expired on Tuesday, 01-Sep-26 10:00:00 PDT. "
+                     "The current time is Wednesday, 02-Sep-26 10:00:00 PDT.", subcode=463)
+        if token != self.access_token:
+            return self.error_response(190, "Invalid OAuth access token - Cannot parse access token")
+        proof = request.param("appsecret_proof")
+        if not proof:
+            return self.error_response(
+                100, "API calls from the server require an appsecret_proof argument", error_type="GraphMethodException")
+        if not hmac.compare_digest(proof, appsecret_proof(token, self.app_secret)):
+            return self.error_response(
+                100, "Invalid appsecret_proof provided in the API argument", error_type="GraphMethodException")
+        return None
+
+    def _unknown_object(self, method: str, node: str) -> FakeResponse:
+        verb = {"GET": "get", "POST": "post", "DELETE": "delete"}.get(method, method.lower())
+        return self.error_response(
+            100,
+            f"Unsupported {verb} request. Object with ID '{node}' does not exist, cannot be loaded due to missing "
+            "permissions, or does not support this operation. Please read the Graph API documentation at "
+            "https://developers.facebook.com/docs/graph-api",
+            subcode=33, error_type="GraphMethodException",
+        )
+
+    @staticmethod
+    def _fields(request: FakeRequest, obj: dict, *, default: tuple[str, ...]) -> dict:
+        wanted = request.param("fields")
+        names = [f.strip() for f in wanted.split(",") if f.strip()] if wanted else list(default)
+        return {name: obj[name] for name in names if name in obj}
+
+    # Ad account -------------------------------------------------------------------------
+    def _ad_account(self, request: FakeRequest, node: str, edge: str) -> FakeResponse:
+        account = self.accounts.get(node)
+        if account is None:
+            return self._unknown_object(request.method, node)
+        if not edge and request.method == "GET":
+            obj = {
+                "id": node,
+                "account_id": node.removeprefix("act_"),
+                "name": account["name"],
+                "account_status": account["account_status"],
+                "tos_accepted": {"custom_audience_tos": 1} if account["custom_audience_tos"] else {},
+            }
+            return FakeResponse(200, self._fields(request, obj, default=("id",)))
+        if edge == "customaudiences" and request.method == "POST":
+            return self._create_audience(request, node, account)
+        return self._unknown_object(request.method, f"{node}/{edge}")
+
+    def _create_audience(self, request: FakeRequest, node: str, account: dict) -> FakeResponse:
+        if not account["custom_audience_tos"]:
+            return self.error_response(
+                200,
+                "Terms of service has not been accepted. To accept, go to "
+                f"https://business.facebook.com/ads/manage/customaudiences/tos/?act={node.removeprefix('act_')}",
+                subcode=1870090,
+            )
+        name = request.param("name")
+        if not name:
+            return self._invalid("(#100) The parameter name is required")
+        subtype = request.param("subtype")
+        if subtype != "CUSTOM":
+            return self._invalid(f"(#100) Param subtype must be one of {{CUSTOM, ...}}; got {subtype!r}")
+        source = request.param("customer_file_source")
+        if source not in FILE_SOURCES:
+            return self._invalid("(#100) customer_file_source must be one of " + ", ".join(sorted(FILE_SOURCES)))
+        audience_id = str(next(self._ids))
+        self.audiences[audience_id] = {
+            "id": audience_id,
+            "account": node,
+            "name": name,
+            "description": request.param("description", ""),
+            "subtype": subtype,
+            "customer_file_source": source,
+            "replacing": None,
+        }
+        self.members[audience_id] = set()
+        return FakeResponse(200, {"id": audience_id})
+
+    def _invalid(self, message: str, *, subcode: int | None = None) -> FakeResponse:
+        return self.error_response(100, message, subcode=subcode, error_type="OAuthException")
+
+    # Audience ---------------------------------------------------------------------------
+    def _audience(self, request: FakeRequest, audience_id: str, edge: str) -> FakeResponse:
+        method = request.method
+        if not edge and method == "GET":
+            return FakeResponse(200, self._fields(request, self._audience_view(audience_id), default=("id",)))
+        if not edge and method == "DELETE":
+            del self.audiences[audience_id]
+            self.members.pop(audience_id, None)
+            return FakeResponse(200, {"success": True})
+        if edge == "users" and method in ("POST", "DELETE"):
+            return self._users(request, audience_id, "add" if method == "POST" else "remove")
+        if edge == "usersreplace" and method == "POST":
+            return self._users(request, audience_id, "replace")
+        return self._unknown_object(method, f"{audience_id}/{edge}")
+
+    def _matched(self, member: frozenset) -> bool:
+        digest = hashlib.sha256(repr(sorted(member)).encode()).hexdigest()
+        return int(digest[:8], 16) % 100 < self.match_percent
+
+    def _audience_view(self, audience_id: str) -> dict:
+        audience = self.audiences[audience_id]
+        matched = sum(1 for member in self.members[audience_id] if self._matched(member))
+        if self.min_reportable and matched < self.min_reportable:
+            lower = upper = -1
+        else:
+            lower, upper = math.floor(matched * 0.9), math.ceil(matched * 1.1)
+        ready = matched >= 100
+        return {
+            "id": audience_id,
+            "account_id": audience["account"].removeprefix("act_"),
+            "name": audience["name"],
+            "description": audience["description"],
+            "subtype": audience["subtype"],
+            "customer_file_source": audience["customer_file_source"],
+            "approximate_count_lower_bound": lower,
+            "approximate_count_upper_bound": upper,
+            "delivery_status": {"code": 200, "description": "This audience is ready for use."} if ready
+            else {"code": 300, "description": "This audience is too small to use."},
+            "operation_status": {"code": 200, "description": "Normal"} if audience["replacing"] is None
+            else {"code": 414, "description": "Replacing the audience's members."},
+        }
+
+    def _users(self, request: FakeRequest, audience_id: str, kind: str) -> FakeResponse:
+        raw_payload = request.param("payload")
+        if not raw_payload:
+            return self._invalid("(#100) The parameter payload is required")
+        try:
+            payload = json.loads(raw_payload)
+        except ValueError:
+            return self._invalid("(#100) Param payload must be a JSON object")
+        if not isinstance(payload, dict):
+            return self._invalid("(#100) Param payload must be a JSON object")
+        schema, data = payload.get("schema"), payload.get("data")
+        if isinstance(schema, str):
+            schema = [schema]
+        if not isinstance(schema, list) or not schema or not all(isinstance(k, str) for k in schema):
+            return self._invalid("(#100) Data is missing or does not match schema: schema must be a list of keys")
+        bad = [k for k in schema if k not in SCHEMA_KEYS]
+        if bad or len(set(schema)) != len(schema):
+            return self._invalid(f"(#100) Invalid schema: {', '.join(bad) or 'duplicate keys'}", subcode=1870053)
+        if not isinstance(data, list) or not data:
+            return self._invalid("(#100) Data is missing or does not match schema")
+        if len(data) > MAX_ROWS:
+            return self._invalid(f"(#100) Too many users in one request: {len(data)} (at most {MAX_ROWS})")
+        for row in data:
+            if not isinstance(row, list) or len(row) != len(schema) or not all(isinstance(v, str) for v in row):
+                return self._invalid("(#100) Data is missing or does not match schema")
+
+        session, refused = self._session(request, audience_id, kind)
+        if refused is not None:
+            return refused
+        audience = self.audiences[audience_id]
+        if kind != "replace" and audience["replacing"] is not None:
+            return self._invalid("(#100) A replace session is in progress for this audience; wait until it ends",
+                                 subcode=1870158)
+
+        valid: list[frozenset] = []
+        samples: dict[str, str] = {}
+        for row in data:
+            member, reason = self._member(schema, row)
+            if member is None:
+                if len(samples) < 5:
+                    samples[next((v for v in row if v), "(empty row)")[:64]] = reason
+                continue
+            valid.append(member)
+        if kind == "add":
+            self.add_requests += 1
+            self.members[audience_id].update(valid)
+        elif kind == "remove":
+            self.remove_requests += 1
+            doomed = {(k, v) for member in valid for k, v in member if k in REMOVAL_KEYS}
+            whole = set(valid)
+            self.members[audience_id] = {
+                m for m in self.members[audience_id] if m not in whole and not any(p in doomed for p in m)
+            }
+        else:
+            self.replace_requests += 1
+            if audience["replacing"] is None or audience["replacing"]["session_id"] != session["session_id"]:
+                audience["replacing"] = {"session_id": session["session_id"], "members": set()}
+            audience["replacing"]["members"].update(valid)
+            if session["last_batch_flag"]:
+                self.members[audience_id] = audience["replacing"]["members"]
+                audience["replacing"] = None
+        self.received_rows[kind] += len(data)
+        answer = {
+            "audience_id": audience_id,
+            "num_received": len(data),
+            "num_invalid_entries": len(data) - len(valid),
+            "invalid_entry_samples": samples,
+        }
+        if session is not None:
+            answer["session_id"] = str(session["session_id"])
+        return FakeResponse(200, answer)
+
+    @staticmethod
+    def _member(schema: list[str], row: list[str]) -> tuple[frozenset | None, str]:
+        pairs = []
+        for key, value in zip(schema, row, strict=True):
+            if value == "":
+                continue
+            if key not in UNHASHED_KEYS and not SHA256_HEX.match(value):
+                return None, f"{key} is not a SHA-256 hash (64 lowercase hex characters)"
+            pairs.append((key, value))
+        if not pairs:
+            return None, "the row has no value"
+        return frozenset(pairs), ""
+
+    def _session(self, request: FakeRequest, audience_id: str, kind: str) -> tuple[dict | None, FakeResponse | None]:
+        raw = request.param("session")
+        if raw is None:
+            if kind == "replace":
+                return None, self._invalid("(#100) The parameter session is required")
+            return None, None
+        try:
+            session = json.loads(raw)
+        except ValueError:
+            return None, self._invalid("(#100) Param session must be a JSON object")
+        if not isinstance(session, dict):
+            return None, self._invalid("(#100) Param session must be a JSON object")
+        session_id, seq = session.get("session_id"), session.get("batch_seq")
+        if not isinstance(session_id, int) or isinstance(session_id, bool) or session_id <= 0:
+            return None, self._invalid("(#100) session_id must be a positive integer")
+        if not isinstance(seq, int) or isinstance(seq, bool) or seq < 1:
+            return None, self._invalid("(#100) batch_seq must be an integer starting at 1")
+        if not isinstance(session.get("last_batch_flag"), bool):
+            return None, self._invalid("(#100) last_batch_flag must be a boolean")
+        total = session.get("estimated_num_total")
+        if total is not None and (not isinstance(total, int) or isinstance(total, bool) or total < 0):
+            return None, self._invalid("(#100) estimated_num_total must be a non-negative integer")
+        key = (audience_id, session_id)
+        state = self.sessions.setdefault(key, {"kind": kind, "batches": set(), "finished": False})
+        if state["kind"] != kind:
+            return None, self._invalid("(#100) This session belongs to another operation")
+        if state["finished"] and seq not in state["batches"]:
+            return None, self._invalid("(#100) The session has already ended (a batch with last_batch_flag arrived)")
+        state["batches"].add(seq)
+        if session["last_batch_flag"]:
+            state["finished"] = True
+        return session, None
