@@ -349,3 +349,87 @@ def test_full_cycle_over_loopback_http():
         assert len(fake.audience_members(audience_id)) == 5000
         meta.delete_audience(audience_id)
         assert fake.audiences == {}
+
+
+@pytest.mark.parametrize(
+    ("code", "subcode", "status", "expected"),
+    [
+        (190, 460, 400, AuthError),  # token invalidated (password changed)
+        (102, None, 400, AuthError),  # session key invalid
+        (10, None, 400, AuthError),  # app lacks the permission
+        (200, None, 403, AuthError),  # system user not assigned to the ad account
+        (4, None, 400, RateLimited),  # app request limit
+        (17, 2446079, 400, RateLimited),
+        (32, None, 400, RateLimited),
+        (613, None, 400, RateLimited),
+        (80003, None, 400, RateLimited),
+        (80004, None, 400, RateLimited),  # other business-use-case throttles
+        (1, None, 400, TransientError),
+        (2, None, 503, TransientError),
+        (100, 1713230, 400, PermanentError),  # audience upload blocked
+        (2650, None, 400, PermanentError),
+        (200, 1870090, 400, PermanentError),  # terms first, even under a permission code
+    ],
+)
+def test_graph_error_codes_map_to_typed_errors(meta_graph, code, subcode, status, expected):
+    meta_graph.inject(Fault(response=meta_graph.error_response(code, f"(#{code}) Meta says no", subcode=subcode,
+                                                               status=status)))
+    with pytest.raises(PlatformError) as caught:
+        adapter().add_members("1", [member(1)])
+    assert type(caught.value) is expected
+    assert f"(#{code}) Meta says no" in caught.value.message
+
+
+def test_resending_a_batch_with_the_same_session_and_sequence_does_not_duplicate(meta_graph):
+    meta = adapter()
+    audience_id = meta.create_audience("Retry")
+    batch = [member(1), member(2)]
+    meta.add_members(audience_id, batch, session=UploadSession(5, 1, True, 2))
+    meta.add_members(audience_id, batch, session=UploadSession(5, 1, True, 2))  # the engine's retry
+    assert len(meta_graph.audience_members(audience_id)) == 2
+
+
+def test_adapter_never_installs_the_sdk_default_api_or_crash_reporter(meta_graph):
+    import sys
+
+    from facebook_business.api import FacebookAdsApi
+
+    hook = sys.excepthook
+    adapter().validate_credentials()
+    assert FacebookAdsApi.get_default_api() is None
+    assert sys.excepthook is hook
+
+
+# The fake's own strictness -------------------------------------------------------------------
+def graph_post(path: str, **data):
+    import requests
+
+    data = {"access_token": CREDS["access_token"], "appsecret_proof": PROOF, **data}
+    return requests.post(f"{BASE}/v26.0/{path}", data=data, timeout=5)
+
+
+@pytest.mark.parametrize(
+    ("payload", "fragment"),
+    [
+        ({"schema": ["EMAIL", "PHONE"], "data": [[sha("a")]]}, "does not match schema"),
+        ({"schema": ["EMAIL", "DOB"], "data": [[sha("a"), "19800101"]]}, "Invalid schema: DOB"),
+        ({"schema": ["EMAIL"], "data": [[sha(str(i))] for i in range(10_001)]}, "Too many users"),
+        ({"schema": ["EMAIL"], "data": []}, "Data is missing"),
+    ],
+)
+def test_fake_refuses_malformed_payloads_with_graph_errors(meta_graph, payload, fragment):
+    audience_id = adapter().create_audience("Strict")
+    answer = graph_post(f"{audience_id}/users", payload=json.dumps(payload))
+    assert answer.status_code == 400
+    error = answer.json()["error"]
+    assert error["code"] == 100 and fragment in error["message"] and error["fbtrace_id"]
+
+
+def test_fake_requires_a_valid_appsecret_proof_and_api_version(meta_graph):
+    import requests
+
+    no_proof = requests.get(f"{BASE}/v26.0/me", params={"access_token": CREDS["access_token"]}, timeout=5)
+    assert no_proof.json()["error"]["message"] == "API calls from the server require an appsecret_proof argument"
+    old = requests.get(f"{BASE}/v19.0/me", params={"access_token": CREDS["access_token"], "appsecret_proof": PROOF},
+                       timeout=5)
+    assert old.json()["error"]["code"] == 2635
