@@ -433,3 +433,13 @@ def test_fake_requires_a_valid_appsecret_proof_and_api_version(meta_graph):
     old = requests.get(f"{BASE}/v19.0/me", params={"access_token": CREDS["access_token"], "appsecret_proof": PROOF},
                        timeout=5)
     assert old.json()["error"]["code"] == 2635
+
+
+def test_a_slow_answer_beyond_the_timeout_is_transient_over_loopback():
+    fake = FakeMetaGraph()
+    fake.inject(Fault(delay=0.3, response=fake.error_response(1, "late")))
+    with FakeServer([fake]) as server, override_settings(
+        PLATFORM_ENDPOINTS={"meta": f"{server.url}/meta"}, PLATFORM_HTTP_TIMEOUT=0.05
+    ), pytest.raises(TransientError, match="did not answer within 0.05 s") as caught:
+        adapter().validate_credentials()
+    assert CREDS["access_token"] not in caught.value.message
