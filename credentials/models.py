@@ -39,6 +39,12 @@ class Connection(models.Model):
         """What the adapter needs: identifiers and secrets together."""
         return {**self.config, **(self.secrets or {})}
 
+    def adapter(self):
+        """This connection's platform adapter, built from its credentials (never logged: see its repr)."""
+        from platforms.adapters import get_adapter_class
+
+        return get_adapter_class(self.platform.code)(self.credentials)
+
     def masked_secrets(self) -> dict[str, str]:
         """Masked tails (••••1234) of each stored secret: the only form that may reach a page."""
         return {name: mask_secret(value) for name, value in (self.secrets or {}).items() if value}

@@ -9,3 +9,17 @@ document.addEventListener("click", function (event) {
   button.textContent = show ? "Hide" : "Show";
   button.setAttribute("aria-pressed", show ? "true" : "false");
 });
+
+// "Fill demo values" (demo mode only): copies the bundled fakes' credentials into the connect form.
+document.addEventListener("click", function (event) {
+  const button = event.target.closest("[data-fill-demo]");
+  if (!button) return;
+  const source = document.getElementById(button.getAttribute("data-fill-demo"));
+  const form = button.closest("form");
+  if (!source || !form) return;
+  const values = JSON.parse(source.textContent);
+  Object.keys(values).forEach(function (name) {
+    const input = form.elements.namedItem(name);
+    if (input && "value" in input) input.value = values[name];
+  });
+});

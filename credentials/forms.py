@@ -1,0 +1,42 @@
+"""Which credential form each platform uses.
+
+The forms themselves live in platforms/forms.py. The adapter declares its form
+(``credentials_form``); this table is the fallback for a platform whose adapter module cannot be
+imported yet, so the Platforms page keeps working while an adapter is being written.
+"""
+
+from __future__ import annotations
+
+from platforms import forms as platform_forms
+from platforms.adapters.base import CredentialsForm
+
+FORMS_BY_CODE: dict[str, type[CredentialsForm]] = {
+    "meta": platform_forms.MetaCredentialsForm,
+    "google_ads": platform_forms.GoogleAdsCredentialsForm,
+    "linkedin": platform_forms.LinkedInCredentialsForm,
+    "tiktok": platform_forms.TikTokCredentialsForm,
+    "ttd": platform_forms.TradeDeskCredentialsForm,
+    "netflix": platform_forms.NetflixCredentialsForm,
+}
+
+
+def credentials_form_for(code: str) -> type[CredentialsForm]:
+    """The credential form class of a platform (KeyError for an unknown code)."""
+    try:
+        from platforms.adapters import get_adapter_class
+
+        form_class = getattr(get_adapter_class(code), "credentials_form", None)
+    except Exception:  # noqa: BLE001 — an adapter still being written must not break the page
+        form_class = None
+    return form_class or FORMS_BY_CODE[code]
+
+
+def secret_labels(code: str) -> dict[str, str]:
+    """Secret field name -> its human label ("Access token"), for masked tails."""
+    form_class = credentials_form_for(code)
+    return {name: str(form_class.base_fields[name].label or name) for name in form_class.secret_fields}
+
+
+def required_secrets(code: str) -> tuple[str, ...]:
+    form_class = credentials_form_for(code)
+    return tuple(name for name in form_class.secret_fields if form_class.base_fields[name].required)
