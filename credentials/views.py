@@ -12,6 +12,7 @@ import html
 import re
 
 from django.conf import settings
+from django.contrib import messages
 from django.http import HttpResponseRedirect
 from django.shortcuts import get_object_or_404, render
 from django.urls import reverse
@@ -65,6 +66,8 @@ def _demo_values(platform: Platform) -> dict | None:
 def _done(request, platform: Platform, notice: tuple[str, str]):
     if request.htmx:
         return _card_response(request, platform, notice=notice)
+    level = {"ok": messages.SUCCESS, "error": messages.ERROR}.get(notice[0], messages.WARNING)
+    messages.add_message(request, level, notice[1])
     return HttpResponseRedirect(_platforms_url(platform))
 
 

@@ -260,3 +260,9 @@ def test_partner_contract_page_without_the_document(alice_client, tmp_path, monk
     monkeypatch.setitem(views.PARTNER_DOCS, "netflix", tmp_path / "missing.md")
     response = alice_client.get(reverse("netflix_partner_contract"))
     assert response.status_code == 200 and "not available" in html(response)
+
+
+def test_actions_without_htmx_redirect_and_show_the_result_as_a_message(alice_client, alice_tiktok, scripted):
+    response = alice_client.post(reverse("connection_test", args=[alice_tiktok.pk]), follow=True)
+    assert response.redirect_chain[-1][0] == reverse("platform_list") + "#platform-tiktok"
+    assert "Working: reached" in html(response)
