@@ -38,3 +38,21 @@ def pytest_sessionfinish(session, exitstatus):
     broker_dir = getattr(settings, "CELERY_BROKER_DIR", None)
     if broker_dir is not None and broker_dir.name.startswith("test-broker-"):
         shutil.rmtree(broker_dir, ignore_errors=True)
+
+
+# Nothing in the suite may reach a real platform: unless a test points an adapter at a fake, every
+# endpoint is a closed loopback port (connection refused at once).
+CLOSED_PORT = "http://127.0.0.1:9"
+
+
+@pytest.fixture(autouse=True)
+def _no_real_platforms(settings):
+    settings.PLATFORM_ENDPOINTS = {
+        "meta": f"{CLOSED_PORT}/meta",
+        "google_ads": "127.0.0.1:9",
+        "linkedin": f"{CLOSED_PORT}/linkedin/rest",
+        "tiktok": f"{CLOSED_PORT}/tiktok/open_api/v1.3",
+        "ttd": f"{CLOSED_PORT}/ttd/v3",
+    }
+    settings.GOOGLE_ADS_INSECURE_CHANNEL = True
+    settings.GOOGLE_OAUTH_TOKEN_URL = f"{CLOSED_PORT}/google-oauth/token"
