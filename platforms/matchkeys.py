@@ -1,0 +1,1049 @@
+"""Match keys: normalize raw customer data once, hash it, and hand every platform its exact values.
+
+Flow: the importer calls ``prepare_record(raw_row, default_region=...)`` (or the batch form
+``prepare_records``) and stores ``PreparedRecord.stored`` in ``Member.keys``; at sync time an adapter gets
+``platform_values(code, stored)``. ``prepare(code, key, raw)`` is the one-value form of the same thing
+(``prepare(c, k, raw) == platform_values(c, prepare_record({k: raw}).stored)[k]``), with ``explain``
+giving the rejection reason.
+
+Stored keys (``PreparedRecord.stored``; short because millions of members are stored as JSON). Hashes are
+SHA-256 lowercase hex of the normalized string shown; only ``z``, ``c``, ``x`` and ``m`` are kept unhashed
+because some platform takes them unhashed (Google: postal code and country; Meta: EXTERN_ID and MADID):
+
+    e   email: trimmed, lowercased, NFC
+    eg  email with the dots of a gmail.com / googlemail.com local part removed (Google; only when != e)
+    eu  email as UID2 normalizes it: gmail.com local part without dots and "+tag" (The Trade Desk; only != e)
+    p   phone E.164 with "+"          pd  phone E.164 digits without "+" (Meta)
+    fn  first name   ln  last name   fi  first initial   ct  city   st  state / region   (hashed)
+    z   postal code, unhashed: US 5 digits; elsewhere uppercase, single spaces (Google's form)
+    c   country, ISO 3166-1 alpha-2 uppercase, unhashed
+    dy  dm  dd   date of birth year "YYYY", month "MM", day "DD" (hashed; Meta takes them split)
+    g   gender "m" / "f" (hashed)
+    x   external id, trimmed, unhashed       m   mobile advertiser id, lowercase UUID, unhashed
+
+Date of birth and Meta: Meta's schema has no full-date key, so ``prepare("meta", "date_of_birth", raw)``
+is None (reason says so); ask for ``"dob_year"`` / ``"dob_month"`` / ``"dob_day"`` with the raw date instead.
+
+Documented choices where the platforms' docs leave room:
+- Names and cities keep letters (accented ones too, NFC) and combining marks; spaces, digits and
+  punctuation are removed ("Mary-Ann" -> "maryann", "São Paulo" -> "sãopaulo"), for every platform.
+- Google: dots removed from gmail.com / googlemail.com local parts (Customer Match docs); "+tags" are
+  kept (the Google Ads API docs do not ask to strip them; the newer Data Manager API does).
+- The Trade Desk: base64 of the SHA-256 digest (UID2 hashed-email / hashed-phone format).
+- Phones must be valid numbers (``phonenumbers.is_valid_number``); national numbers are read with the
+  audience's default region; "+CC" numbers are accepted whatever the region.
+- Ambiguous numeric dates (03/04/1985) follow the region's convention: month first for the US and its
+  territories, day first elsewhere. Two-digit years pivot on the current year. Future dates and years
+  before 1900 are rejected.
+- US ZIP codes: first five digits of ZIP / ZIP+4; a four-digit ZIP gets its leading zero back (lost by
+  spreadsheets).
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as _dt
+import re
+import unicodedata
+from collections.abc import Iterable, Mapping
+from functools import lru_cache
+from hashlib import sha256
+
+import phonenumbers
+from phonenumbers import phonenumberutil as _pnu
+
+KEYS: tuple[str, ...] = (
+    "email",
+    "phone",
+    "first_name",
+    "last_name",
+    "first_initial",
+    "city",
+    "state",
+    "postal_code",
+    "country",
+    "date_of_birth",
+    "gender",
+    "external_id",
+    "maid",
+)
+
+KEY_LABELS: dict[str, str] = {
+    "email": "Email",
+    "phone": "Phone",
+    "first_name": "First name",
+    "last_name": "Last name",
+    "first_initial": "First initial",
+    "city": "City",
+    "state": "State / region",
+    "postal_code": "Postal code",
+    "country": "Country",
+    "date_of_birth": "Date of birth",
+    "gender": "Gender",
+    "external_id": "External ID",
+    "maid": "Mobile advertiser ID",
+}
+
+# Output key names of platform_values (our names; adapters map them to the platform's schema).
+OUTPUT_KEYS: tuple[str, ...] = (
+    "email",
+    "phone",
+    "first_name",
+    "last_name",
+    "first_initial",
+    "city",
+    "state",
+    "postal_code",
+    "country",
+    "dob_year",
+    "dob_month",
+    "dob_day",
+    "gender",
+    "external_id",
+    "maid",
+)
+
+PLATFORM_CODES: tuple[str, ...] = ("meta", "google_ads", "linkedin", "tiktok", "ttd", "netflix")
+
+# How a stored value becomes the value sent.
+HEX = "hex"  # stored SHA-256 hex, sent as is
+RAW = "raw"  # stored unhashed, sent as is
+SHA_LOWER = "sha_lower"  # stored unhashed, sent as SHA-256 hex of its lowercase form
+SHA_ZIP = "sha_zip"  # stored postal code, sent as SHA-256 hex of Meta's form (lowercase, no spaces/dashes)
+SHA = "sha"  # stored unhashed, sent as SHA-256 hex
+B64 = "b64"  # stored SHA-256 hex, sent as base64 of the digest bytes (The Trade Desk / UID2)
+
+# THE per-platform table: output key -> (stored keys, first present wins; encoding). Only listed keys are sent.
+PLATFORM_KEYS: dict[str, dict[str, tuple[tuple[str, ...], str]]] = {
+    "meta": {
+        "email": (("e",), HEX),
+        "phone": (("pd",), HEX),  # digits with country code, no "+"
+        "first_name": (("fn",), HEX),
+        "last_name": (("ln",), HEX),
+        "first_initial": (("fi",), HEX),
+        "city": (("ct",), HEX),
+        "state": (("st",), HEX),
+        "postal_code": (("z",), SHA_ZIP),
+        "country": (("c",), SHA_LOWER),
+        "dob_year": (("dy",), HEX),
+        "dob_month": (("dm",), HEX),
+        "dob_day": (("dd",), HEX),
+        "gender": (("g",), HEX),
+        "external_id": (("x",), RAW),  # EXTERN_ID: sent as is
+        "maid": (("m",), RAW),  # MADID: lowercase, not hashed
+    },
+    "google_ads": {
+        "email": (("eg", "e"), HEX),  # gmail dots removed
+        "phone": (("p",), HEX),  # E.164 with "+"
+        "first_name": (("fn",), HEX),
+        "last_name": (("ln",), HEX),
+        "country": (("c",), RAW),  # address_info.country_code, uppercase, unhashed
+        "postal_code": (("z",), RAW),  # address_info.postal_code, unhashed
+    },
+    "linkedin": {
+        "email": (("e",), HEX),  # SHA256_EMAIL
+        "maid": (("m",), RAW),  # GOOGLE_AID
+    },
+    "tiktok": {
+        "email": (("e",), HEX),  # EMAIL_SHA256
+        "phone": (("p",), HEX),  # PHONE_SHA256, E.164 with "+"
+        "maid": (("m",), SHA),  # IDFA_SHA256 / GAID_SHA256
+    },
+    "ttd": {
+        "email": (("eu", "e"), B64),  # EmailHashedUnifiedId2
+        "phone": (("p",), B64),  # PhoneHashedUnifiedId2
+    },
+    "netflix": {
+        "email": (("e",), HEX),
+        "phone": (("p",), HEX),
+        "maid": (("m",), SHA),
+    },
+}
+
+PLATFORM_LABELS = {
+    "meta": "Meta",
+    "google_ads": "Google Ads",
+    "linkedin": "LinkedIn",
+    "tiktok": "TikTok",
+    "ttd": "The Trade Desk",
+    "netflix": "Netflix",
+}
+
+# Which stored keys carry each match key (coverage, and prepare_record's bookkeeping).
+_COVERAGE: tuple[tuple[str, str], ...] = (
+    ("email", "e"),
+    ("phone", "p"),
+    ("first_name", "fn"),
+    ("last_name", "ln"),
+    ("first_initial", "fi"),
+    ("city", "ct"),
+    ("state", "st"),
+    ("postal_code", "z"),
+    ("country", "c"),
+    ("date_of_birth", "dy"),
+    ("gender", "g"),
+    ("external_id", "x"),
+    ("maid", "m"),
+)
+
+# CSV header -> key. Headers are compared after lowercasing and dropping everything but letters and digits.
+HEADER_ALIASES: dict[str, str] = {}
+for _key, _aliases in {
+    "email": "email e-mail emailaddress email_address mail e_mail courriel correo eposta emails primaryemail",
+    "phone": "phone phonenumber phone_number telephone tel mobile mobilephone cell cellphone msisdn "
+    "mobilenumber contactnumber téléphone telefono telefon handy",
+    "first_name": "first_name firstname fname givenname given_name forename first prenom prénom vorname nombre",
+    "last_name": "last_name lastname lname surname familyname family_name last nom nachname apellido",
+    "first_initial": "first_initial firstinitial fi initial",
+    "city": "city town locality ville stadt ciudad",
+    "state": "state region province st stateprovince state_province county",
+    "postal_code": "postal_code postalcode postcode zip zipcode zip_code plz cp codepostal",
+    "country": "country countrycode country_code nation pays land pais",
+    "date_of_birth": "date_of_birth dateofbirth dob birthdate birth_date birthday dateofbirthday",
+    "gender": "gender sex geschlecht genre",
+    "external_id": "external_id externalid extern_id customerid customer_id userid user_id id crmid memberid "
+    "member_id accountid clientid",
+    "maid": "maid madid idfa gaid aaid adid advertisingid advertising_id mobileadid mobile_advertiser_id "
+    "deviceid device_id mobileid",
+}.items():
+    for _alias in _aliases.split():
+        HEADER_ALIASES[re.sub(r"[^0-9a-zà-ÿ]", "", _alias)] = _key
+_HEADER_STRIP = re.compile(r"[^0-9a-zà-ÿ]")
+
+
+def guess_key(header: str) -> str | None:
+    """The match key a CSV column header most likely holds, or None."""
+    if not header:
+        return None
+    cleaned = _HEADER_STRIP.sub("", unicodedata.normalize("NFC", str(header)).strip().lower())
+    return HEADER_ALIASES.get(cleaned)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Hashing helpers
+
+
+def _h(value: str) -> str:
+    return sha256(value.encode()).hexdigest()
+
+
+_h_cached = lru_cache(maxsize=1 << 16)(_h)
+
+
+def _b64(hex_digest: str) -> str:
+    return base64.b64encode(bytes.fromhex(hex_digest)).decode("ascii")
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Normalizers: raw text -> normalized string (before hashing), or raise _Reject(reason).
+
+
+class _Reject(Exception):
+    __slots__ = ("reason",)
+
+    def __init__(self, reason: str):
+        self.reason = reason
+
+
+_EMAIL_RE = re.compile(r"[^@\s<>(),;:\"\[\]\\]+@[^@\s<>(),;:\"\[\]\\]+\.[^@\s<>(),;:\"\[\]\\.]+")
+_EMAIL_DOMAIN_RE = re.compile(r"(?:[^.@\s]+\.)+[^.@\s]+")
+
+
+def _norm_email(raw: str) -> str:
+    value = raw.strip()
+    if not value.isascii():
+        value = unicodedata.normalize("NFC", value)
+    value = value.lower()
+    if value.startswith("mailto:"):
+        value = value[7:]
+    if not value:
+        raise _Reject("empty")
+    if _EMAIL_RE.fullmatch(value) is None:
+        raise _Reject("not an email address")
+    local, _, domain = value.rpartition("@")
+    if local.startswith(".") or local.endswith(".") or ".." in local or _EMAIL_DOMAIN_RE.fullmatch(domain) is None:
+        raise _Reject("not an email address")
+    return value
+
+
+def _google_email(email: str) -> str:
+    """Google Customer Match: remove dots from the local part of gmail.com / googlemail.com addresses."""
+    local, _, domain = email.rpartition("@")
+    if domain == "gmail.com" or domain == "googlemail.com":
+        return local.replace(".", "") + "@" + domain
+    return email
+
+
+def _uid2_email(email: str) -> str:
+    """UID2 (The Trade Desk): gmail.com local part without dots and without "+" and what follows."""
+    local, _, domain = email.rpartition("@")
+    if domain == "gmail.com":
+        local = local.split("+", 1)[0].replace(".", "")
+        return local + "@" + domain
+    return email
+
+
+# --- phone ---
+
+_PHONE_PUNCT = str.maketrans("", "", " ()-./\t\u00a0\u2010\u2011\u2012\u2013\u2014\u2212")
+_TYPE_DESCS = (
+    "premium_rate",
+    "toll_free",
+    "shared_cost",
+    "voip",
+    "personal_number",
+    "pager",
+    "uan",
+    "voicemail",
+    "fixed_line",
+    "mobile",
+)
+
+
+class _RegionPlan:
+    """Precompiled phonenumbers metadata for the fast path (valid numbers of a region's main plan)."""
+
+    __slots__ = ("cc", "cc_str", "np_re", "idd_re", "general", "types", "fast")
+
+    def __init__(self, region: str):
+        meta = phonenumbers.PhoneMetadata.metadata_for_region(region)
+        self.cc = meta.country_code
+        self.cc_str = str(meta.country_code)
+        self.np_re = re.compile(meta.national_prefix_for_parsing) if meta.national_prefix_for_parsing else None
+        self.idd_re = re.compile(meta.international_prefix) if meta.international_prefix else None
+        self.general = _desc(meta.general_desc)
+        self.types = tuple(d for d in (_desc(getattr(meta, n, None)) for n in _TYPE_DESCS) if d is not None)
+        regions = _pnu.COUNTRY_CODE_TO_REGION_CODE.get(meta.country_code, ())
+        # Fast path only where phonenumbers' own region choice is certain: the calling code's main region,
+        # no leading-digits rule, no national-prefix transform rule.
+        self.fast = (
+            bool(regions)
+            and regions[0] == region
+            and not meta.leading_digits
+            and not meta.national_prefix_transform_rule
+            and self.general is not None
+        )
+
+    def matches(self, desc, nsn: str) -> bool:
+        lengths, pattern = desc
+        return (lengths is None or len(nsn) in lengths) and pattern.fullmatch(nsn) is not None
+
+    def strip_np(self, number: str) -> str:
+        # phonenumbers' _maybe_strip_national_prefix_carrier_code, without transform rules.
+        if self.np_re is None or not number:
+            return number
+        m = self.np_re.match(number)
+        if m is None:
+            return number
+        rest = number[m.end() :]
+        if self.matches_general_pattern(number) and not self.matches_general_pattern(rest):
+            return number
+        return rest
+
+    def matches_general_pattern(self, number: str) -> bool:
+        return self.general[1].fullmatch(number) is not None
+
+    def valid(self, nsn: str) -> bool:
+        if not nsn or nsn[0] == "0" or not self.matches(self.general, nsn):
+            return False
+        return any(self.matches(desc, nsn) for desc in self.types)
+
+
+def _desc(desc):
+    if desc is None or not desc.national_number_pattern:
+        return None
+    lengths = desc.possible_length
+    if lengths and lengths[0] == -1:
+        return None
+    return (frozenset(lengths) if lengths else None, re.compile(desc.national_number_pattern))
+
+
+@lru_cache(maxsize=512)
+def _plan(region: str) -> _RegionPlan | None:
+    if region not in _pnu.SUPPORTED_REGIONS:
+        return None
+    return _RegionPlan(region)
+
+
+@lru_cache(maxsize=1024)
+def _plan_for_cc(cc: int) -> _RegionPlan | None:
+    regions = _pnu.COUNTRY_CODE_TO_REGION_CODE.get(cc)
+    if not regions or regions[0] == "001":
+        return None
+    plan = _plan(regions[0])
+    return plan if plan is not None and plan.fast else None
+
+
+def _phone_fast(value: str, region: str | None) -> str | None:
+    """E.164 for the common shapes, identical to phonenumbers' answer; None = ask phonenumbers."""
+    digits = value.translate(_PHONE_PUNCT)
+    if not digits.isascii():
+        return None
+    if digits[:1] == "+":
+        digits = digits[1:]
+        if not digits.isdigit() or digits[0] == "0":
+            return None
+        for size in (1, 2, 3):
+            cc_str = digits[:size]
+            if int(cc_str or "0") in _pnu.COUNTRY_CODE_TO_REGION_CODE:
+                plan = _plan_for_cc(int(cc_str))
+                if plan is None:
+                    return None
+                nsn = plan.strip_np(digits[size:])
+                return "+" + cc_str + nsn if plan.valid(nsn) else None
+        return None
+    if region is None or not digits.isdigit():
+        return None
+    plan = _plan(region)
+    if plan is None or not plan.fast:
+        return None
+    if plan.idd_re is not None and plan.idd_re.match(digits):
+        return None
+    if digits.startswith(plan.cc_str):
+        # phonenumbers' "starts with the region's own calling code" rule: leave those to it.
+        return None
+    nsn = plan.strip_np(digits)
+    return "+" + plan.cc_str + nsn if plan.valid(nsn) else None
+
+
+@lru_cache(maxsize=1 << 15)
+def _phone_slow(value: str, region: str | None) -> str | None:
+    try:
+        number = phonenumbers.parse(value, region)
+    except phonenumbers.NumberParseException:
+        return None
+    if not phonenumbers.is_valid_number(number):
+        return None
+    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+
+
+def _norm_phone(raw: str, region: str | None) -> str:
+    """E.164 with "+"."""
+    value = raw.strip()
+    if not value:
+        raise _Reject("empty")
+    if len(value) > 40:
+        raise _Reject("not a valid phone number")
+    e164 = _phone_fast(value, region) or _phone_slow(value, region)
+    if e164 is None:
+        if region is None and value[:1] != "+":
+            raise _Reject("no country code and no default region")
+        raise _Reject("not a valid phone number")
+    return e164
+
+
+# --- names, city ---
+
+_NON_LOWER_ASCII = re.compile(r"[^a-z]+")
+
+
+def _letters(raw: str) -> str:
+    """Lowercase letters (and combining marks) only, NFC."""
+    if raw.isascii():
+        return _NON_LOWER_ASCII.sub("", raw.lower())
+    value = unicodedata.normalize("NFC", unicodedata.normalize("NFC", raw).lower())
+    kept = "".join(ch for ch in value if ch.isalpha() or unicodedata.category(ch)[0] == "M")
+    value = unicodedata.normalize("NFC", kept)
+    # A second lowering pass settles the rare letters whose lowercase is not stable under NFC.
+    return value if value == value.lower() else _letters_settle(value)
+
+
+def _letters_settle(value: str) -> str:
+    for _ in range(3):
+        nxt = unicodedata.normalize("NFC", value.lower())
+        nxt = unicodedata.normalize(
+            "NFC", "".join(ch for ch in nxt if ch.isalpha() or unicodedata.category(ch)[0] == "M")
+        )
+        if nxt == value:
+            break
+        value = nxt
+    return value
+
+
+@lru_cache(maxsize=1 << 16)
+def _norm_name(raw: str) -> str:
+    value = _letters(raw)
+    if not value:
+        raise _Reject("no letters")
+    return value
+
+
+def _norm_initial(raw: str) -> str:
+    return _norm_name(raw)[0]
+
+
+_norm_city = _norm_name
+
+
+# --- state ---
+
+_US_STATES = {
+    "alabama": "al", "alaska": "ak", "arizona": "az", "arkansas": "ar", "california": "ca", "colorado": "co",
+    "connecticut": "ct", "delaware": "de", "districtofcolumbia": "dc", "washingtondc": "dc", "florida": "fl",
+    "georgia": "ga", "hawaii": "hi", "idaho": "id", "illinois": "il", "indiana": "in", "iowa": "ia",
+    "kansas": "ks", "kentucky": "ky", "louisiana": "la", "maine": "me", "maryland": "md",
+    "massachusetts": "ma", "michigan": "mi", "minnesota": "mn", "mississippi": "ms", "missouri": "mo",
+    "montana": "mt", "nebraska": "ne", "nevada": "nv", "newhampshire": "nh", "newjersey": "nj",
+    "newmexico": "nm", "newyork": "ny", "northcarolina": "nc", "northdakota": "nd", "ohio": "oh",
+    "oklahoma": "ok", "oregon": "or", "pennsylvania": "pa", "rhodeisland": "ri", "southcarolina": "sc",
+    "southdakota": "sd", "tennessee": "tn", "texas": "tx", "utah": "ut", "vermont": "vt", "virginia": "va",
+    "washington": "wa", "westvirginia": "wv", "wisconsin": "wi", "wyoming": "wy", "puertorico": "pr",
+    "guam": "gu", "americansamoa": "as", "virginislands": "vi", "usvirginislands": "vi",
+    "northernmarianaislands": "mp", "armedforcesamericas": "aa", "armedforceseurope": "ae",
+    "armedforcespacific": "ap",
+}  # fmt: skip
+_CA_PROVINCES = {
+    "alberta": "ab", "britishcolumbia": "bc", "manitoba": "mb", "newbrunswick": "nb",
+    "newfoundlandandlabrador": "nl", "newfoundland": "nl", "novascotia": "ns", "northwestterritories": "nt",
+    "nunavut": "nu", "ontario": "on", "princeedwardisland": "pe", "quebec": "qc", "québec": "qc",
+    "saskatchewan": "sk", "yukon": "yt",
+}  # fmt: skip
+_STATE_CODES = {
+    "US": (frozenset(_US_STATES.values()), _US_STATES),
+    "CA": (frozenset(_CA_PROVINCES.values()), _CA_PROVINCES),
+}
+
+
+@lru_cache(maxsize=1 << 14)
+def _norm_state(raw: str, region: str | None) -> str:
+    value = _letters(raw)
+    if not value:
+        raise _Reject("no letters")
+    table = _STATE_CODES.get(region or "")
+    if table is None:
+        return value
+    codes, names = table
+    if value in codes:
+        return value
+    code = names.get(value)
+    if code is None:
+        raise _Reject("not a US state" if region == "US" else "not a Canadian province")
+    return code
+
+
+# --- postal code ---
+
+_US_ZIP = re.compile(r"(\d{4,5})(?:[- ]?\d{4})?")
+_POSTAL_OK = re.compile(r"[0-9A-Z](?:[0-9A-Z -]{0,10}[0-9A-Z])?")
+_SPACES = re.compile(r"\s+")
+
+
+@lru_cache(maxsize=1 << 16)
+def _norm_postal(raw: str, region: str | None) -> str:
+    """Stored / Google form: US 5 digits; elsewhere trimmed, uppercase, single spaces."""
+    value = _SPACES.sub(" ", raw.strip()).upper()
+    if not value:
+        raise _Reject("empty")
+    if region == "US":
+        m = _US_ZIP.fullmatch(value)
+        if m is None:
+            raise _Reject("not a US ZIP code")
+        return m.group(1).zfill(5)
+    if not value.isascii() or _POSTAL_OK.fullmatch(value) is None:
+        raise _Reject("not a postal code")
+    return value
+
+
+@lru_cache(maxsize=1 << 16)
+def _meta_zip(stored_zip: str) -> str:
+    return stored_zip.lower().replace(" ", "").replace("-", "")
+
+
+def _h_meta_zip(stored_zip: str) -> str:
+    return _h_cached(_meta_zip(stored_zip))
+
+
+# --- country ---
+
+_COUNTRY_EXTRA = {
+    "usa": "US", "us": "US", "unitedstates": "US", "unitedstatesofamerica": "US", "america": "US",
+    "uk": "GB", "greatbritain": "GB", "britain": "GB", "england": "GB", "scotland": "GB", "wales": "GB",
+    "northernireland": "GB", "unitedkingdom": "GB", "russia": "RU", "southkorea": "KR", "korea": "KR",
+    "northkorea": "KP", "iran": "IR", "syria": "SY", "vietnam": "VN", "laos": "LA", "bolivia": "BO",
+    "venezuela": "VE", "tanzania": "TZ", "moldova": "MD", "taiwan": "TW", "czechia": "CZ",
+    "czechrepublic": "CZ", "holland": "NL", "thenetherlands": "NL", "deutschland": "DE", "espana": "ES",
+    "españa": "ES", "italia": "IT", "brasil": "BR", "méxico": "MX", "turkey": "TR", "türkiye": "TR",
+    "ivorycoast": "CI", "uae": "AE", "emirates": "AE", "macau": "MO", "hongkong": "HK", "palestine": "PS",
+    "vaticancity": "VA", "capeverde": "CV", "swaziland": "SZ", "burma": "MM", "eastimor": "TL",
+    "brunei": "BN", "micronesia": "FM",
+}  # fmt: skip
+
+
+@lru_cache(maxsize=1)
+def _country_tables() -> tuple[frozenset, dict, dict]:
+    try:
+        import pycountry
+    except ImportError:  # pragma: no cover - pycountry comes with facebook-business
+        alpha2 = frozenset(v for v in _COUNTRY_EXTRA.values())
+        return alpha2, {}, dict(_COUNTRY_EXTRA)
+    alpha2 = set()
+    alpha3 = {}
+    names = {}
+    for c in pycountry.countries:
+        alpha2.add(c.alpha_2)
+        alpha3[c.alpha_3] = c.alpha_2
+        for attr in ("name", "common_name", "official_name"):
+            name = getattr(c, attr, None)
+            if name:
+                names[_letters(name)] = c.alpha_2
+    alpha2.add("XK")  # Kosovo: user-assigned, used by platforms
+    names.update(_COUNTRY_EXTRA)
+    return frozenset(alpha2), alpha3, names
+
+
+@lru_cache(maxsize=4096)
+def _norm_country(raw: str) -> str:
+    """ISO 3166-1 alpha-2, uppercase."""
+    value = raw.strip()
+    if not value:
+        raise _Reject("empty")
+    alpha2, alpha3, names = _country_tables()
+    upper = value.upper().replace(".", "")
+    if len(upper) == 2 and upper in alpha2:
+        return upper
+    if len(upper) == 3 and upper in alpha3:
+        return alpha3[upper]
+    code = names.get(_letters(value))
+    if code is None:
+        raise _Reject("not a country")
+    return code
+
+
+# --- date of birth ---
+
+_MONTHS = {
+    "jan": 1, "january": 1, "feb": 2, "february": 2, "mar": 3, "march": 3, "apr": 4, "april": 4, "may": 5,
+    "jun": 6, "june": 6, "jul": 7, "july": 7, "aug": 8, "august": 8, "sep": 9, "sept": 9, "september": 9,
+    "oct": 10, "october": 10, "nov": 11, "november": 11, "dec": 12, "december": 12,
+}  # fmt: skip
+_MONTH_FIRST_REGIONS = frozenset({"US", "PR", "GU", "VI", "AS", "MP", "UM", "FM", "MH", "PW"})
+_DOB_ISO = re.compile(r"(\d{4})[-/.](\d{1,2})[-/.](\d{1,2})(?:[t ][0-9:.]*(?:z|[+-]\d\d:?\d\d)?)?")
+_DOB_COMPACT = re.compile(r"(\d{4})(\d{2})(\d{2})")
+_DOB_NUMERIC = re.compile(r"(\d{1,2})[-/. ](\d{1,2})[-/. ](\d{4}|\d{2})(?:[t ][0-9:.]*)?")
+_DOB_DAY_MONTHNAME = re.compile(r"(\d{1,2})(?:st|nd|rd|th)?[ \-/.]+([a-z]+)\.?,?[ \-/.]+(\d{4}|\d{2})")
+_DOB_MONTHNAME_DAY = re.compile(r"([a-z]+)\.?[ \-/.]+(\d{1,2})(?:st|nd|rd|th)?,?[ \-/.]+(\d{4}|\d{2})")
+
+
+def _full_year(year: str, today: _dt.date) -> int:
+    y = int(year)
+    if len(year) == 2:
+        y += 2000
+        if y > today.year:
+            y -= 100
+    return y
+
+
+@lru_cache(maxsize=1 << 16)
+def _norm_dob(raw: str, region: str | None) -> str:
+    """YYYYMMDD."""
+    value = raw.strip().lower()
+    if not value:
+        raise _Reject("empty")
+    today = _dt.date.today()
+    m = _DOB_COMPACT.fullmatch(value) or _DOB_ISO.fullmatch(value)
+    if m:
+        y, mo, d = int(m.group(1)), int(m.group(2)), int(m.group(3))
+    elif m := _DOB_NUMERIC.fullmatch(value):
+        a, b = int(m.group(1)), int(m.group(2))
+        y = _full_year(m.group(3), today)
+        month_first = (b > 12 and a <= 12) or (region in _MONTH_FIRST_REGIONS and not (a > 12 and b <= 12))
+        mo, d = (a, b) if month_first else (b, a)
+    elif (m := _DOB_DAY_MONTHNAME.fullmatch(value)) and m.group(2) in _MONTHS:
+        d, mo, y = int(m.group(1)), _MONTHS[m.group(2)], _full_year(m.group(3), today)
+    elif (m := _DOB_MONTHNAME_DAY.fullmatch(value)) and m.group(1) in _MONTHS:
+        mo, d, y = _MONTHS[m.group(1)], int(m.group(2)), _full_year(m.group(3), today)
+    else:
+        raise _Reject("not a date")
+    try:
+        date = _dt.date(y, mo, d)
+    except ValueError:
+        raise _Reject("impossible date") from None
+    if date > today or y < 1900:
+        raise _Reject("implausible birth date")
+    return f"{y:04d}{mo:02d}{d:02d}"
+
+
+# --- gender ---
+
+_GENDERS = {
+    **dict.fromkeys(
+        ("m", "male", "man", "men", "mr", "h", "homme", "masculin", "hombre", "masculino", "herr", "mann",
+         "männlich", "maennlich", "maschio", "boy"),
+        "m",
+    ),
+    **dict.fromkeys(
+        ("f", "female", "woman", "women", "w", "mrs", "ms", "miss", "femme", "féminin", "feminin", "mujer",
+         "femenino", "frau", "weiblich", "femmina", "donna", "girl"),
+        "f",
+    ),
+}  # fmt: skip
+
+
+@lru_cache(maxsize=1024)
+def _norm_gender(raw: str) -> str:
+    value = raw.strip().lower().rstrip(".")
+    if not value:
+        raise _Reject("empty")
+    g = _GENDERS.get(value) or _GENDERS.get(unicodedata.normalize("NFC", value))
+    if g is None:
+        raise _Reject("not m or f")
+    return g
+
+
+# --- ids ---
+
+
+def _norm_external_id(raw: str) -> str:
+    value = raw.strip()
+    if not value.isascii():
+        value = unicodedata.normalize("NFC", value)
+    if not value:
+        raise _Reject("empty")
+    if len(value) > 256:
+        raise _Reject("longer than 256 characters")
+    return value
+
+
+_UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+_HEX32 = re.compile(r"[0-9a-f]{32}")
+_ZERO_MAID = "00000000-0000-0000-0000-000000000000"
+
+
+def _norm_maid(raw: str) -> str:
+    value = raw.strip().lower()
+    if not value:
+        raise _Reject("empty")
+    if _UUID.fullmatch(value) is None:
+        if _HEX32.fullmatch(value) is None:
+            raise _Reject("not an IDFA / GAID")
+        value = f"{value[:8]}-{value[8:12]}-{value[12:16]}-{value[16:20]}-{value[20:]}"
+    if value == _ZERO_MAID:
+        raise _Reject("limited ad tracking (all zeros)")
+    return value
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Public API
+
+
+def _region(default_region: str | None) -> str | None:
+    return default_region.upper() if default_region else None
+
+
+def normalize(key: str, raw: object, *, platform: str | None = None, default_region: str | None = None) -> str | None:
+    """The normalized string (before hashing) for ``key``; None if unusable. Never raises on bad input.
+
+    ``platform`` picks the platform's form where it differs (Meta phone digits without "+", Google gmail
+    without dots, Google country uppercase, Meta postal code without spaces). ``date_of_birth`` gives
+    YYYYMMDD; ``dob_year`` / ``dob_month`` / ``dob_day`` its parts.
+    """
+    return _normalize(key, raw, platform, _region(default_region))[0]
+
+
+def _normalize(key: str, raw: object, platform: str | None, region: str | None) -> tuple[str | None, str]:
+    if raw is None:
+        return None, "empty"
+    if not isinstance(raw, str):
+        raw = str(raw)
+    try:
+        if key == "email":
+            value = _norm_email(raw)
+            if platform == "google_ads":
+                value = _google_email(value)
+            elif platform == "ttd":
+                value = _uid2_email(value)
+        elif key == "phone":
+            value = _norm_phone(raw, region)
+            if platform == "meta":
+                value = value[1:]
+        elif key in ("first_name", "last_name", "city"):
+            value = _norm_name(raw)
+        elif key == "first_initial":
+            value = _norm_initial(raw)
+        elif key == "state":
+            value = _norm_state(raw, region)
+        elif key == "postal_code":
+            value = _norm_postal(raw, region)
+            if platform == "meta":
+                value = _meta_zip(value)
+        elif key == "country":
+            value = _norm_country(raw)
+            if platform != "google_ads":
+                value = value.lower()
+        elif key in ("date_of_birth", "dob_year", "dob_month", "dob_day"):
+            value = _norm_dob(raw, region)
+            if key == "dob_year":
+                value = value[:4]
+            elif key == "dob_month":
+                value = value[4:6]
+            elif key == "dob_day":
+                value = value[6:]
+        elif key == "gender":
+            value = _norm_gender(raw)
+        elif key == "external_id":
+            value = _norm_external_id(raw)
+        elif key == "maid":
+            value = _norm_maid(raw)
+        else:
+            return None, f"unknown match key {key!r}"
+    except _Reject as reject:
+        return None, reject.reason
+    return value, ""
+
+
+class Explanation:
+    """What ``prepare`` sends for one value (``value``; None if nothing) and, if nothing, why (``reason``)."""
+
+    __slots__ = ("value", "reason")
+
+    def __init__(self, value: str | None, reason: str = ""):
+        self.value = value
+        self.reason = reason
+
+    def __repr__(self):
+        return f"Explanation(value={self.value!r}, reason={self.reason!r})"
+
+    def __bool__(self):
+        return self.value is not None
+
+
+def explain(platform_code: str, key: str, raw_value: object, *, default_region: str | None = None) -> Explanation:
+    """Like ``prepare`` but returns the value and, when it is None, the reason."""
+    table = PLATFORM_KEYS.get(platform_code)
+    if table is None:
+        return Explanation(None, f"unknown platform {platform_code!r}")
+    out_key = key
+    if key == "date_of_birth":
+        if "dob_year" in table:
+            return Explanation(None, f"{PLATFORM_LABELS[platform_code]} takes dob_year / dob_month / dob_day")
+        return Explanation(None, f"{PLATFORM_LABELS[platform_code]} does not take date of birth")
+    if out_key not in table:
+        label = KEY_LABELS.get(key, key)
+        return Explanation(None, f"{PLATFORM_LABELS[platform_code]} does not take {label.lower()}")
+    # Build the stored value exactly as prepare_record would, then encode it as platform_values does.
+    record = prepare_record({_SOURCE_KEY.get(key, key): raw_value}, default_region=default_region)
+    values = platform_values(platform_code, record.stored)
+    value = values.get(out_key)
+    if value is None:
+        reason = record.rejections[0][1] if record.rejections else "empty"
+        return Explanation(None, reason)
+    return Explanation(value, "")
+
+
+_SOURCE_KEY = {"dob_year": "date_of_birth", "dob_month": "date_of_birth", "dob_day": "date_of_birth"}
+
+
+def prepare(platform_code: str, key: str, raw_value: object, *, default_region: str | None = None) -> str | None:
+    """The exact string sent to ``platform_code`` for ``key`` (hashed where it hashes), or None if unusable.
+
+    ``key`` is one of KEYS, or ``dob_year`` / ``dob_month`` / ``dob_day`` (given the raw date) for Meta.
+    ``explain`` gives the reason for a None.
+    """
+    return explain(platform_code, key, raw_value, default_region=default_region).value
+
+
+class PreparedRecord:
+    """One raw row after normalization: ``stored`` (what Member.keys holds), ``rejections`` and ``identifiable``."""
+
+    __slots__ = ("stored", "rejections")
+
+    def __init__(self, stored: dict[str, str], rejections: list[tuple[str, str]]):
+        self.stored = stored
+        self.rejections = rejections
+
+    @property
+    def identifiable(self) -> bool:
+        return is_identifiable(self.stored)
+
+    def __repr__(self):
+        return f"PreparedRecord(keys={sorted(self.stored)}, rejections={self.rejections})"
+
+
+def is_identifiable(stored: Mapping[str, str]) -> bool:
+    """At least one key some platform can match on alone: email, phone, mobile id, external id, or a
+    first + last name with a postal code, city or birth date (Meta's and Google's name-and-address matching)."""
+    if "e" in stored or "p" in stored or "m" in stored or "x" in stored:
+        return True
+    return "fn" in stored and "ln" in stored and ("z" in stored or "ct" in stored or "dy" in stored)
+
+
+def prepare_record(raw: Mapping[str, object], *, default_region: str | None) -> PreparedRecord:
+    """Normalize and hash one row ({match key: raw text}); empty cells are skipped silently.
+
+    The row's own country (when valid) sets the region for its phone, state, postal code and date;
+    otherwise ``default_region`` (the audience's) does.
+    """
+    stored: dict[str, str] = {}
+    rejections: list[tuple[str, str]] = []
+    region = default_region.upper() if default_region else None
+    get = raw.get
+
+    value = get("country")
+    if value:
+        try:
+            c = _norm_country(value if isinstance(value, str) else str(value))
+            stored["c"] = c
+            region = c
+        except _Reject as r:
+            rejections.append(("country", r.reason))
+
+    value = get("email")
+    if value:
+        try:
+            email = _norm_email(value if isinstance(value, str) else str(value))
+            stored["e"] = _h(email)
+            if "@g" in email:
+                g = _google_email(email)
+                if g != email:
+                    stored["eg"] = _h(g)
+                u = _uid2_email(email)
+                if u != email:
+                    stored["eu"] = stored["eg"] if u == g and g != email else _h(u)
+        except _Reject as r:
+            rejections.append(("email", r.reason))
+
+    value = get("phone")
+    if value:
+        try:
+            e164 = _norm_phone(value if isinstance(value, str) else str(value), region)
+            stored["p"] = _h(e164)
+            stored["pd"] = _h(e164[1:])
+        except _Reject as r:
+            rejections.append(("phone", r.reason))
+
+    value = get("first_name")
+    if value:
+        try:
+            first = _norm_name(value if isinstance(value, str) else str(value))
+            stored["fn"] = _h_cached(first)
+            stored["fi"] = _h_cached(first[0])
+        except _Reject as r:
+            rejections.append(("first_name", r.reason))
+
+    value = get("first_initial")
+    if value:
+        try:
+            stored["fi"] = _h_cached(_norm_initial(value if isinstance(value, str) else str(value)))
+        except _Reject as r:
+            rejections.append(("first_initial", r.reason))
+
+    for key, short in (("last_name", "ln"), ("city", "ct")):
+        value = get(key)
+        if value:
+            try:
+                stored[short] = _h_cached(_norm_name(value if isinstance(value, str) else str(value)))
+            except _Reject as r:
+                rejections.append((key, r.reason))
+
+    value = get("state")
+    if value:
+        try:
+            stored["st"] = _h_cached(_norm_state(value if isinstance(value, str) else str(value), region))
+        except _Reject as r:
+            rejections.append(("state", r.reason))
+
+    value = get("postal_code")
+    if value:
+        try:
+            stored["z"] = _norm_postal(value if isinstance(value, str) else str(value), region)
+        except _Reject as r:
+            rejections.append(("postal_code", r.reason))
+
+    value = get("date_of_birth")
+    if value:
+        try:
+            dob = _norm_dob(value if isinstance(value, str) else str(value), region)
+            stored["dy"] = _h_cached(dob[:4])
+            stored["dm"] = _h_cached(dob[4:6])
+            stored["dd"] = _h_cached(dob[6:])
+        except _Reject as r:
+            rejections.append(("date_of_birth", r.reason))
+
+    value = get("gender")
+    if value:
+        try:
+            stored["g"] = _h_cached(_norm_gender(value if isinstance(value, str) else str(value)))
+        except _Reject as r:
+            rejections.append(("gender", r.reason))
+
+    value = get("external_id")
+    if value:
+        try:
+            stored["x"] = _norm_external_id(value if isinstance(value, str) else str(value))
+        except _Reject as r:
+            rejections.append(("external_id", r.reason))
+
+    value = get("maid")
+    if value:
+        try:
+            stored["m"] = _norm_maid(value if isinstance(value, str) else str(value))
+        except _Reject as r:
+            rejections.append(("maid", r.reason))
+
+    return PreparedRecord(stored, rejections)
+
+
+def prepare_records(rows: Iterable[Mapping[str, object]], *, default_region: str | None) -> list[PreparedRecord]:
+    """``prepare_record`` over many rows (the importer's batch entry point)."""
+    return [prepare_record(row, default_region=default_region) for row in rows]
+
+
+# Stored keys in a fixed order, for the fingerprint.
+STORED_KEYS: tuple[str, ...] = (
+    "e", "eg", "eu", "p", "pd", "fn", "ln", "fi", "ct", "st", "z", "c", "dy", "dm", "dd", "g", "x", "m",
+)  # fmt: skip
+
+
+def fingerprint(stored: Mapping[str, str]) -> str:
+    """Stable SHA-256 hex id of a member (same stored keys and values -> same fingerprint)."""
+    parts = []
+    for k in STORED_KEYS:
+        v = stored.get(k)
+        if v is not None:
+            parts.append(k)
+            parts.append(v)
+    return sha256("\x1f".join(parts).encode()).hexdigest()
+
+
+_ENCODERS = {
+    HEX: None,
+    RAW: None,
+    SHA_LOWER: lambda v: _h_cached(v.lower()),
+    SHA_ZIP: _h_meta_zip,
+    SHA: _h_cached,
+    B64: _b64,
+}
+# Flattened table for platform_values' loop: platform -> ((out key, stored keys, encoder or None), ...).
+_PLAN = {
+    code: tuple((out, sources, _ENCODERS[enc]) for out, (sources, enc) in table.items())
+    for code, table in PLATFORM_KEYS.items()
+}
+
+
+def platform_values(platform_code: str, stored: Mapping[str, str]) -> dict[str, str]:
+    """One member as ``platform_code``'s adapter receives it: {output key: exact value to send}."""
+    try:
+        plan = _PLAN[platform_code]
+    except KeyError:
+        raise ValueError(f"unknown platform {platform_code!r}") from None
+    out: dict[str, str] = {}
+    for key, sources, encode in plan:
+        for source in sources:
+            value = stored.get(source)
+            if value is not None:
+                out[key] = value if encode is None else encode(value)
+                break
+    return out
+
+
+def accepted_keys(platform_code: str) -> tuple[str, ...]:
+    """The output keys (platform_values names) ``platform_code`` takes."""
+    try:
+        return tuple(PLATFORM_KEYS[platform_code])
+    except KeyError:
+        raise ValueError(f"unknown platform {platform_code!r}") from None
+
+
+def coverage_keys(stored: Mapping[str, str]) -> tuple[str, ...]:
+    """The match keys (KEYS names) a member carries, for the audience's key coverage counts."""
+    return tuple(key for key, short in _COVERAGE if short in stored)
