@@ -245,8 +245,9 @@ class _Reject(Exception):
         self.reason = reason
 
 
-_EMAIL_RE = re.compile(r"[^@\s<>(),;:\"\[\]\\]+@[^@\s<>(),;:\"\[\]\\]+\.[^@\s<>(),;:\"\[\]\\.]+")
-_EMAIL_DOMAIN_RE = re.compile(r"(?:[^.@\s]+\.)+[^.@\s]+")
+_EMAIL_ATOM = r'[^@\s<>(),;:"\[\]\\.]+'
+# local part: dot-separated atoms (no leading, trailing or double dot); domain: at least two labels.
+_EMAIL_RE = re.compile(rf"{_EMAIL_ATOM}(?:\.{_EMAIL_ATOM})*@(?:{_EMAIL_ATOM}\.)+{_EMAIL_ATOM}")
 
 
 def _norm_email(raw: str) -> str:
@@ -256,13 +257,8 @@ def _norm_email(raw: str) -> str:
     value = value.lower()
     if value.startswith("mailto:"):
         value = value[7:]
-    if not value:
-        raise _Reject("empty")
     if _EMAIL_RE.fullmatch(value) is None:
-        raise _Reject("not an email address")
-    local, _, domain = value.rpartition("@")
-    if local.startswith(".") or local.endswith(".") or ".." in local or _EMAIL_DOMAIN_RE.fullmatch(domain) is None:
-        raise _Reject("not an email address")
+        raise _Reject("not an email address" if value else "empty")
     return value
 
 
@@ -301,18 +297,38 @@ _TYPE_DESCS = (
 
 
 class _RegionPlan:
-    """Precompiled phonenumbers metadata for the fast path (valid numbers of a region's main plan)."""
+    """Precompiled phonenumbers metadata for the fast path.
 
-    __slots__ = ("cc", "cc_str", "np_re", "idd_re", "general", "types", "fast")
+    ``valid`` is phonenumbers' "number type is not UNKNOWN" test (general description, then any type
+    description, each with its possible lengths) folded into one regex per number length.
+    """
+
+    __slots__ = ("cc_str", "np_re", "idd_re", "general", "max_len", "by_len", "any_len", "fast")
 
     def __init__(self, region: str):
         meta = phonenumbers.PhoneMetadata.metadata_for_region(region)
-        self.cc = meta.country_code
         self.cc_str = str(meta.country_code)
         self.np_re = re.compile(meta.national_prefix_for_parsing) if meta.national_prefix_for_parsing else None
         self.idd_re = re.compile(meta.international_prefix) if meta.international_prefix else None
-        self.general = _desc(meta.general_desc)
-        self.types = tuple(d for d in (_desc(getattr(meta, n, None)) for n in _TYPE_DESCS) if d is not None)
+        general = meta.general_desc
+        self.general = re.compile(general.national_number_pattern) if general.national_number_pattern else None
+        general_lengths = [n for n in general.possible_length if n > 0]
+        self.max_len = max(general_lengths) if general_lengths else 0
+        types = [d for d in (_desc(getattr(meta, n, None)) for n in _TYPE_DESCS) if d is not None]
+        lengths = set(general_lengths)
+        for type_lengths, _ in types:
+            lengths |= type_lengths or set()
+        self.by_len = {}
+        for n in lengths:
+            if general_lengths and n not in general_lengths:
+                continue
+            patterns = [p for type_lengths, p in types if type_lengths is None or n in type_lengths]
+            if patterns:
+                self.by_len[n] = re.compile("|".join(f"(?:{p})" for p in patterns))
+        unbounded = [p for type_lengths, p in types if type_lengths is None]
+        self.any_len = None
+        if unbounded and not general_lengths:
+            self.any_len = re.compile("|".join(f"(?:{p})" for p in unbounded))
         regions = _pnu.COUNTRY_CODE_TO_REGION_CODE.get(meta.country_code, ())
         # Fast path only where phonenumbers' own region choice is certain: the calling code's main region,
         # no leading-digits rule, no national-prefix transform rule.
@@ -324,9 +340,8 @@ class _RegionPlan:
             and self.general is not None
         )
 
-    def matches(self, desc, nsn: str) -> bool:
-        lengths, pattern = desc
-        return (lengths is None or len(nsn) in lengths) and pattern.fullmatch(nsn) is not None
+    def general_match(self, number: str) -> bool:
+        return self.general.fullmatch(number) is not None
 
     def strip_np(self, number: str) -> str:
         # phonenumbers' _maybe_strip_national_prefix_carrier_code, without transform rules.
@@ -336,17 +351,15 @@ class _RegionPlan:
         if m is None:
             return number
         rest = number[m.end() :]
-        if self.matches_general_pattern(number) and not self.matches_general_pattern(rest):
+        if self.general.fullmatch(number) is not None and self.general.fullmatch(rest) is None:
             return number
         return rest
 
-    def matches_general_pattern(self, number: str) -> bool:
-        return self.general[1].fullmatch(number) is not None
-
     def valid(self, nsn: str) -> bool:
-        if not nsn or nsn[0] == "0" or not self.matches(self.general, nsn):
+        if not nsn or nsn[0] == "0" or self.general.fullmatch(nsn) is None:
             return False
-        return any(self.matches(desc, nsn) for desc in self.types)
+        pattern = self.by_len.get(len(nsn), self.any_len)
+        return pattern is not None and pattern.fullmatch(nsn) is not None
 
 
 def _desc(desc):
@@ -355,23 +368,24 @@ def _desc(desc):
     lengths = desc.possible_length
     if lengths and lengths[0] == -1:
         return None
-    return (frozenset(lengths) if lengths else None, re.compile(desc.national_number_pattern))
+    return (set(lengths) if lengths else None, desc.national_number_pattern)
 
 
 @lru_cache(maxsize=512)
 def _plan(region: str) -> _RegionPlan | None:
     if region not in _pnu.SUPPORTED_REGIONS:
         return None
-    return _RegionPlan(region)
+    plan = _RegionPlan(region)
+    return plan if plan.fast else None
 
 
-@lru_cache(maxsize=1024)
-def _plan_for_cc(cc: int) -> _RegionPlan | None:
-    regions = _pnu.COUNTRY_CODE_TO_REGION_CODE.get(cc)
-    if not regions or regions[0] == "001":
-        return None
-    plan = _plan(regions[0])
-    return plan if plan is not None and plan.fast else None
+@lru_cache(maxsize=1)
+def _cc_plans() -> dict[str, _RegionPlan | None]:
+    """Calling code (as text) -> the fast plan of its main region (None: leave it to phonenumbers)."""
+    plans = {}
+    for cc, regions in _pnu.COUNTRY_CODE_TO_REGION_CODE.items():
+        plans[str(cc)] = _plan(regions[0]) if regions and regions[0] != "001" else None
+    return plans
 
 
 def _phone_fast(value: str, region: str | None) -> str | None:
@@ -383,10 +397,11 @@ def _phone_fast(value: str, region: str | None) -> str | None:
         digits = digits[1:]
         if not digits.isdigit() or digits[0] == "0":
             return None
+        plans = _cc_plans()
         for size in (1, 2, 3):
             cc_str = digits[:size]
-            if int(cc_str or "0") in _pnu.COUNTRY_CODE_TO_REGION_CODE:
-                plan = _plan_for_cc(int(cc_str))
+            if cc_str in plans:
+                plan = plans[cc_str]
                 if plan is None:
                     return None
                 nsn = plan.strip_np(digits[size:])
@@ -395,15 +410,20 @@ def _phone_fast(value: str, region: str | None) -> str | None:
     if region is None or not digits.isdigit():
         return None
     plan = _plan(region)
-    if plan is None or not plan.fast:
+    if plan is None:
         return None
     if plan.idd_re is not None and plan.idd_re.match(digits):
         return None
-    if digits.startswith(plan.cc_str):
-        # phonenumbers' "starts with the region's own calling code" rule: leave those to it.
-        return None
+    cc_str = plan.cc_str
+    if digits.startswith(cc_str):
+        # phonenumbers reads a leading copy of the region's own calling code as that code when the number
+        # does not fit the plan with it but does without it (or is too long with it).
+        potential = plan.strip_np(digits[len(cc_str) :])
+        if (not plan.general_match(digits) and plan.general_match(potential)) or len(digits) > plan.max_len:
+            nsn = plan.strip_np(potential)
+            return "+" + cc_str + nsn if plan.valid(nsn) else None
     nsn = plan.strip_np(digits)
-    return "+" + plan.cc_str + nsn if plan.valid(nsn) else None
+    return "+" + cc_str + nsn if plan.valid(nsn) else None
 
 
 @lru_cache(maxsize=1 << 15)
@@ -550,7 +570,7 @@ def _meta_zip(stored_zip: str) -> str:
 
 
 def _h_meta_zip(stored_zip: str) -> str:
-    return _h_cached(_meta_zip(stored_zip))
+    return _h_cached(stored_zip if stored_zip.isdigit() else _meta_zip(stored_zip))
 
 
 # --- country ---
@@ -867,6 +887,38 @@ def is_identifiable(stored: Mapping[str, str]) -> bool:
     return "fn" in stored and "ln" in stored and ("z" in stored or "ct" in stored or "dy" in stored)
 
 
+@lru_cache(maxsize=1 << 16)
+def _first_name_hashes(raw: str) -> tuple[str, str]:
+    first = _norm_name(raw)
+    return _h(first), _h_cached(first[0])
+
+
+@lru_cache(maxsize=1 << 17)
+def _name_hash(raw: str) -> str:
+    return _h(_norm_name(raw))
+
+
+@lru_cache(maxsize=1 << 12)
+def _initial_hash(raw: str) -> str:
+    return _h_cached(_norm_initial(raw))
+
+
+@lru_cache(maxsize=1 << 14)
+def _state_hash(raw: str, region: str | None) -> str:
+    return _h(_norm_state(raw, region))
+
+
+@lru_cache(maxsize=1 << 18)
+def _dob_hashes(raw: str, region: str | None) -> tuple[str, str, str]:
+    dob = _norm_dob(raw, region)
+    return _h_cached(dob[:4]), _h_cached(dob[4:6]), _h_cached(dob[6:])
+
+
+@lru_cache(maxsize=1024)
+def _gender_hash(raw: str) -> str:
+    return _h(_norm_gender(raw))
+
+
 def prepare_record(raw: Mapping[str, object], *, default_region: str | None) -> PreparedRecord:
     """Normalize and hash one row ({match key: raw text}); empty cells are skipped silently.
 
@@ -877,110 +929,64 @@ def prepare_record(raw: Mapping[str, object], *, default_region: str | None) -> 
     rejections: list[tuple[str, str]] = []
     region = default_region.upper() if default_region else None
     get = raw.get
-
-    value = get("country")
-    if value:
-        try:
-            c = _norm_country(value if isinstance(value, str) else str(value))
-            stored["c"] = c
-            region = c
-        except _Reject as r:
-            rejections.append(("country", r.reason))
-
-    value = get("email")
-    if value:
-        try:
-            email = _norm_email(value if isinstance(value, str) else str(value))
-            stored["e"] = _h(email)
-            if "@g" in email:
-                g = _google_email(email)
-                if g != email:
-                    stored["eg"] = _h(g)
-                u = _uid2_email(email)
-                if u != email:
-                    stored["eu"] = stored["eg"] if u == g and g != email else _h(u)
-        except _Reject as r:
-            rejections.append(("email", r.reason))
-
-    value = get("phone")
-    if value:
-        try:
-            e164 = _norm_phone(value if isinstance(value, str) else str(value), region)
-            stored["p"] = _h(e164)
-            stored["pd"] = _h(e164[1:])
-        except _Reject as r:
-            rejections.append(("phone", r.reason))
-
-    value = get("first_name")
-    if value:
-        try:
-            first = _norm_name(value if isinstance(value, str) else str(value))
-            stored["fn"] = _h_cached(first)
-            stored["fi"] = _h_cached(first[0])
-        except _Reject as r:
-            rejections.append(("first_name", r.reason))
-
-    value = get("first_initial")
-    if value:
-        try:
-            stored["fi"] = _h_cached(_norm_initial(value if isinstance(value, str) else str(value)))
-        except _Reject as r:
-            rejections.append(("first_initial", r.reason))
-
-    for key, short in (("last_name", "ln"), ("city", "ct")):
+    key = ""
+    # One try per key keeps the hot path free of per-key setup; _Reject carries the reason.
+    for key in _ROW_KEYS:
         value = get(key)
-        if value:
-            try:
-                stored[short] = _h_cached(_norm_name(value if isinstance(value, str) else str(value)))
-            except _Reject as r:
-                rejections.append((key, r.reason))
-
-    value = get("state")
-    if value:
+        if not value:
+            continue
+        if value.__class__ is not str:
+            value = str(value)
         try:
-            stored["st"] = _h_cached(_norm_state(value if isinstance(value, str) else str(value), region))
+            if key == "email":
+                email = _norm_email(value)
+                stored["e"] = sha256(email.encode()).hexdigest()
+                if "@g" in email:
+                    g = _google_email(email)
+                    if g != email:
+                        stored["eg"] = _h(g)
+                    u = _uid2_email(email)
+                    if u != email:
+                        stored["eu"] = stored["eg"] if u == g else _h(u)
+            elif key == "phone":
+                e164 = _norm_phone(value, region)
+                stored["p"] = sha256(e164.encode()).hexdigest()
+                stored["pd"] = sha256(e164[1:].encode()).hexdigest()
+            elif key == "first_name":
+                stored["fn"], fi = _first_name_hashes(value)
+                if "fi" not in stored:
+                    stored["fi"] = fi
+            elif key == "last_name":
+                stored["ln"] = _name_hash(value)
+            elif key == "postal_code":
+                stored["z"] = _norm_postal(value, region)
+            elif key == "date_of_birth":
+                stored["dy"], stored["dm"], stored["dd"] = _dob_hashes(value, region)
+            elif key == "gender":
+                stored["g"] = _gender_hash(value)
+            elif key == "city":
+                stored["ct"] = _name_hash(value)
+            elif key == "state":
+                stored["st"] = _state_hash(value, region)
+            elif key == "country":
+                region = stored["c"] = _norm_country(value)
+            elif key == "external_id":
+                stored["x"] = _norm_external_id(value)
+            elif key == "maid":
+                stored["m"] = _norm_maid(value)
+            elif key == "first_initial":
+                stored["fi"] = _initial_hash(value)
         except _Reject as r:
-            rejections.append(("state", r.reason))
-
-    value = get("postal_code")
-    if value:
-        try:
-            stored["z"] = _norm_postal(value if isinstance(value, str) else str(value), region)
-        except _Reject as r:
-            rejections.append(("postal_code", r.reason))
-
-    value = get("date_of_birth")
-    if value:
-        try:
-            dob = _norm_dob(value if isinstance(value, str) else str(value), region)
-            stored["dy"] = _h_cached(dob[:4])
-            stored["dm"] = _h_cached(dob[4:6])
-            stored["dd"] = _h_cached(dob[6:])
-        except _Reject as r:
-            rejections.append(("date_of_birth", r.reason))
-
-    value = get("gender")
-    if value:
-        try:
-            stored["g"] = _h_cached(_norm_gender(value if isinstance(value, str) else str(value)))
-        except _Reject as r:
-            rejections.append(("gender", r.reason))
-
-    value = get("external_id")
-    if value:
-        try:
-            stored["x"] = _norm_external_id(value if isinstance(value, str) else str(value))
-        except _Reject as r:
-            rejections.append(("external_id", r.reason))
-
-    value = get("maid")
-    if value:
-        try:
-            stored["m"] = _norm_maid(value if isinstance(value, str) else str(value))
-        except _Reject as r:
-            rejections.append(("maid", r.reason))
-
+            rejections.append((key, r.reason))
     return PreparedRecord(stored, rejections)
+
+
+# Processing order: country first (it sets the region of the row), first_initial before first_name (an explicit
+# initial wins over the derived one).
+_ROW_KEYS = (
+    "country", "email", "phone", "first_initial", "first_name", "last_name", "postal_code", "date_of_birth",
+    "gender", "city", "state", "external_id", "maid",
+)  # fmt: skip
 
 
 def prepare_records(rows: Iterable[Mapping[str, object]], *, default_region: str | None) -> list[PreparedRecord]:
@@ -1013,27 +1019,40 @@ _ENCODERS = {
     SHA: _h_cached,
     B64: _b64,
 }
-# Flattened table for platform_values' loop: platform -> ((out key, stored keys, encoder or None), ...).
-_PLAN = {
-    code: tuple((out, sources, _ENCODERS[enc]) for out, (sources, enc) in table.items())
-    for code, table in PLATFORM_KEYS.items()
-}
+
+
+def _compile_platform_values(code: str):
+    """Straight-line code for one platform, generated from PLATFORM_KEYS (this runs once per member per sync)."""
+    namespace: dict = {}
+    lines = [f"def platform_values_{code}(stored):", "    get = stored.get", "    out = {}"]
+    for out_key, (sources, encoding) in PLATFORM_KEYS[code].items():
+        lines.append(f"    v = get({sources[0]!r})")
+        for source in sources[1:]:
+            lines.append(f"    if v is None: v = get({source!r})")
+        encoder = _ENCODERS[encoding]
+        if encoder is None:
+            lines.append(f"    if v is not None: out[{out_key!r}] = v")
+        else:
+            namespace[f"enc_{encoding}"] = encoder
+            lines.append(f"    if v is not None: out[{out_key!r}] = enc_{encoding}(v)")
+    lines.append("    return out")
+    exec("\n".join(lines), namespace)  # noqa: S102 - source built from our own constant table
+    return namespace[f"platform_values_{code}"]
+
+
+_PLATFORM_VALUES = {code: _compile_platform_values(code) for code in PLATFORM_KEYS}
 
 
 def platform_values(platform_code: str, stored: Mapping[str, str]) -> dict[str, str]:
-    """One member as ``platform_code``'s adapter receives it: {output key: exact value to send}."""
+    """One member as ``platform_code``'s adapter receives it: {output key: exact value to send}.
+
+    Only keys the platform takes (``accepted_keys``), only those the member has, in the table's order.
+    """
     try:
-        plan = _PLAN[platform_code]
+        build = _PLATFORM_VALUES[platform_code]
     except KeyError:
         raise ValueError(f"unknown platform {platform_code!r}") from None
-    out: dict[str, str] = {}
-    for key, sources, encode in plan:
-        for source in sources:
-            value = stored.get(source)
-            if value is not None:
-                out[key] = value if encode is None else encode(value)
-                break
-    return out
+    return build(stored)
 
 
 def accepted_keys(platform_code: str) -> tuple[str, ...]:
