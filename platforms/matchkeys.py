@@ -44,6 +44,7 @@ from __future__ import annotations
 import base64
 import datetime as _dt
 import re
+import time as _time
 import unicodedata
 from collections.abc import Iterable, Mapping
 from functools import lru_cache
@@ -551,6 +552,8 @@ _SPACES = re.compile(r"\s+")
 @lru_cache(maxsize=1 << 16)
 def _norm_postal(raw: str, region: str | None) -> str:
     """Stored / Google form: US 5 digits; elsewhere trimmed, uppercase, single spaces."""
+    if len(raw) == 5 and raw.isdigit() and raw.isascii():
+        return raw
     value = _SPACES.sub(" ", raw.strip()).upper()
     if not value:
         raise _Reject("empty")
@@ -644,6 +647,17 @@ _DOB_DAY_MONTHNAME = re.compile(r"(\d{1,2})(?:st|nd|rd|th)?[ \-/.]+([a-z]+)\.?,?
 _DOB_MONTHNAME_DAY = re.compile(r"([a-z]+)\.?[ \-/.]+(\d{1,2})(?:st|nd|rd|th)?,?[ \-/.]+(\d{4}|\d{2})")
 
 
+def _today() -> _dt.date:
+    # date.today() costs a clock read and an object per call; the day changes rarely.
+    now = _time.monotonic()
+    if now - _TODAY[1] > 60:
+        _TODAY[:] = [_dt.date.today(), now]
+    return _TODAY[0]
+
+
+_TODAY: list = [_dt.date.today(), _time.monotonic()]
+
+
 def _full_year(year: str, today: _dt.date) -> int:
     y = int(year)
     if len(year) == 2:
@@ -659,7 +673,7 @@ def _norm_dob(raw: str, region: str | None) -> str:
     value = raw.strip().lower()
     if not value:
         raise _Reject("empty")
-    today = _dt.date.today()
+    today = _today()
     m = _DOB_COMPACT.fullmatch(value) or _DOB_ISO.fullmatch(value)
     if m:
         y, mo, d = int(m.group(1)), int(m.group(2)), int(m.group(3))
@@ -923,70 +937,107 @@ def prepare_record(raw: Mapping[str, object], *, default_region: str | None) -> 
     """Normalize and hash one row ({match key: raw text}); empty cells are skipped silently.
 
     The row's own country (when valid) sets the region for its phone, state, postal code and date;
-    otherwise ``default_region`` (the audience's) does.
+    otherwise ``default_region`` (the audience's) does. An explicit first initial wins over the one
+    derived from the first name.
     """
     stored: dict[str, str] = {}
     rejections: list[tuple[str, str]] = []
     region = default_region.upper() if default_region else None
     get = raw.get
-    key = ""
-    # One try per key keeps the hot path free of per-key setup; _Reject carries the reason.
-    for key in _ROW_KEYS:
-        value = get(key)
-        if not value:
-            continue
-        if value.__class__ is not str:
-            value = str(value)
+    # Straight-line per key (no loop, no dispatch): this runs once per imported row.
+    value = get("country")
+    if value:
         try:
-            if key == "email":
-                email = _norm_email(value)
-                stored["e"] = sha256(email.encode()).hexdigest()
-                if "@g" in email:
-                    g = _google_email(email)
-                    if g != email:
-                        stored["eg"] = _h(g)
-                    u = _uid2_email(email)
-                    if u != email:
-                        stored["eu"] = stored["eg"] if u == g else _h(u)
-            elif key == "phone":
-                e164 = _norm_phone(value, region)
-                stored["p"] = sha256(e164.encode()).hexdigest()
-                stored["pd"] = sha256(e164[1:].encode()).hexdigest()
-            elif key == "first_name":
-                stored["fn"], fi = _first_name_hashes(value)
-                if "fi" not in stored:
-                    stored["fi"] = fi
-            elif key == "last_name":
-                stored["ln"] = _name_hash(value)
-            elif key == "postal_code":
-                stored["z"] = _norm_postal(value, region)
-            elif key == "date_of_birth":
-                stored["dy"], stored["dm"], stored["dd"] = _dob_hashes(value, region)
-            elif key == "gender":
-                stored["g"] = _gender_hash(value)
-            elif key == "city":
-                stored["ct"] = _name_hash(value)
-            elif key == "state":
-                stored["st"] = _state_hash(value, region)
-            elif key == "country":
-                region = stored["c"] = _norm_country(value)
-            elif key == "external_id":
-                stored["x"] = _norm_external_id(value)
-            elif key == "maid":
-                stored["m"] = _norm_maid(value)
-            elif key == "first_initial":
-                stored["fi"] = _initial_hash(value)
+            region = stored["c"] = _norm_country(value if value.__class__ is str else str(value))
         except _Reject as r:
-            rejections.append((key, r.reason))
+            rejections.append(("country", r.reason))
+    value = get("email")
+    if value:
+        try:
+            email = _norm_email(value if value.__class__ is str else str(value))
+            stored["e"] = sha256(email.encode()).hexdigest()
+            if "@g" in email:
+                g = _google_email(email)
+                if g != email:
+                    stored["eg"] = _h(g)
+                u = _uid2_email(email)
+                if u != email:
+                    stored["eu"] = stored["eg"] if u == g else _h(u)
+        except _Reject as r:
+            rejections.append(("email", r.reason))
+    value = get("phone")
+    if value:
+        try:
+            e164 = _norm_phone(value if value.__class__ is str else str(value), region)
+            stored["p"] = sha256(e164.encode()).hexdigest()
+            stored["pd"] = sha256(e164[1:].encode()).hexdigest()
+        except _Reject as r:
+            rejections.append(("phone", r.reason))
+    value = get("first_initial")
+    if value:
+        try:
+            stored["fi"] = _initial_hash(value if value.__class__ is str else str(value))
+        except _Reject as r:
+            rejections.append(("first_initial", r.reason))
+    value = get("first_name")
+    if value:
+        try:
+            stored["fn"], fi = _first_name_hashes(value if value.__class__ is str else str(value))
+            if "fi" not in stored:
+                stored["fi"] = fi
+        except _Reject as r:
+            rejections.append(("first_name", r.reason))
+    value = get("last_name")
+    if value:
+        try:
+            stored["ln"] = _name_hash(value if value.__class__ is str else str(value))
+        except _Reject as r:
+            rejections.append(("last_name", r.reason))
+    value = get("postal_code")
+    if value:
+        try:
+            stored["z"] = _norm_postal(value if value.__class__ is str else str(value), region)
+        except _Reject as r:
+            rejections.append(("postal_code", r.reason))
+    value = get("date_of_birth")
+    if value:
+        try:
+            stored["dy"], stored["dm"], stored["dd"] = _dob_hashes(
+                value if value.__class__ is str else str(value), region
+            )
+        except _Reject as r:
+            rejections.append(("date_of_birth", r.reason))
+    value = get("gender")
+    if value:
+        try:
+            stored["g"] = _gender_hash(value if value.__class__ is str else str(value))
+        except _Reject as r:
+            rejections.append(("gender", r.reason))
+    value = get("city")
+    if value:
+        try:
+            stored["ct"] = _name_hash(value if value.__class__ is str else str(value))
+        except _Reject as r:
+            rejections.append(("city", r.reason))
+    value = get("state")
+    if value:
+        try:
+            stored["st"] = _state_hash(value if value.__class__ is str else str(value), region)
+        except _Reject as r:
+            rejections.append(("state", r.reason))
+    value = get("external_id")
+    if value:
+        try:
+            stored["x"] = _norm_external_id(value if value.__class__ is str else str(value))
+        except _Reject as r:
+            rejections.append(("external_id", r.reason))
+    value = get("maid")
+    if value:
+        try:
+            stored["m"] = _norm_maid(value if value.__class__ is str else str(value))
+        except _Reject as r:
+            rejections.append(("maid", r.reason))
     return PreparedRecord(stored, rejections)
-
-
-# Processing order: country first (it sets the region of the row), first_initial before first_name (an explicit
-# initial wins over the derived one).
-_ROW_KEYS = (
-    "country", "email", "phone", "first_initial", "first_name", "last_name", "postal_code", "date_of_birth",
-    "gender", "city", "state", "external_id", "maid",
-)  # fmt: skip
 
 
 def prepare_records(rows: Iterable[Mapping[str, object]], *, default_region: str | None) -> list[PreparedRecord]:
