@@ -6,9 +6,10 @@ Generates N synthetic raw rows from a seed (every match key, with the mess real 
 whitespace, phone formats, full state names, ZIP+4, country names, dates in several formats, gender
 words, upper-case device ids; ~10 % British rows), then times, chunk by chunk (row generation is not timed):
 
-- ours (meta):   prepare_records(10,000 rows, default_region="US") + platform_values("meta", stored) per row
+- ours (meta):   prepare_rows(10,000 CSV-shaped rows, column keys, default_region="US") + platform_values("meta",
+                 stored) per row
 - ours (google): the same with platform_values("google_ads", stored)
-  (prepare_records is what the importer runs per batch; platform_values is what the sync hands the adapter)
+  (prepare_rows is the importer's batch entry point; platform_values is what the sync hands the adapter)
 - floor:         bare hashlib.sha256(s.encode()).hexdigest() over the already-normalized strings Meta
                  receives hashed (13 per full row), nothing else
 - sdk:           facebook_business CustomAudience.format_params(schema, users, is_raw=True), the SDK's
@@ -170,7 +171,7 @@ def chunks(n: int, seed: int, size: int):
 
 
 def run(n: int, seed: int, chunk: int) -> dict:
-    prepare_records = matchkeys.prepare_records
+    prepare_rows = matchkeys.prepare_rows
     sha256 = hashlib.sha256
     format_params = CustomAudience.format_params
     timings = {}
@@ -180,9 +181,11 @@ def run(n: int, seed: int, chunk: int) -> dict:
         clear_caches()
         elapsed = 0.0
         for rows, _ in chunks(n, seed, chunk):
+            keys = list(rows[0])
+            cells = [list(row.values()) for row in rows]  # CSV-shaped rows, as csv.reader yields them
             t0 = time.perf_counter()
-            for start in range(0, len(rows), BATCH):
-                for record in prepare_records(rows[start : start + BATCH], default_region="US"):
+            for start in range(0, len(cells), BATCH):
+                for record in prepare_rows(cells[start : start + BATCH], keys, default_region="US"):
                     build(record.stored)
             elapsed += time.perf_counter() - t0
         timings[label] = elapsed
