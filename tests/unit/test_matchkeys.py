@@ -585,3 +585,45 @@ def test_prepare_on_unknown_platform_or_key():
     assert normalize("shoe_size", "42") is None
     assert prepare("meta", "email", None) is None
     assert prepare("meta", "external_id", 42) == "42"
+
+
+def test_prepare_rows_reads_csv_shaped_rows_with_a_column_mapping():
+    keys = ["email", None, "phone", "country"]
+    rows = [
+        ["a@example.com", "ignored", "(650) 253-0000", "US"],
+        ["B@example.com", "ignored", "020 7946 0958", "GB"],
+        ["c@example.com"],  # short row: the missing cells are empty
+        ["bad", "x", "12", "Atlantis"],
+    ]
+    records = mk.prepare_rows(rows, keys, default_region="US")
+    assert [r.stored for r in records] == [
+        prepare_record({"email": r[0], "phone": r[2], "country": r[3]}, default_region="US").stored
+        for r in (rows[0], rows[1], ["c@example.com", None, None, None], rows[3])
+    ]
+    assert records[1].stored["p"] == sha("+442079460958")
+    assert records[3].rejections == [
+        ("country", "not a country"),
+        ("email", "not an email address"),
+        ("phone", "not a valid phone number"),
+    ]
+    assert mk.prepare_rows([], keys, default_region="US") == []
+
+
+def test_prepare_records_handles_ragged_dict_rows():
+    rows = [{"email": "a@example.com"}, {"phone": "+16502530000", "gender": "f"}, {}]
+    records = prepare_records(rows, default_region="US")
+    assert [sorted(r.stored) for r in records] == [["e"], ["g", "p", "pd"], []]
+
+
+def test_batch_leaves_the_garbage_collector_as_it_found_it():
+    import gc
+
+    assert gc.isenabled()
+    prepare_records([FULL_ROW], default_region="US")
+    assert gc.isenabled()
+    gc.disable()
+    try:
+        prepare_records([FULL_ROW], default_region="US")
+        assert not gc.isenabled()
+    finally:
+        gc.enable()

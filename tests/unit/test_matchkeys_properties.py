@@ -159,3 +159,15 @@ def test_phone_fast_path_agrees_with_phonenumbers(text, region):
     if fast_answer is not None:
         assert fast_answer == reference_e164(text, region)
     assert normalize("phone", text, default_region=region) == reference_e164(text, region)
+
+
+@fast
+@given(
+    rows=st.lists(st.dictionaries(st.sampled_from(KEYS), st.one_of(st.text(), *REALISTIC.values())), max_size=8),
+    region=st.sampled_from(REGIONS),
+)
+def test_batch_paths_equal_one_row_at_a_time(rows, region):
+    single = [prepare_record(row, default_region=region) for row in rows]
+    assert mk.prepare_records(rows, default_region=region) == single
+    keys = list(KEYS)
+    assert mk.prepare_rows([[row.get(k) for k in keys] for row in rows], keys, default_region=region) == single
