@@ -387,13 +387,14 @@ def _plan(region: str) -> _RegionPlan | None:
     return plan if plan.fast else None
 
 
-@lru_cache(maxsize=1)
-def _cc_plans() -> dict[bytes, _RegionPlan | None]:
-    """Calling code (ASCII bytes) -> the fast plan of its main region (None: leave it to phonenumbers)."""
-    plans = {}
-    for cc, regions in _pnu.COUNTRY_CODE_TO_REGION_CODE.items():
-        plans[str(cc).encode()] = _plan(regions[0]) if regions and regions[0] != "001" else None
-    return plans
+_CALLING_CODES = frozenset(str(cc).encode() for cc in _pnu.COUNTRY_CODE_TO_REGION_CODE)
+
+
+@lru_cache(maxsize=512)
+def _plan_for_cc(cc: bytes) -> _RegionPlan | None:
+    """The fast plan of a calling code's main region (None: leave it to phonenumbers)."""
+    regions = _pnu.COUNTRY_CODE_TO_REGION_CODE.get(int(cc))
+    return _plan(regions[0]) if regions and regions[0] != "001" else None
 
 
 _PHONE_PUNCT_BYTES = b" ()-./\t\r\n"
@@ -409,11 +410,10 @@ def _phone_fast_bytes(value: str, region: str | None) -> bytes | None:
         digits = digits[1:]
         if not digits.isdigit() or digits[0] == 48:
             return None
-        plans = _cc_plans()
         for size in (1, 2, 3):
             cc = digits[:size]
-            if cc in plans:
-                plan = plans[cc]
+            if cc in _CALLING_CODES:
+                plan = _plan_for_cc(cc)
                 if plan is None:
                     return None
                 nsn = plan.strip_np(digits[size:])
@@ -1022,10 +1022,44 @@ _country_entry = _entry(_norm_country, 1 << 12)
 _initial_entry = _entry(_initial_stored, 1 << 12)
 _first_name_entry = _entry(_first_name_stored, 1 << 16)
 _name_entry = _entry(_name_stored, 1 << 17)
-_postal_entry = _entry(_norm_postal, 1 << 17)
-_dob_entry = _entry(_dob_stored, 1 << 18)
+
+
+class _RegionalEntry:
+    """A batch entry whose normalizer depends on the region, with one single-argument cache per region
+    (an lru_cache keyed on (value, region) builds a key tuple per call: 3x slower on a hit)."""
+
+    def __init__(self, normalize_and_hash, maxsize: int):
+        self.normalize_and_hash = normalize_and_hash
+        self.maxsize = maxsize
+        self.per_region: dict = {}
+
+    def __call__(self, value, region):
+        return self.for_region(region)(value)
+
+    def for_region(self, region):
+        entry = self.per_region.get(region)
+        if entry is None:
+            normalize_and_hash = self.normalize_and_hash
+
+            def entry(value):
+                if not value:
+                    return None
+                try:
+                    return normalize_and_hash(value if value.__class__ is str else str(value), region)
+                except _Reject as reject:
+                    return _Rejected(reject.reason)
+
+            entry = self.per_region[region] = lru_cache(maxsize=self.maxsize)(entry)
+        return entry
+
+    def cache_clear(self):
+        self.per_region.clear()
+
+
+_postal_entry = _RegionalEntry(_norm_postal, 1 << 17)
+_dob_entry = _RegionalEntry(_dob_stored, 1 << 18)
 _gender_entry = _entry(_gender_stored, 1 << 10)
-_state_entry = _entry(_state_stored, 1 << 14)
+_state_entry = _RegionalEntry(_state_stored, 1 << 14)
 _external_id_entry = _entry(_norm_external_id, None)
 _maid_entry = _entry(_norm_maid, None)
 
@@ -1100,12 +1134,18 @@ def _prepare_columns(columns, count, default_region):
             return repeat(None, count)
         if not regional:
             return list(map(entry, cells))
-        return list(map(entry, cells, regions))
+        if entry is _phone_entry:
+            return list(map(entry, cells, regions))
+        if uniform:
+            return list(map(entry.for_region(region), cells))
+        by_region = {r: entry.for_region(r) for r in set(regions)}
+        return [by_region[r](v) for v, r in zip(cells, regions)]  # noqa: B905 - one region per cell
 
     countries = col("country", _country_entry)
     # The row's own country sets its region; without a country column every row has the default (an endless
     # repeat: each map below stops with its own cells).
     regions = [c if c.__class__ is str else region for c in countries] if "country" in columns else repeat(region)
+    uniform = "country" not in columns or set(regions) <= {region}
     emails = col("email", _email_entry)
     phones = col("phone", _phone_entry, True)
     initials = col("first_initial", _initial_entry)
