@@ -1,0 +1,222 @@
+"""Netflix, through Activation Manager's own partner contract (docs/partners/netflix.md).
+
+Netflix publishes no custom-audience API; advertisers reach Netflix ads through clean rooms and partners.
+This adapter speaks the documented partner contract against the connection's own base URL: JSON bodies
+of SHA-256 hex identifiers, every request signed with HMAC-SHA256 over method, path, timestamp and body
+hash, keyed by the API secret, with the key id in a header. Keep this module and the contract document in
+step: the document is what a partner implements.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import time
+from collections.abc import Mapping, Sequence
+from urllib.parse import quote, urlsplit
+
+import requests
+
+from platforms.adapters.base import (
+    AudienceStatus,
+    BatchResult,
+    Capabilities,
+    Operation,
+    PlatformAdapter,
+    PreparedMember,
+    RateLimit,
+    UploadSession,
+    ValidationResult,
+)
+from platforms.adapters.http import build_session, error_message, raise_for_status, send
+from platforms.errors import AuthError, PermanentError, TransientError
+from platforms.forms import NetflixCredentialsForm
+
+# Our match key -> the contract's schema column, in the order columns are sent.
+SCHEMA: tuple[tuple[str, str], ...] = (
+    ("email", "email_sha256"),
+    ("phone", "phone_sha256"),
+    ("maid", "maid_sha256"),
+)
+BATCH_SIZE = 10_000
+MAX_NAME = 200
+MAX_DESCRIPTION = 1_000
+AUTH_HINTS = {
+    "stale_timestamp": "This server's clock differs from the partner's by more than 300 s: check NTP.",
+    "invalid_signature": "Check the API secret.",
+    "unknown_key": "Check the API key.",
+    "key_revoked": "Ask the partner for a new API key and secret.",
+}
+
+
+def canonical_string(method: str, path: str, timestamp: str, body: bytes) -> str:
+    """The string signed for one request (see "Request signing" in docs/partners/netflix.md)."""
+    return "\n".join([method.upper(), path, timestamp, hashlib.sha256(body).hexdigest()])
+
+
+def sign(secret: str, method: str, path: str, timestamp: str, body: bytes) -> str:
+    message = canonical_string(method, path, timestamp, body).encode("utf-8")
+    return hmac.new(secret.encode("utf-8"), message, hashlib.sha256).hexdigest()
+
+
+class NetflixAdapter(PlatformAdapter):
+    code = "netflix"
+    name = "Netflix (partner)"
+    credentials_form = NetflixCredentialsForm
+    account_field = "partner_id"
+    capabilities = Capabilities(
+        batch_size=BATCH_SIZE,
+        match_keys=tuple(key for key, _ in SCHEMA),
+        operations=frozenset({Operation.CREATE, Operation.ADD, Operation.REMOVE, Operation.STATUS, Operation.DELETE}),
+        # The contract allows 600 requests a minute per key; we use half of it.
+        rate_limit=RateLimit(requests=300, per_seconds=60),
+        max_audience_size=None,
+    )
+    # Unix seconds; tests replace it to sign with a skewed clock.
+    clock = staticmethod(time.time)
+
+    def __init__(self, credentials: Mapping[str, object]):
+        super().__init__(credentials)
+        self._session: requests.Session | None = None
+
+    # Plumbing ---------------------------------------------------------------------------
+    @property
+    def base_url(self) -> str:
+        return str(self.credentials.get("base_url", "")).strip().rstrip("/")
+
+    @property
+    def partner_id(self) -> str:
+        return str(self.credentials.get("partner_id", "")).strip()
+
+    @property
+    def session(self) -> requests.Session:
+        if self._session is None:
+            self._session = build_session({"Accept": "application/json"})
+        return self._session
+
+    def _request(self, method: str, path: str, payload: dict | None = None) -> requests.Response:
+        """One signed request to ``base_url + path``; the partner's errors become ours."""
+        if not self.base_url.startswith(("https://", "http://")):
+            raise PermanentError(f"{self.name}: the connection has no valid endpoint base URL.")
+        url = self.base_url + path
+        body = b"" if payload is None else json.dumps(payload, separators=(",", ":")).encode("utf-8")
+        timestamp = str(int(self.clock()))
+        parts = urlsplit(url)
+        signed_path = parts.path + (f"?{parts.query}" if parts.query else "")
+        headers = {
+            "X-Partner-Key-Id": str(self.credentials.get("api_key", "")),
+            "X-Partner-Timestamp": timestamp,
+            "X-Partner-Signature": sign(str(self.credentials.get("api_secret", "")), method, signed_path, timestamp,
+                                        body),
+        }
+        if payload is not None:
+            headers["Content-Type"] = "application/json"
+        response = send(self.session, method, url, platform=self.name, data=body or None, headers=headers)
+        if response.status_code >= 400:
+            code = _error_code(response)
+            message = error_message(response, "error.message")
+            if code:
+                message = f"{message} ({code})"
+            raise_for_status(response, platform=self.name, message=message, auth_hint=AUTH_HINTS.get(code, ""))
+        return response
+
+    def _json(self, response: requests.Response) -> dict:
+        try:
+            body = response.json()
+        except ValueError:
+            raise TransientError(f"{self.name}: the answer was not JSON (HTTP {response.status_code}).") from None
+        if not isinstance(body, dict):
+            raise TransientError(f"{self.name}: the answer was not a JSON object.")
+        return body
+
+    @staticmethod
+    def _segment_path(audience_id: str, suffix: str = "") -> str:
+        return f"/segments/{quote(str(audience_id), safe='')}{suffix}"
+
+    # The interface ----------------------------------------------------------------------
+    def validate_credentials(self) -> ValidationResult:
+        partner = self._json(self._request("GET", f"/partners/{quote(self.partner_id, safe='')}"))
+        if partner.get("status") != "active":
+            state = partner.get("status") or "not active"
+            raise AuthError(f"{self.name}: the partner account {self.partner_id} is {state}.")
+        return ValidationResult(
+            account_name=str(partner.get("name") or self.partner_id),
+            details={
+                "partner_id": str(partner.get("id", self.partner_id)),
+                "endpoint": urlsplit(self.base_url).netloc,
+                "partner_integration": True,
+            },
+        )
+
+    def create_audience(self, name: str, description: str = "") -> str:
+        payload = {"name": name[:MAX_NAME], "description": (description or "")[:MAX_DESCRIPTION]}
+        segment = self._json(self._request("POST", "/segments", payload))
+        if not segment.get("id"):
+            raise PermanentError(f"{self.name}: the segment was not created (no id in the answer).")
+        return str(segment["id"])
+
+    def add_members(
+        self, audience_id: str, batch: Sequence[PreparedMember], *, session: UploadSession | None = None
+    ) -> BatchResult:
+        return self._members(audience_id, batch, "add")
+
+    def remove_members(
+        self, audience_id: str, batch: Sequence[PreparedMember], *, session: UploadSession | None = None
+    ) -> BatchResult:
+        return self._members(audience_id, batch, "remove")
+
+    def status(self, audience_id: str) -> AudienceStatus:
+        segment = self._json(self._request("GET", self._segment_path(audience_id)))
+        uploaded = _count(segment.get("uploaded_count"))
+        matched = _count(segment.get("matched_count"))
+        return AudienceStatus(
+            size=uploaded,
+            matched=matched,
+            match_rate=(matched / uploaded) if uploaded and matched is not None else None,
+            state=str(segment.get("status") or ""),
+            raw=segment,
+        )
+
+    def delete_audience(self, audience_id: str) -> None:
+        try:
+            self._request("DELETE", self._segment_path(audience_id))
+        except PermanentError as exc:
+            if exc.code != 404:  # already deleted: the contract answers 404 to a second delete
+                raise
+
+    # Members ----------------------------------------------------------------------------
+    def _members(self, audience_id: str, batch: Sequence[PreparedMember], operation: str) -> BatchResult:
+        if not batch:
+            return BatchResult(received=0)
+        if len(batch) > BATCH_SIZE:
+            raise PermanentError(f"{self.name}: at most {BATCH_SIZE} members per request, got {len(batch)}.")
+        columns = [(key, column) for key, column in SCHEMA if any(member.get(key) for member in batch)]
+        if not columns:
+            return BatchResult(received=len(batch), invalid=len(batch),
+                               messages=("No member had an email, phone or mobile advertising id.",))
+        payload = {
+            "schema": [column for _, column in columns],
+            "members": [[str(member.get(key) or "") for key, _ in columns] for member in batch],
+        }
+        answer = self._json(self._request("POST", self._segment_path(audience_id, f"/members:{operation}"), payload))
+        invalid = _count(answer.get("invalid")) or 0
+        messages = tuple(
+            f"row {error.get('index')}: {error.get('reason')}"
+            for error in answer.get("errors") or [] if isinstance(error, dict)
+        )
+        return BatchResult(received=_count(answer.get("received")) or len(batch), invalid=invalid, messages=messages)
+
+
+def _error_code(response: requests.Response) -> str:
+    try:
+        error = response.json().get("error")
+    except (ValueError, AttributeError):
+        return ""
+    code = error.get("code") if isinstance(error, dict) else None
+    return code if isinstance(code, str) else ""
+
+
+def _count(value) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else None
+
