@@ -399,3 +399,22 @@ def rotate_keys(*, batch_size: int = 200) -> RotationReport:
     logger.info("key rotation: %s rotated, %s already current, %s changed meanwhile, %s failed",
                 report.rotated, report.already_current, report.changed_meanwhile, len(report.failed))
     return report
+
+
+# Sync engine -------------------------------------------------------------------------------------
+
+def mark_auth_failed_during_sync(*, connection_id: int, message: str) -> Connection | None:
+    """A sync met an AuthError: the connection goes to error with the platform's (scrubbed) message,
+    so the marketer sees "reconnect" on the Platforms page and the dashboard."""
+    connection = Connection.objects.select_related("platform").filter(pk=connection_id).first()
+    if connection is None:
+        return None
+    text = _scrub(message, connection.secrets)
+    with transaction.atomic():
+        Connection.objects.filter(pk=connection.pk).update(
+            status=Status.ERROR, last_error=text, updated_at=timezone.now()
+        )
+        connection.status, connection.last_error = Status.ERROR, text
+        _record(connection, Kind.AUTH_FAILED, text)
+    logger.warning("connection %s set to error by a sync (platform=%s)", connection.pk, connection.platform.code)
+    return connection
