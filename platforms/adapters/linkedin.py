@@ -1,0 +1,281 @@
+"""LinkedIn Matched Audiences: DMP segments with streamed users (Marketing API, versioned REST).
+
+The flow, as LinkedIn's Marketing API documents it ("DMP Segments", "DMP Segment Users", "Matched Audiences
+FAQ" on learn.microsoft.com/linkedin/marketing/matched-audiences):
+
+1. ``GET /rest/adAccounts/{id}``: the ad account the token may use (validation).
+2. ``POST /rest/dmpSegments`` ``{name, account: urn:li:sponsoredAccount:{id}, type: USER, sourcePlatform,
+   destinations: [{destination: LINKEDIN}], accessPolicy: PRIVATE}`` -> 201, the new id in ``x-restli-id``.
+3. ``POST /rest/dmpSegments/{id}/users`` with ``X-RestLi-Method: BATCH_CREATE`` and ``{elements: [{action: ADD |
+   REMOVE, userIds: [{idType: SHA256_EMAIL | GOOGLE_AID, idValue}]}]}``; the answer lists one status per element.
+4. ``GET /rest/dmpSegments/{id}``: ``inputCount`` and, per destination, ``matchedCount``, ``audienceSize`` and
+   ``status`` (BUILDING, UPDATING, READY, FAILED, ARCHIVED, EXPIRED, ERROR).
+5. ``DELETE /rest/dmpSegments/{id}``.
+
+Every call carries ``Authorization: Bearer``, ``LinkedIn-Version: YYYYMM`` and ``X-Restli-Protocol-Version: 2.0.0``.
+
+Choices and limits:
+- ``LINKEDIN_VERSION`` is a monthly version LinkedIn still serves (each is supported for about a year; 202505
+  and 202508 are sunset). Bump it in one place when LinkedIn announces the next sunset.
+- Identifiers: SHA-256 hex of the normalized email (``platforms.matchkeys``) as SHA256_EMAIL, mobile advertiser
+  ids as GOOGLE_AID. LinkedIn also takes plain-text firstName / lastName / title / company / country, but we
+  keep names only hashed (raw PII is never stored), so those fields are not sent; people with neither key are
+  counted invalid and left out of the request.
+- Batch size 5,000 users per BATCH_CREATE request (the limit commonly given for the users endpoint; UNCONFIRMED
+  against the current page, kept in ``BATCH_SIZE``).
+- LinkedIn limits the DMP streaming endpoints per member per minute (since 2022-10-31) on top of daily app
+  limits, and publishes no number: we budget 30 calls a minute per ad account and honour 429 Retry-After.
+- A segment must reach 300 matched members before campaigns can use it (``min_audience_size``).
+- LinkedIn asks to wait about 5 seconds after creating a segment before adding users; a too-early batch is
+  answered 404, which we report as transient so the engine simply retries it.
+- ``sourcePlatform`` is the partner enum LinkedIn assigns to approved Audiences partners; it is read from
+  ``credentials["source_platform"]`` when set, else ``SOURCE_PLATFORM``.
+- Tokens expire after 60 days: 401 is an AuthError that says so.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from urllib.parse import quote
+
+import requests
+from django.conf import settings
+
+from platforms.adapters.base import (
+    AudienceStatus,
+    BatchResult,
+    Capabilities,
+    Operation,
+    PlatformAdapter,
+    PreparedMember,
+    RateLimit,
+    UploadSession,
+    ValidationResult,
+)
+from platforms.adapters.http import build_session, error_message, raise_for_status, send
+from platforms.errors import PermanentError, TransientError
+from platforms.forms import LinkedInCredentialsForm
+
+LINKEDIN_VERSION = "202606"
+RESTLI_PROTOCOL = "2.0.0"
+BATCH_SIZE = 5_000
+MIN_MATCHED = 300
+MAX_SEGMENT_NAME = 100
+SOURCE_PLATFORM = "ACTIVATION_MANAGER"
+# Our match key -> LinkedIn's idType, in the order they are sent.
+ID_TYPES: tuple[tuple[str, str], ...] = (("email", "SHA256_EMAIL"), ("maid", "GOOGLE_AID"))
+AUTH_HINT = ("Check the access token (LinkedIn tokens expire after 60 days) and that its member may manage "
+             "this ad account's audiences (rw_dmp_segments).")
+# Segment states LinkedIn reports, and ours (the UI reads the lowercased word).
+READY_STATES = {"READY"}
+BUILDING_STATES = {"BUILDING", "UPDATING", "PROCESSING"}
+
+
+def account_urn(account_id: str) -> str:
+    return f"urn:li:sponsoredAccount:{account_id}"
+
+
+class LinkedInAdapter(PlatformAdapter):
+    code = "linkedin"
+    name = "LinkedIn"
+    credentials_form = LinkedInCredentialsForm
+    account_field = "ad_account_id"
+    capabilities = Capabilities(
+        batch_size=BATCH_SIZE,
+        match_keys=tuple(key for key, _ in ID_TYPES),
+        operations=frozenset(
+            {Operation.CREATE, Operation.ADD, Operation.REMOVE, Operation.STATUS, Operation.DELETE}
+        ),
+        rate_limit=RateLimit(requests=30, per_seconds=60),
+        max_audience_size=None,
+        min_audience_size=MIN_MATCHED,
+    )
+
+    def __init__(self, credentials: Mapping[str, object]):
+        super().__init__(credentials)
+        self._session: requests.Session | None = None
+
+    # Plumbing ---------------------------------------------------------------------------
+    @property
+    def base_url(self) -> str:
+        return settings.PLATFORM_ENDPOINTS["linkedin"].rstrip("/")
+
+    @property
+    def ad_account_id(self) -> str:
+        value = str(self.credentials.get("ad_account_id", "")).strip()
+        return value.removeprefix("urn:li:sponsoredAccount:")
+
+    @property
+    def source_platform(self) -> str:
+        return str(self.credentials.get("source_platform") or SOURCE_PLATFORM)
+
+    @property
+    def session(self) -> requests.Session:
+        if self._session is None:
+            self._session = build_session({
+                "Authorization": f"Bearer {self.credentials.get('access_token', '')}",
+                "LinkedIn-Version": LINKEDIN_VERSION,
+                "X-Restli-Protocol-Version": RESTLI_PROTOCOL,
+                "Accept": "application/json",
+            })
+        return self._session
+
+    def _call(self, method: str, path: str, *, json: dict | None = None, headers: dict | None = None,
+              not_found_transient: bool = False) -> requests.Response:
+        response = send(self.session, method, self.base_url + path, platform=self.name, json=json, headers=headers)
+        if response.status_code == 404 and not_found_transient:
+            raise TransientError(f"{self.name}: {_linkedin_message(response)} (a new segment can take a few "
+                                 "seconds to accept users; the batch will be sent again).", code=404)
+        raise_for_status(response, platform=self.name, message=_linkedin_message(response), auth_hint=AUTH_HINT)
+        return response
+
+    @staticmethod
+    def _json(response: requests.Response) -> dict:
+        if not response.content:
+            return {}
+        try:
+            body = response.json()
+        except ValueError:
+            raise TransientError(f"LinkedIn: the answer was not JSON (HTTP {response.status_code}).") from None
+        return body if isinstance(body, dict) else {}
+
+    @staticmethod
+    def _segment_path(audience_id: str, *rest: str) -> str:
+        return "/dmpSegments/" + "/".join(quote(str(p), safe="") for p in (audience_id, *rest))
+
+    # The interface ----------------------------------------------------------------------
+    def validate_credentials(self) -> ValidationResult:
+        """The token must reach the ad account, and the account must be usable (not canceled / removed)."""
+        if not self.ad_account_id.isdigit():
+            raise PermanentError(f"{self.name}: the ad account id must be digits, e.g. 508123456.")
+        account = self._json(self._call("GET", f"/adAccounts/{self.ad_account_id}"))
+        status = str(account.get("status") or "")
+        if status in {"CANCELED", "REMOVED", "PENDING_DELETION"}:
+            raise PermanentError(f"{self.name}: ad account {self.ad_account_id} is {status.lower()}; "
+                                 "choose an active account.")
+        return ValidationResult(
+            account_name=str(account.get("name") or self.ad_account_id),
+            details={
+                "ad_account_id": self.ad_account_id,
+                "status": status,
+                "currency": account.get("currency", ""),
+                "type": account.get("type", ""),
+                "api_version": LINKEDIN_VERSION,
+            },
+        )
+
+    def create_audience(self, name: str, description: str = "") -> str:
+        """Create a USER DMP segment for the ad account (LinkedIn segments have no description)."""
+        body = {
+            "name": name[:MAX_SEGMENT_NAME],
+            "sourcePlatform": self.source_platform,
+            "account": account_urn(self.ad_account_id),
+            "accessPolicy": "PRIVATE",
+            "type": "USER",
+            "destinations": [{"destination": "LINKEDIN"}],
+        }
+        response = self._call("POST", "/dmpSegments", json=body)
+        segment_id = response.headers.get("x-restli-id") or response.headers.get("x-linkedin-id")
+        if not segment_id:
+            location = response.headers.get("Location", "")
+            segment_id = location.rstrip("/").rsplit("/", 1)[-1] if location else ""
+        if not segment_id:
+            raise PermanentError(f"{self.name}: the segment was not created (no id in the answer).")
+        return str(segment_id)
+
+    def add_members(
+        self, audience_id: str, batch: Sequence[PreparedMember], *, session: UploadSession | None = None
+    ) -> BatchResult:
+        return self._stream(audience_id, batch, action="ADD")
+
+    def remove_members(
+        self, audience_id: str, batch: Sequence[PreparedMember], *, session: UploadSession | None = None
+    ) -> BatchResult:
+        return self._stream(audience_id, batch, action="REMOVE")
+
+    def status(self, audience_id: str) -> AudienceStatus:
+        segment = self._json(self._call("GET", self._segment_path(audience_id)))
+        destination = next(
+            (d for d in segment.get("destinations") or [] if isinstance(d, dict) and d.get("destination") == "LINKEDIN"),
+            {},
+        )
+        matched = _int_or_none(destination.get("matchedCount"))
+        size = _int_or_none(destination.get("audienceSize"))
+        submitted = _int_or_none(segment.get("inputCount"))
+        match_rate = None
+        if matched is not None and submitted:
+            match_rate = min(1.0, matched / submitted)
+        state = str(destination.get("status") or segment.get("status") or "").upper()
+        return AudienceStatus(
+            size=size,
+            matched=matched,
+            match_rate=match_rate,
+            state=state.lower() or "unknown",
+            raw={
+                "id": segment.get("id"),
+                "name": segment.get("name"),
+                "inputCount": submitted,
+                "status": state,
+                "destinationSegmentId": destination.get("destinationSegmentId"),
+                "usable": matched is not None and matched >= MIN_MATCHED and state in READY_STATES | BUILDING_STATES,
+            },
+        )
+
+    def delete_audience(self, audience_id: str) -> None:
+        self._call("DELETE", self._segment_path(audience_id))
+
+    # Streaming users --------------------------------------------------------------------
+    def _stream(self, audience_id: str, batch: Sequence[PreparedMember], *, action: str) -> BatchResult:
+        if len(batch) > BATCH_SIZE:
+            raise PermanentError(f"{self.name}: at most {BATCH_SIZE} people per request; got {len(batch)}.")
+        elements = []
+        invalid = 0
+        for member in batch:
+            user_ids = [
+                {"idType": id_type, "idValue": member[key]} for key, id_type in ID_TYPES if member.get(key)
+            ]
+            if not user_ids:
+                invalid += 1
+                continue
+            elements.append({"action": action, "userIds": user_ids})
+        messages: list[str] = []
+        if invalid:
+            messages.append(f"{invalid} of {len(batch)} people had no hashed email or mobile advertiser id "
+                            "and were skipped.")
+        if not elements:
+            return BatchResult(received=len(batch), invalid=invalid, messages=tuple(messages))
+        response = self._call(
+            "POST",
+            self._segment_path(audience_id, "users"),
+            json={"elements": elements},
+            headers={"X-RestLi-Method": "BATCH_CREATE"},
+            not_found_transient=True,
+        )
+        # BATCH_CREATE answers one status per element, in order; refused elements are counted, not raised.
+        refused = 0
+        for item in self._json(response).get("elements") or []:
+            if isinstance(item, dict) and int(item.get("status") or 201) >= 400:
+                refused += 1
+                if len(messages) < 4:
+                    reason = item.get("error", {}).get("message") if isinstance(item.get("error"), dict) else None
+                    messages.append(f"LinkedIn refused a person: {reason or 'HTTP ' + str(item.get('status'))}.")
+        return BatchResult(received=len(batch), invalid=invalid + refused, messages=tuple(messages))
+
+
+def _int_or_none(value) -> int | None:
+    try:
+        return int(value) if value is not None else None
+    except (TypeError, ValueError):
+        return None
+
+
+def _linkedin_message(response: requests.Response) -> str:
+    """LinkedIn's error text: ``message`` with its ``serviceErrorCode`` when present."""
+    text = error_message(response, "message")
+    try:
+        body = response.json()
+    except ValueError:
+        body = None
+    if isinstance(body, dict) and body.get("serviceErrorCode") is not None:
+        text = f"{text} (serviceErrorCode {body['serviceErrorCode']})"
+    return text

@@ -1,0 +1,274 @@
+"""A fake of LinkedIn's Marketing API (versioned REST) for Matched Audiences: ad accounts and DMP segments.
+
+Mounted under ``/linkedin``; it answers ``/rest/...``, so ``PLATFORM_ENDPOINTS["linkedin"]`` is
+``<server>/linkedin/rest``.
+
+Wire format as LinkedIn speaks it: every call needs ``Authorization: Bearer <token>``, a ``LinkedIn-Version:
+YYYYMM`` that is still active (older ones get 426 NONEXISTENT_VERSION, a missing one 400 VERSION_MISSING) and
+``X-Restli-Protocol-Version: 2.0.0``. Errors are ``{"status", "serviceErrorCode", "code", "message"}``: 401 for a
+missing / unknown / expired token (``platforms.demo.EXPIRED_TOKEN``), 403 for an account the token may not manage,
+404 for unknown segments, 400 / 422 for invalid bodies. ``POST /rest/dmpSegments`` answers 201 with the id in
+``x-restli-id``; ``POST /rest/dmpSegments/{id}/users`` needs ``X-RestLi-Method: BATCH_CREATE``, takes at most
+5,000 elements and answers one ``{"status": 201}`` (or 400 with an error) per element.
+
+State: accounts, segments, members per segment as ``(idType, idValue)`` pairs. A member "matches" a LinkedIn
+member deterministically from its hash (``match_percent`` of them), so statuses show plausible figures:
+``inputCount`` is what was streamed, ``matchedCount`` the matched part, ``audienceSize`` is 0 below 300 matched.
+Helpers for tests: ``audience_members(segment_id)``, ``matched_count(segment_id)``, counters ``add_requests``,
+``remove_requests``, ``users_received``, ``error_response(...)``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import itertools
+import re
+
+from platforms.demo import DEMO_CREDENTIALS, EXPIRED_TOKEN
+from tests.fakes.base import FakePlatform, FakeRequest, FakeResponse
+
+MIN_ACTIVE_VERSION = "202512"  # versions are served for about a year
+MAX_ELEMENTS = 5_000
+ID_TYPES = {"SHA256_EMAIL", "SHA512_EMAIL", "GOOGLE_AID"}
+HEX64 = re.compile(r"^[0-9a-f]{64}$")
+HEX128 = re.compile(r"^[0-9a-f]{128}$")
+UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
+SOURCE_PLATFORMS = {"ACTIVATION_MANAGER", "FAKE"}
+MIN_AUDIENCE = 300
+
+
+class FakeLinkedIn(FakePlatform):
+    prefix = "/linkedin"
+
+    def __init__(self, *, access_token: str | None = None, ad_account_id: str | None = None,
+                 account_name: str | None = None, match_percent: int = 62):
+        super().__init__()
+        demo = DEMO_CREDENTIALS["linkedin"]
+        self.access_token = access_token or demo["access_token"]
+        account = ad_account_id or demo["ad_account_id"]
+        self.accounts: dict[str, dict] = {
+            account: {"id": int(account), "name": account_name or demo["label"], "status": "ACTIVE",
+                      "currency": "USD", "type": "BUSINESS", "reference": "urn:li:organization:2414183"},
+            "508999999": {"id": 508999999, "name": "Not yours", "status": "ACTIVE", "currency": "EUR",
+                          "type": "BUSINESS", "_forbidden": True},
+            "508000001": {"id": 508000001, "name": "Closed account", "status": "CANCELED", "currency": "USD",
+                          "type": "BUSINESS"},
+        }
+        self.match_percent = match_percent
+        self.segments: dict[str, dict] = {}
+        self.members: dict[str, set[tuple[str, str]]] = {}
+        self.add_requests = 0
+        self.remove_requests = 0
+        self.users_received = 0
+        self._ids = itertools.count(1)
+
+    # Test helpers -----------------------------------------------------------------------
+    def audience_members(self, segment_id: str) -> set[tuple[str, str]]:
+        with self.lock:
+            return set(self.members.get(str(segment_id), set()))
+
+    def matched_count(self, segment_id: str) -> int:
+        return sum(1 for member in self.audience_members(segment_id) if self._matched(member))
+
+    def _matched(self, member: tuple[str, str]) -> bool:
+        digest = hashlib.sha256("|".join(member).encode()).hexdigest()
+        return int(digest[:8], 16) % 100 < self.match_percent
+
+    @staticmethod
+    def error_response(status: int, message: str, *, code: str = "", service_error_code: int = 100,
+                       headers: dict | None = None) -> FakeResponse:
+        body = {"status": status, "serviceErrorCode": service_error_code, "message": message}
+        if code:
+            body["code"] = code
+        return FakeResponse(status, body, headers=dict(headers or {}))
+
+    def _invalid(self, message: str, status: int = 400) -> FakeResponse:
+        return self.error_response(status, message, code="INVALID_INPUT", service_error_code=100)
+
+    # Dispatch ---------------------------------------------------------------------------
+    def handle(self, request: FakeRequest) -> FakeResponse:
+        parts = [p for p in request.path.split("/") if p]
+        if parts[:1] != ["rest"]:
+            return self.error_response(404, f"Resource {request.path} does not exist", code="NOT_FOUND")
+        refused = self._check_headers(request)
+        if refused is not None:
+            return refused
+        parts = parts[1:]
+        method = request.method
+        if len(parts) == 2 and parts[0] == "adAccounts" and method == "GET":
+            return self._account(parts[1])
+        if parts == ["dmpSegments"] and method == "POST":
+            return self._create(request)
+        if len(parts) >= 2 and parts[0] == "dmpSegments":
+            segment = self.segments.get(parts[1])
+            if segment is None:
+                return self.error_response(404, f"DMP segment {parts[1]} does not exist", code="NOT_FOUND")
+            refused = self._check_account(segment["account"].rsplit(":", 1)[-1])
+            if refused is not None:
+                return refused
+            if len(parts) == 2 and method == "GET":
+                return FakeResponse(200, self._segment_view(parts[1]))
+            if len(parts) == 2 and method == "DELETE":
+                del self.segments[parts[1]]
+                self.members.pop(parts[1], None)
+                return FakeResponse(204, b"")
+            if parts[2:] == ["users"] and method == "POST":
+                return self._users(request, parts[1])
+        return self.error_response(405 if parts else 404, f"{method} is not supported on {request.path}",
+                                   code="METHOD_NOT_ALLOWED")
+
+    def _check_headers(self, request: FakeRequest) -> FakeResponse | None:
+        auth = request.headers.get("authorization", "")
+        if not auth.startswith("Bearer ") or not auth[7:]:
+            return self.error_response(401, "Empty oauth2 access token", code="EMPTY_ACCESS_TOKEN",
+                                       service_error_code=65604)
+        token = auth[7:]
+        if token == EXPIRED_TOKEN:
+            return self.error_response(401, "The token used in the request has expired", code="EXPIRED_ACCESS_TOKEN",
+                                       service_error_code=65601)
+        if not hmac.compare_digest(token, self.access_token):
+            return self.error_response(401, "Invalid access token", code="INVALID_ACCESS_TOKEN",
+                                       service_error_code=65600)
+        version = request.headers.get("linkedin-version", "")
+        if not version:
+            return self.error_response(400, "A version must be present. Please specify a version by adding the "
+                                            "LinkedIn-Version header.", code="VERSION_MISSING")
+        if not re.fullmatch(r"20\d{4}(\.\d{2})?", version) or version[:6] < MIN_ACTIVE_VERSION:
+            return self.error_response(426, f"Requested version {version} is not active", code="NONEXISTENT_VERSION")
+        if request.headers.get("x-restli-protocol-version") != "2.0.0":
+            return self._invalid("X-Restli-Protocol-Version 2.0.0 is required for versioned APIs.")
+        return None
+
+    def _check_account(self, account_id: str) -> FakeResponse | None:
+        account = self.accounts.get(account_id)
+        if account is None:
+            return self.error_response(404, f"Ad account {account_id} does not exist", code="NOT_FOUND")
+        if account.get("_forbidden"):
+            return self.error_response(403, "Not enough permissions to access: adAccounts.GET.20260601",
+                                       code="ACCESS_DENIED")
+        return None
+
+    def _account(self, account_id: str) -> FakeResponse:
+        refused = self._check_account(account_id)
+        if refused is not None:
+            return refused
+        return FakeResponse(200, {k: v for k, v in self.accounts[account_id].items() if not k.startswith("_")})
+
+    def _json_object(self, request: FakeRequest) -> tuple[dict | None, FakeResponse | None]:
+        if "application/json" not in request.headers.get("content-type", ""):
+            return None, self.error_response(415, "Unsupported media type: send application/json.")
+        try:
+            body = request.json()
+        except ValueError:
+            return None, self._invalid("The request body is not valid JSON.")
+        if not isinstance(body, dict):
+            return None, self._invalid("The request body must be a JSON object.")
+        return body, None
+
+    def _create(self, request: FakeRequest) -> FakeResponse:
+        body, refused = self._json_object(request)
+        if refused is not None:
+            return refused
+        unknown = set(body) - {"name", "sourcePlatform", "account", "accessPolicy", "type", "destinations",
+                               "sourceSegmentId"}
+        if unknown:
+            return self._invalid(f"Unrecognized field /{sorted(unknown)[0]}", 422)
+        name = body.get("name")
+        if not isinstance(name, str) or not name.strip():
+            return self._invalid("/name is required", 422)
+        account = body.get("account")
+        if not isinstance(account, str) or not re.fullmatch(r"urn:li:sponsoredAccount:\d+", account):
+            return self._invalid("/account must be a sponsoredAccount URN", 422)
+        refused = self._check_account(account.rsplit(":", 1)[-1])
+        if refused is not None:
+            return refused
+        if body.get("type") not in {"USER", "COMPANY"}:
+            return self._invalid("/type must be USER or COMPANY", 422)
+        if body.get("sourcePlatform") not in SOURCE_PLATFORMS:
+            return self._invalid(f"/sourcePlatform {body.get('sourcePlatform')!r} is not enabled for this app", 422)
+        destinations = body.get("destinations")
+        if destinations != [{"destination": "LINKEDIN"}]:
+            return self._invalid("/destinations must be [{destination: LINKEDIN}]", 422)
+        segment_id = str(10_000_000 + next(self._ids))
+        self.segments[segment_id] = {
+            "id": int(segment_id),
+            "name": name,
+            "account": account,
+            "type": body["type"],
+            "sourcePlatform": body["sourcePlatform"],
+            "accessPolicy": body.get("accessPolicy", "PRIVATE"),
+            "destinationSegmentId": f"urn:li:adSegment:{20_000_000 + int(segment_id) % 1_000_000}",
+            "streamed": False,
+        }
+        self.members[segment_id] = set()
+        return FakeResponse(201, b"", headers={"x-restli-id": segment_id,
+                                               "Location": f"/dmpSegments/{segment_id}"})
+
+    def _segment_view(self, segment_id: str) -> dict:
+        segment = self.segments[segment_id]
+        matched = self.matched_count(segment_id)
+        destination = {
+            "destination": "LINKEDIN",
+            "destinationSegmentId": segment["destinationSegmentId"],
+            "status": "READY" if segment["streamed"] else "BUILDING",
+        }
+        view = {k: v for k, v in segment.items() if k not in {"destinationSegmentId", "streamed"}}
+        if segment["streamed"]:
+            destination["matchedCount"] = matched
+            # LinkedIn shows no audience below its minimum.
+            destination["audienceSize"] = matched if matched >= MIN_AUDIENCE else 0
+            view["inputCount"] = len(self.members[segment_id])
+        view["destinations"] = [destination]
+        return view
+
+    def _users(self, request: FakeRequest, segment_id: str) -> FakeResponse:
+        if request.headers.get("x-restli-method", "").upper() != "BATCH_CREATE":
+            return self._invalid("Batch requests need the X-RestLi-Method: BATCH_CREATE header.")
+        body, refused = self._json_object(request)
+        if refused is not None:
+            return refused
+        elements = body.get("elements")
+        if not isinstance(elements, list) or not elements:
+            return self._invalid("/elements is required and must not be empty", 422)
+        if len(elements) > MAX_ELEMENTS:
+            return self._invalid(f"At most {MAX_ELEMENTS} elements per batch; got {len(elements)}", 422)
+        results = []
+        members = self.members[segment_id]
+        for element in elements:
+            problem = self._element_problem(element)
+            if problem:
+                results.append({"status": 400, "error": {"status": 400, "message": problem}})
+                continue
+            pairs = {(uid["idType"], uid["idValue"]) for uid in element["userIds"]}
+            if element["action"] == "ADD":
+                members |= pairs
+            else:
+                members -= pairs
+            results.append({"status": 201})
+        actions = {e.get("action") for e in elements if isinstance(e, dict)}
+        self.add_requests += "ADD" in actions
+        self.remove_requests += "REMOVE" in actions
+        self.users_received += len(elements)
+        self.segments[segment_id]["streamed"] = True
+        return FakeResponse(200, {"elements": results})
+
+    @staticmethod
+    def _element_problem(element) -> str:
+        if not isinstance(element, dict):
+            return "element must be an object"
+        if element.get("action") not in {"ADD", "REMOVE"}:
+            return "/action must be ADD or REMOVE"
+        user_ids = element.get("userIds")
+        if not isinstance(user_ids, list) or not user_ids:
+            if not (element.get("firstName") and element.get("lastName")):
+                return "/userIds or firstName and lastName are required"
+            return "name-only matching is not supported by this fake"
+        for uid in user_ids:
+            if not isinstance(uid, dict) or uid.get("idType") not in ID_TYPES:
+                return "/userIds/idType is invalid"
+            value = uid.get("idValue")
+            pattern = {"SHA256_EMAIL": HEX64, "SHA512_EMAIL": HEX128, "GOOGLE_AID": UUID}[uid["idType"]]
+            if not isinstance(value, str) or not pattern.match(value):
+                return f"/userIds/idValue is not a valid {uid['idType']}"
+        return ""
