@@ -102,7 +102,8 @@ class LinkedInCredentialsForm(CredentialsForm):
     client_secret = forms.CharField(label="Client secret", max_length=200, widget=SecretInput())
     access_token = forms.CharField(label="Access token", max_length=2048, widget=SecretInput())
     ad_account_id = forms.CharField(
-        label="Ad account ID", max_length=60, help_text="Digits, e.g. 508123456 (the urn:li:sponsoredAccount: form is fine)"
+        label="Ad account ID", max_length=60,
+        help_text="Digits, e.g. 508123456 (the urn:li:sponsoredAccount: form is fine)",
     )
 
     def clean_ad_account_id(self):
