@@ -195,10 +195,8 @@ class LinkedInAdapter(PlatformAdapter):
 
     def status(self, audience_id: str) -> AudienceStatus:
         segment = self._json(self._call("GET", self._segment_path(audience_id)))
-        destination = next(
-            (d for d in segment.get("destinations") or [] if isinstance(d, dict) and d.get("destination") == "LINKEDIN"),
-            {},
-        )
+        destinations = [d for d in segment.get("destinations") or [] if isinstance(d, dict)]
+        destination = next((d for d in destinations if d.get("destination") == "LINKEDIN"), {})
         matched = _int_or_none(destination.get("matchedCount"))
         size = _int_or_none(destination.get("audienceSize"))
         submitted = _int_or_none(segment.get("inputCount"))

@@ -15,7 +15,7 @@ from platforms.adapters.base import Operation
 from platforms.adapters.linkedin import BATCH_SIZE, LINKEDIN_VERSION
 from platforms.demo import DEMO_CREDENTIALS, EXPIRED_TOKEN
 from platforms.errors import AuthError, PermanentError, PlatformError, RateLimited, TransientError
-from tests.fakes.base import FakeServer, Fault
+from tests.fakes.base import FakeServer, Fault, install_responses
 from tests.fakes.linkedin import FakeLinkedIn
 
 HOST = "https://api.linkedin.test/linkedin"
@@ -41,8 +41,6 @@ def li_fake():
 def li(li_fake, settings):
     settings.PLATFORM_ENDPOINTS = {**settings.PLATFORM_ENDPOINTS, "linkedin": BASE}
     with responses.RequestsMock(assert_all_requests_are_fired=False) as rsps:
-        from tests.fakes.base import install_responses
-
         install_responses(rsps, li_fake, HOST)
         yield li_fake
 
@@ -284,7 +282,9 @@ def test_no_error_message_or_repr_carries_the_token(li):
 
 def test_full_cycle_over_loopback_http():
     fake = FakeLinkedIn()
-    with FakeServer([fake]) as server, override_settings(PLATFORM_ENDPOINTS={"linkedin": f"{server.url}/linkedin/rest"}):
+    with FakeServer([fake]) as server, override_settings(
+        PLATFORM_ENDPOINTS={"linkedin": f"{server.url}/linkedin/rest"}
+    ):
         li_adapter = adapter()
         assert li_adapter.validate_credentials().account_name == "Demo ad account"
         segment_id = li_adapter.create_audience("Loopback")
