@@ -190,6 +190,16 @@ GOOGLE_ADS_INSECURE_CHANNEL = env.bool("GOOGLE_ADS_INSECURE_CHANNEL", default=DE
 GOOGLE_OAUTH_TOKEN_URL = _endpoint("GOOGLE_OAUTH_TOKEN_URL", "https://oauth2.googleapis.com/token", "/google-oauth/token")
 PLATFORM_HTTP_TIMEOUT = env.float("PLATFORM_HTTP_TIMEOUT", default=30.0)
 
+# Sync engine. A run whose worker sent no heartbeat for SYNC_STALE_AFTER seconds is marked failed by the
+# watchdog (and can be resumed); platform calls are retried up to PLATFORM_RETRY_ATTEMPTS times.
+SYNC_STALE_AFTER = env.int("SYNC_STALE_AFTER", default=600)
+SYNC_QUEUED_STALE_AFTER = env.int("SYNC_QUEUED_STALE_AFTER", default=3600)
+PLATFORM_RETRY_ATTEMPTS = env.int("PLATFORM_RETRY_ATTEMPTS", default=8)
+PLATFORM_RETRY_BASE_SECONDS = env.float("PLATFORM_RETRY_BASE_SECONDS", default=1.0)
+PLATFORM_RETRY_MAX_SECONDS = env.float("PLATFORM_RETRY_MAX_SECONDS", default=60.0)
+# Longest Retry-After we wait in place; a platform asking for more still gets it, in several waits.
+PLATFORM_MAX_RETRY_AFTER = env.float("PLATFORM_MAX_RETRY_AFTER", default=900.0)
+
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
