@@ -189,6 +189,8 @@ class SyncBatch(models.Model):
     class Kind(models.TextChoices):
         ADD = "add", "Add"
         REMOVE = "remove", "Remove"
+        # Mirror on a platform without per-person removal: the whole audience in one replace session.
+        REPLACE = "replace", "Replace"
 
     class Status(models.TextChoices):
         PENDING = "pending", "Pending"
