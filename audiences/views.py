@@ -1,9 +1,180 @@
-from django.shortcuts import render
-from django.views.decorators.http import require_GET
+"""Audience and import pages (thin: the import lives in audiences/imports.py)."""
 
-from audiences.models import Audience
+import csv
+
+from django.contrib import messages
+from django.db import transaction
+from django.db.models import OuterRef, Subquery
+from django.http import StreamingHttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
+from django_htmx.http import HttpResponseClientRedirect
+
+from audiences import imports
+from audiences.forms import AudienceUploadForm, MappingForm, ReimportForm
+from audiences.models import Audience, ImportJob
+from platforms import matchkeys
+from platforms.models import Platform
+
+
+def _redirect(request, url):
+    return HttpResponseClientRedirect(url) if request.htmx else redirect(url)
+
+
+def _chunks(form):
+    upload = form.cleaned_data.get("file")
+    if upload:
+        return upload.chunks(), upload.name
+    path = imports.sample_file_path()
+    return imports._copy_chunks(path), path.name
 
 
 @require_GET
 def audience_list(request):
-    return render(request, "audiences/audience_list.html", {"audiences": Audience.objects.filter(owner=request.user)})
+    latest = ImportJob.objects.filter(audience=OuterRef("pk")).order_by("-created_at", "-id")
+    audiences = Audience.objects.filter(owner=request.user).annotate(
+        last_import_at=Subquery(latest.values("created_at")[:1]),
+        last_import_status=Subquery(latest.values("status")[:1]),
+    )
+    return render(request, "audiences/audience_list.html", {"audiences": audiences})
+
+
+@require_http_methods(["GET", "POST"])
+def audience_create(request):
+    form = AudienceUploadForm(request.POST or None, request.FILES or None)
+    if request.method == "POST" and form.is_valid():
+        with transaction.atomic():
+            audience = Audience.objects.create(
+                owner=request.user, name=form.cleaned_data["name"], description=form.cleaned_data["description"],
+                default_country=form.cleaned_data["default_country"],
+            )
+            chunks, filename = _chunks(form)
+            job = imports.create_import(owner=request.user, audience=audience, chunks=chunks, filename=filename)
+            if job.status == ImportJob.Status.FAILED:
+                form.add_error("file", job.error_message)
+                transaction.set_rollback(True)
+        if not form.errors:
+            return _redirect(request, reverse("import_mapping", kwargs={"import_pk": job.pk}))
+    return render(request, "audiences/audience_create.html", {"form": form})
+
+
+@require_http_methods(["GET", "POST"])
+def audience_import(request, audience_pk):
+    audience = get_object_or_404(Audience, pk=audience_pk, owner=request.user)
+    form = ReimportForm(request.POST or None, request.FILES or None, audience=audience)
+    if request.method == "POST" and form.is_valid():
+        if ImportJob.objects.filter(audience=audience, status__in=[ImportJob.Status.QUEUED,
+                                                                    ImportJob.Status.RUNNING]).exists():
+            form.add_error(None, "An import into this audience is still running; wait for it to finish.")
+        else:
+            if form.cleaned_data["default_country"] != audience.default_country:
+                audience.default_country = form.cleaned_data["default_country"]
+                audience.save(update_fields=["default_country", "updated_at"])
+            chunks, filename = _chunks(form)
+            job = imports.create_import(owner=request.user, audience=audience, chunks=chunks, filename=filename)
+            if job.status == ImportJob.Status.FAILED:
+                form.add_error("file", job.error_message)
+            else:
+                return _redirect(request, reverse("import_mapping", kwargs={"import_pk": job.pk}))
+    return render(request, "audiences/audience_import.html", {"form": form, "audience": audience})
+
+
+@require_http_methods(["GET", "POST"])
+def import_mapping(request, import_pk):
+    job = get_object_or_404(ImportJob.objects.select_related("audience"), pk=import_pk, owner=request.user)
+    detail = reverse("audience_detail", kwargs={"audience_pk": job.audience_id})
+    if job.status != ImportJob.Status.UPLOADED:
+        return _redirect(request, detail)
+    form = MappingForm(request.POST or None, job=job)
+    if request.method == "POST" and form.is_valid():
+        try:
+            imports.start_import(job, form.mapping())
+        except (ValueError, imports.UnusableFile) as exc:
+            form.add_error(None, str(exc))
+        else:
+            messages.success(request, f"Importing “{job.original_filename}” into {job.audience.name}.")
+            return _redirect(request, detail)
+    columns = [(form[f"col_{i}"], header) for i, header in enumerate(job.headers)]
+    return render(request, "audiences/import_mapping.html", {
+        "form": form, "job": job, "audience": job.audience, "columns": columns,
+        "encoding_label": imports.ENCODING_LABELS.get(job.encoding, job.encoding),
+        "delimiter_label": imports.DELIMITER_LABELS.get(job.delimiter, repr(job.delimiter)),
+    })
+
+
+def _progress_context(job):
+    return {"job": job, "audience": job.audience, "percent": imports.progress_percent(job),
+            "running": job.status in (ImportJob.Status.QUEUED, ImportJob.Status.RUNNING),
+            "rejected_rows": job.rejected_rows.all()[:20] if job.status != ImportJob.Status.UPLOADED else []}
+
+
+@require_GET
+def import_progress(request, import_pk):
+    job = get_object_or_404(ImportJob.objects.select_related("audience"), pk=import_pk, owner=request.user)
+    context = _progress_context(job)
+    response = render(request, "audiences/partials/import_progress.html", context)
+    if request.htmx and not context["running"]:
+        # The import ended while the page was polling: stop polling (286) and reload the whole page so
+        # size, coverage and status are fresh too.
+        response.status_code = 286
+        response["HX-Refresh"] = "true"
+    return response
+
+
+@require_GET
+def audience_detail(request, audience_pk):
+    audience = get_object_or_404(Audience, pk=audience_pk, owner=request.user)
+    latest = audience.imports.exclude(status=ImportJob.Status.UPLOADED).first()
+    pending = audience.imports.filter(status=ImportJob.Status.UPLOADED).first()
+    coverage = [(matchkeys.KEY_LABELS.get(key, "First + last name + postal code"), audience.key_coverage.get(key, 0))
+                for key in ("email", "phone", "name_zip", "maid", "external_id", "first_name", "last_name",
+                            "postal_code", "city", "state", "country", "date_of_birth", "gender")]
+    size = audience.member_count or 0
+    coverage = [(label, count, round(count * 100 / size) if size else 0) for label, count in coverage]
+    platforms = []
+    for platform in Platform.objects.filter(active=True).order_by("name"):
+        try:
+            accepted = matchkeys.accepted_keys(platform.code)
+        except ValueError:
+            continue
+        platforms.append((platform, accepted))
+    output_keys = [key for key in matchkeys.OUTPUT_KEYS if any(key in acc for _, acc in platforms)]
+    platform_rows = [(p, [key in acc for key in output_keys]) for p, acc in platforms]
+    context = {"audience": audience, "latest": latest, "pending": pending, "coverage": coverage,
+               "output_keys": output_keys, "platform_rows": platform_rows}
+    if latest:
+        context.update(_progress_context(latest))
+        context["audience"] = audience
+    return render(request, "audiences/audience_detail.html", context)
+
+
+class _Echo:
+    def write(self, value):
+        return value
+
+
+@require_GET
+def import_rejections_csv(request, import_pk):
+    job = get_object_or_404(ImportJob, pk=import_pk, owner=request.user)
+    writer = csv.writer(_Echo())
+    response = StreamingHttpResponse((writer.writerow(row) for row in imports.rejections_csv_rows(job)),
+                                     content_type="text/csv; charset=utf-8")
+    response["Content-Disposition"] = f'attachment; filename="import-{job.pk}-rejected-rows.csv"'
+    response["X-Content-Type-Options"] = "nosniff"
+    return response
+
+
+@require_POST
+def audience_delete(request, audience_pk):
+    audience = get_object_or_404(Audience, pk=audience_pk, owner=request.user)
+    for job in audience.imports.exclude(stored_path=""):
+        imports.delete_upload(job)
+    name = audience.name
+    audience.delete()
+    messages.success(request, f"Deleted the audience “{name}”.")
+    if request.htmx:
+        return HttpResponseClientRedirect(reverse("audience_list"))
+    return redirect("audience_list")
+
+
