@@ -437,6 +437,7 @@ def _records(job: ImportJob, raw) -> Iterator[tuple[int, list[str] | None, str]]
             yield row_number, cells, ""
     finally:
         csv.field_size_limit(previous)
+        text.detach()  # leave the binary file open: the caller reads its position for progress
 
 
 # ---------------------------------------------------------------------------------------------------------
