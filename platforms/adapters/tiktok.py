@@ -69,15 +69,17 @@ ID_TYPES: tuple[tuple[str, str], ...] = (
 )
 AUTH_HINT = "Check the access token and that it is authorised for this advertiser."
 
+# Sources: 40100 and 40101 as named in an open-source TikTok client's code table, 40105 with TikTok's message
+# quoted in a support thread; the rest follow TikTok's code families and are UNCONFIRMED against its table.
 RATE_LIMIT_CODES = frozenset({
-    40100,  # "too many requests": QPS / QPM / QPD limit of the app or endpoint exceeded
+    40100,  # QPS / QPM / QPD limit of the app or the endpoint exceeded
 })
 AUTH_CODES = frozenset({
-    40001,  # no permission to operate this advertiser / scope not granted
+    40001,  # no permission to operate this advertiser / scope not granted (unconfirmed)
     40101,  # invalid app id / secret combination
-    40102,  # access token expired
-    40104,  # access token empty
-    40105,  # access token incorrect or revoked
+    40102,  # access token expired (unconfirmed)
+    40104,  # access token empty (unconfirmed)
+    40105,  # "Access token is incorrect or has been revoked"
 })
 # 4xxxx otherwise: the request is wrong (40002 invalid parameter, ...) -> PermanentError.
 # 5xxxx (50000 system error, 50002 service error, 51xxx busy): TikTok's side -> TransientError.
