@@ -52,6 +52,7 @@ NO_KEY_REASON = "no usable match key"
 BAD_TEXT_REASON = "text is not valid {encoding} (mixed encodings?)"
 FIELD_TOO_LARGE = "field too large"
 LINE_TOO_LONG = "line too long"
+UNEXPECTED_FAILURE = "The import failed unexpectedly; nothing was changed. Try again, or contact support."
 
 # A marker the line reader yields in place of an over-long line (private-use characters never in real data).
 _OVERSIZE_MARK = "\ue000\ue001oversize\ue001\ue000"
@@ -326,8 +327,7 @@ def _failed_before_start(job: ImportJob, message: str) -> ImportJob:
     job.error_message = message
     job.finished_at = timezone.now()
     job.save()
-    if job.audience.status == Audience.Status.EMPTY and not job.audience.member_count:
-        Audience.objects.filter(pk=job.audience_id).update(status=Audience.Status.FAILED)
+    Audience.objects.filter(pk=job.audience_id, generation=0).update(status=Audience.Status.FAILED)
     return job
 
 
@@ -437,7 +437,8 @@ def _records(job: ImportJob, raw) -> Iterator[tuple[int, list[str] | None, str]]
             yield row_number, cells, ""
     finally:
         csv.field_size_limit(previous)
-        text.detach()  # leave the binary file open: the caller reads its position for progress
+        if not raw.closed:
+            text.detach()  # leave the binary file open: the caller reads its position for progress
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -542,9 +543,10 @@ def run_import(job_id: int) -> ImportJob | None:
         _fail(job, str(exc))
     except Exception:
         logger.exception("import %s failed", job.pk)  # tracebacks carry no cell values: csv/matchkeys don't
-        _fail(job, "The import failed unexpectedly; nothing was changed. Try again, or contact support.")
-    finally:
-        delete_upload(job)
+        _fail(job, UNEXPECTED_FAILURE)
+    # Not in a finally: a worker shut down mid-import (SystemExit, KeyboardInterrupt) leaves the job RUNNING
+    # and the file in place, so the re-delivered task (acks_late) restarts it.
+    delete_upload(job)
     job.refresh_from_db()
     return job
 

