@@ -1,0 +1,754 @@
+"""The sync engine: keep an audience in step with a platform audience, in checkpointed batches.
+
+A run, end to end (``execute_run``):
+
+1. **Claim.** The run moves queued -> running, or is taken over when it is "running" with a heartbeat
+   older than ``SYNC_STALE_AFTER`` (its worker died). The heartbeat timestamp this worker wrote is its
+   lease: every later heartbeat and checkpoint only applies while the row still carries it, so a run
+   taken over by another worker (watchdog + resume) is never written by two workers.
+2. **Platform audience.** Created on the first run of a sync; its id is stored on the sync.
+3. **Plan.** The difference between the audience's current generation and the members this sync
+   already confirmed (``SyncMember``): adds = members not confirmed; removes (mirror only) = confirmed
+   members no longer in the audience. The plan is written as ``SyncBatch`` rows, each a keyset range
+   of fingerprints of at most the adapter's ``batch_size``. Nothing is held in memory beyond one batch.
+   Removes go first: on platforms that remove by identifier (Meta), a member whose phone changed is
+   "remove old, add new", and the other order would remove the new one by its email.
+   A platform without per-person removal but with a replace operation (The Trade Desk) mirrors with a
+   replace session over the whole audience, only on runs that have something to remove.
+4. **Send.** Each pending batch goes through the adapter (rate limiter + retry policy), then, in one
+   transaction, the batch is marked sent, the ``SyncMember`` rows are written (or deleted, for removes)
+   and the run's counters move. A restarted run skips sent batches: at most the batch in flight when
+   a worker died is sent twice. Heartbeat and cancellation are checked between batches.
+5. **Status.** The platform's size / match figures go onto the run.
+
+Errors: ``RateLimited`` / ``TransientError`` are retried (platforms/retry.py); once the attempts run
+out the run fails and can be resumed. ``PermanentError`` fails that batch only (the run ends
+"partial"). ``AuthError`` stops the run and turns the connection to error with the platform's message.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import timedelta
+
+from django.conf import settings
+from django.db import DatabaseError, close_old_connections, connection, transaction
+from django.db.models import Exists, F, Max, Min, OuterRef, Q
+from django.utils import timezone
+
+from audiences.models import Audience, Member, Sync, SyncBatch, SyncMember, SyncRun
+from credentials.models import Connection
+from platforms.adapters.base import Operation, PlatformAdapter, UploadSession
+from platforms.errors import AuthError, PermanentError, PlatformError, RateLimited, TransientError
+from platforms.matchkeys import platform_values
+from platforms.ratelimit import RateLimiter, limiter_for
+from platforms.retry import RetryPolicy
+
+logger = logging.getLogger(__name__)
+
+Status = SyncRun.Status
+Kind = SyncBatch.Kind
+ACTIVE = (Status.QUEUED, Status.RUNNING)
+FINISHED = (Status.SUCCEEDED, Status.PARTIAL, Status.FAILED, Status.CANCELLED)
+
+# Schedule -> django-celery-beat interval (every, period).
+SCHEDULE_INTERVALS = {
+    Sync.Schedule.HOURLY: (1, "hours"),
+    Sync.Schedule.DAILY: (1, "days"),
+    Sync.Schedule.WEEKLY: (7, "days"),
+}
+SCHEDULED_TASK = "audiences.sync_tasks.run_scheduled_sync"
+# Meta's session ids are per advertiser and must be unique: derived from the run and the kind.
+SESSION_KIND_OFFSET = {Kind.ADD: 1, Kind.REMOVE: 2, Kind.REPLACE: 3}
+# Longest single sleep while waiting (retry / rate limit), so the heartbeat keeps beating.
+PAUSE_SLICE = 60.0
+STALE_MESSAGE = (
+    "The worker stopped responding (no heartbeat for {minutes} minutes). Nothing after the last sent batch "
+    "was lost: resume the run to continue from the first unsent batch."
+)
+
+
+class SyncError(Exception):
+    """A request about syncs that cannot be honoured; ``message`` is safe to show."""
+
+    def __init__(self, message: str, *, field: str | None = None):
+        super().__init__(message)
+        self.message = message
+        self.field = field
+
+
+# Syncs ------------------------------------------------------------------------------------------
+
+def active_connections_for(owner):
+    """Connections a sync may use: the owner's, active only."""
+    return (
+        Connection.objects.filter(owner=owner, status=Connection.Status.ACTIVE)
+        .select_related("platform")
+        .order_by("platform__name", "label")
+    )
+
+
+def _check_choice(value: str, choices, field: str, what: str) -> str:
+    valid = {c for c, _ in choices}
+    if value not in valid:
+        raise SyncError(f"Choose a {what}: {', '.join(repr(c) for c in sorted(valid) if c) or 'none'}.", field=field)
+    return value
+
+
+def create_sync(*, owner, audience: Audience, connection_id, mode: str = Sync.Mode.ADD, schedule: str = "") -> Sync:
+    """Link ``audience`` to one of the owner's active connections (one sync per pair)."""
+    if audience.owner_id != owner.pk:
+        raise SyncError("Audience not found.")
+    try:
+        connection_id = int(connection_id)
+    except (TypeError, ValueError):
+        raise SyncError("Choose a connection.", field="connection") from None
+    conn = Connection.objects.filter(owner=owner, pk=connection_id).select_related("platform").first()
+    if conn is None:
+        raise SyncError("Choose one of your connections.", field="connection")
+    if conn.status != Connection.Status.ACTIVE:
+        raise SyncError(f"{conn} is {conn.get_status_display().lower()}: reconnect it first.", field="connection")
+    mode = _check_choice(mode or Sync.Mode.ADD, Sync.Mode.choices, "mode", "mode")
+    schedule = _check_choice(schedule or "", Sync.Schedule.choices, "schedule", "schedule")
+    if Sync.objects.filter(audience=audience, connection=conn).exists():
+        raise SyncError(f"This audience already syncs to {conn}.", field="connection")
+    with transaction.atomic():
+        sync = Sync.objects.create(owner=owner, audience=audience, connection=conn, mode=mode, schedule=schedule)
+        _apply_schedule(sync)
+    logger.info("sync %s created (audience=%s connection=%s mode=%s schedule=%s)",
+                sync.pk, audience.pk, conn.pk, mode, schedule or "manual")
+    return sync
+
+
+def update_sync(*, sync: Sync, mode: str | None = None, schedule: str | None = None) -> Sync:
+    if mode is not None:
+        sync.mode = _check_choice(mode, Sync.Mode.choices, "mode", "mode")
+    if schedule is not None:
+        sync.schedule = _check_choice(schedule, Sync.Schedule.choices, "schedule", "schedule")
+    with transaction.atomic():
+        sync.save(update_fields=["mode", "schedule", "updated_at"])
+        _apply_schedule(sync)
+    return sync
+
+
+def delete_sync(*, sync: Sync) -> None:
+    """Delete the sync, its runs and its schedule (the platform audience itself is left in place)."""
+    with transaction.atomic():
+        task = sync.periodic_task
+        sync.delete()
+        if task is not None:
+            task.delete()
+
+
+def _apply_schedule(sync: Sync) -> None:
+    """Create, update or delete the sync's django-celery-beat PeriodicTask to match ``sync.schedule``."""
+    from django_celery_beat.models import IntervalSchedule, PeriodicTask
+
+    task = sync.periodic_task
+    if not sync.schedule:
+        if task is not None:
+            sync.periodic_task = None
+            sync.save(update_fields=["periodic_task"])
+            task.delete()
+        return
+    every, period = SCHEDULE_INTERVALS[sync.schedule]
+    interval, _ = IntervalSchedule.objects.get_or_create(every=every, period=period)
+    fields = {
+        "name": f"Sync {sync.pk}: audience {sync.audience_id} to connection {sync.connection_id}",
+        "task": SCHEDULED_TASK,
+        "interval": interval,
+        "args": f"[{sync.pk}]",
+        "enabled": True,
+        "description": f"{sync.get_schedule_display()} sync of audience {sync.audience_id}.",
+    }
+    if task is None:
+        task = PeriodicTask.objects.create(**fields)
+        sync.periodic_task = task
+        sync.save(update_fields=["periodic_task"])
+    else:
+        for name, value in fields.items():
+            setattr(task, name, value)
+        task.save()
+
+
+# Runs -------------------------------------------------------------------------------------------
+
+def enqueue_run(run_id: int) -> None:
+    """Hand the run to a worker (called once the run row is committed)."""
+    from audiences.sync_tasks import run_sync
+
+    try:
+        run_sync.delay(run_id)
+    except Exception as exc:  # noqa: BLE001 — broker down: say so on the run, never a 500
+        logger.error("could not queue sync run %s (%s)", run_id, type(exc).__name__)
+        SyncRun.objects.filter(pk=run_id, status=Status.QUEUED).update(
+            status=Status.FAILED, finished_at=timezone.now(),
+            error_message="The run could not be queued (the task queue is unavailable). Resume it to try again.",
+        )
+
+
+def _queue(run: SyncRun) -> None:
+    transaction.on_commit(lambda: enqueue_run(run.pk))
+
+
+def active_run(sync: Sync) -> SyncRun | None:
+    return sync.runs.filter(status__in=ACTIVE).order_by("-created_at").first()
+
+
+def start_run(*, sync: Sync, trigger: str = SyncRun.Trigger.MANUAL) -> SyncRun:
+    """Queue a run of ``sync``; if one is already queued or running, that one is returned instead."""
+    with transaction.atomic():
+        Sync.objects.select_for_update().filter(pk=sync.pk).first()  # one starter at a time per sync
+        current = active_run(sync)
+        if current is not None:
+            return current
+        run = SyncRun.objects.create(sync=sync, trigger=trigger)
+        _queue(run)
+    logger.info("sync run %s queued (sync=%s trigger=%s)", run.pk, sync.pk, trigger)
+    return run
+
+
+def start_scheduled_run(*, sync_id: int) -> SyncRun | None:
+    """The schedule fired: a new run, unless the sync is gone, its connection is not active or a run is active."""
+    sync = Sync.objects.select_related("connection").filter(pk=sync_id).first()
+    if sync is None:
+        return None
+    if sync.connection.status != Connection.Status.ACTIVE:
+        logger.info("scheduled sync %s skipped: connection %s is %s", sync.pk, sync.connection_id,
+                    sync.connection.status)
+        return None
+    if active_run(sync) is not None:
+        logger.info("scheduled sync %s skipped: a run is already active", sync.pk)
+        return None
+    return start_run(sync=sync, trigger=SyncRun.Trigger.SCHEDULE)
+
+
+def cancel_run(*, run: SyncRun) -> SyncRun:
+    """Ask a run to stop. A queued run stops at once; a running one after its current batch."""
+    now = timezone.now()
+    SyncRun.objects.filter(pk=run.pk, status=Status.QUEUED).update(
+        status=Status.CANCELLED, cancel_requested=True, finished_at=now, error_message="Cancelled before it started."
+    )
+    SyncRun.objects.filter(pk=run.pk, status=Status.RUNNING).update(cancel_requested=True)
+    run.refresh_from_db()
+    return run
+
+
+def can_resume(run: SyncRun) -> bool:
+    """A failed run resumes while its plan still matches the audience (same generation) and no other run is active."""
+    if run.status != Status.FAILED:
+        return False
+    audience_generation = run.sync.audience.generation
+    if run.audience_generation is not None and run.audience_generation != audience_generation:
+        return False
+    return not run.sync.runs.filter(status__in=ACTIVE).exclude(pk=run.pk).exists()
+
+
+def resume_run(*, run: SyncRun) -> SyncRun:
+    """Queue a failed run again; its worker skips every batch already sent."""
+    if not can_resume(run):
+        raise SyncError(
+            "This run cannot be resumed (it did not fail, another run is active, or the audience changed since: "
+            "start a new sync run instead)."
+        )
+    with transaction.atomic():
+        updated = SyncRun.objects.filter(pk=run.pk, status=Status.FAILED).update(
+            status=Status.QUEUED, error_message="", finished_at=None, cancel_requested=False, heartbeat_at=None
+        )
+        if updated:
+            _queue(run)
+    run.refresh_from_db()
+    logger.info("sync run %s resumed", run.pk)
+    return run
+
+
+def fail_stale_runs(*, now=None) -> list[int]:
+    """The watchdog: running runs without a heartbeat for SYNC_STALE_AFTER seconds (and queued runs never
+    picked up within SYNC_QUEUED_STALE_AFTER) become failed with a message saying how to resume."""
+    now = now or timezone.now()
+    stale_after = settings.SYNC_STALE_AFTER
+    stale = SyncRun.objects.filter(
+        Q(status=Status.RUNNING, heartbeat_at__lt=now - timedelta(seconds=stale_after))
+        | Q(status=Status.RUNNING, heartbeat_at__isnull=True, created_at__lt=now - timedelta(seconds=stale_after))
+        | Q(status=Status.QUEUED, created_at__lt=now - timedelta(seconds=settings.SYNC_QUEUED_STALE_AFTER),
+            heartbeat_at__isnull=True)
+    )
+    ids = list(stale.values_list("pk", flat=True))
+    failed = []
+    minutes = max(1, round(stale_after / 60))
+    for pk in ids:
+        # Re-check in the UPDATE: a heartbeat that arrived meanwhile keeps the run alive.
+        changed = SyncRun.objects.filter(pk=pk).filter(
+            Q(status=Status.RUNNING, heartbeat_at__lt=now - timedelta(seconds=stale_after))
+            | Q(status=Status.RUNNING, heartbeat_at__isnull=True)
+            | Q(status=Status.QUEUED, heartbeat_at__isnull=True)
+        ).update(status=Status.FAILED, finished_at=now, error_message=STALE_MESSAGE.format(minutes=minutes))
+        if changed:
+            failed.append(pk)
+    if failed:
+        logger.warning("watchdog failed %s stale sync run(s): %s", len(failed), failed)
+    return failed
+
+
+# Progress (for the run page) -------------------------------------------------------------------
+
+@dataclass
+class Progress:
+    run: SyncRun
+    percent: int
+    eta_seconds: int | None
+    failed_batches: list[SyncBatch]
+
+    @property
+    def active(self) -> bool:
+        return self.run.status in ACTIVE
+
+
+def progress_of(run: SyncRun) -> Progress:
+    if run.status == Status.SUCCEEDED or (run.status in FINISHED and run.total_batches == 0
+                                          and run.status != Status.FAILED and run.status != Status.CANCELLED):
+        percent = 100
+    elif run.total_batches:
+        percent = min(100, int(run.done_batches * 100 / run.total_batches))
+    else:
+        percent = 0
+    eta = None
+    if run.status == Status.RUNNING and run.started_at and 0 < run.done_batches < run.total_batches:
+        elapsed = (timezone.now() - run.started_at).total_seconds()
+        eta = int(elapsed / run.done_batches * (run.total_batches - run.done_batches))
+    failed = list(run.batches.filter(status=SyncBatch.Status.FAILED).order_by("seq")[:20])
+    return Progress(run=run, percent=percent, eta_seconds=eta, failed_batches=failed)
+
+
+# The engine -----------------------------------------------------------------------------------
+
+class _LeaseLost(Exception):
+    """Another worker (or the watchdog) took the run: stop without writing anything more."""
+
+
+class _Stop(Exception):
+    def __init__(self, status: str, message: str = ""):
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
+def execute_run(
+    *,
+    run_id: int,
+    adapter: PlatformAdapter | None = None,
+    sleep: Callable[[float], None] = time.sleep,
+    limiter: RateLimiter | None = None,
+) -> SyncRun | None:
+    """Run (or continue) one sync run. Returns the run, or None when it was not ours to run.
+
+    ``adapter``, ``sleep`` and ``limiter`` are for tests and benchmarks (a fake adapter, recorded waits).
+    """
+    lease = _claim(run_id)
+    if lease is None:
+        logger.info("sync run %s not claimed (finished, cancelled or running elsewhere)", run_id)
+        return SyncRun.objects.filter(pk=run_id).first()
+    run = SyncRun.objects.select_related("sync__audience", "sync__connection__platform").get(pk=run_id)
+    engine = _Engine(run, lease=lease, adapter=adapter, sleep=sleep, limiter=limiter)
+    engine.execute()
+    return SyncRun.objects.filter(pk=run_id).first()
+
+
+def _claim(run_id: int):
+    """queued -> running, or take over a running run whose heartbeat is stale. Returns the lease timestamp."""
+    now = timezone.now()
+    stale = now - timedelta(seconds=settings.SYNC_STALE_AFTER)
+    claimed = SyncRun.objects.filter(pk=run_id).filter(
+        Q(status=Status.QUEUED) | Q(status=Status.RUNNING, heartbeat_at__lt=stale)
+        | Q(status=Status.RUNNING, heartbeat_at__isnull=True)
+    ).update(status=Status.RUNNING, heartbeat_at=now)
+    if not claimed:
+        return None
+    SyncRun.objects.filter(pk=run_id, started_at__isnull=True).update(started_at=now)
+    return now
+
+
+class _Engine:
+    def __init__(self, run: SyncRun, *, lease, adapter, sleep, limiter):
+        self.run = run
+        self.sync = run.sync
+        self.audience = run.sync.audience
+        self.connection = run.sync.connection
+        self.code = self.connection.platform.code
+        self.lease = lease
+        self._adapter = adapter
+        self._sleep = sleep
+        self._limiter = limiter
+        self.policy = RetryPolicy(sleep=self._pause)
+
+    # Plumbing ---------------------------------------------------------------------------
+    @property
+    def adapter(self) -> PlatformAdapter:
+        if self._adapter is None:
+            self._adapter = self.connection.adapter()
+        return self._adapter
+
+    @property
+    def limiter(self) -> RateLimiter:
+        if self._limiter is None:
+            adapter = self.adapter
+            account = adapter.account_id or f"connection-{self.connection.pk}"
+            self._limiter = limiter_for(self.code, account, adapter.capabilities.rate_limit, sleep=self._pause)
+        return self._limiter
+
+    def _call(self, fn):
+        """One platform call: a rate-limit token per attempt, retried per the policy."""
+
+        def attempt():
+            self.limiter.acquire()
+            return fn()
+
+        return self.policy.call(attempt)
+
+    def _heartbeat(self, **fields) -> None:
+        """Renew the lease (and write ``fields``); raises _LeaseLost if the run is no longer ours."""
+        now = timezone.now()
+        updated = SyncRun.objects.filter(pk=self.run.pk, status=Status.RUNNING, heartbeat_at=self.lease).update(
+            heartbeat_at=now, **fields
+        )
+        if not updated:
+            raise _LeaseLost()
+        self.lease = now
+
+    def _pause(self, seconds: float) -> None:
+        """Sleep for a retry or a rate-limit token, beating the heartbeat and honouring cancel meanwhile."""
+        remaining = float(seconds)
+        while remaining > 0:
+            step = min(remaining, PAUSE_SLICE)
+            self._sleep(step)
+            remaining -= step
+            if remaining > 0:
+                self._heartbeat()
+                self._check_cancel()
+
+    def _check_cancel(self) -> None:
+        if SyncRun.objects.filter(pk=self.run.pk, cancel_requested=True).exists():
+            raise _Stop(Status.CANCELLED, "Cancelled by the user; batches sent before stay on the platform.")
+
+    def _check_generation(self) -> None:
+        generation = Audience.objects.filter(pk=self.audience.pk).values_list("generation", flat=True).first()
+        if self.run.audience_generation is not None and generation != self.run.audience_generation:
+            raise _Stop(Status.FAILED, "The audience was re-imported while this run was sending. "
+                                       "Start a new run to send the new membership.")
+
+    # The run ----------------------------------------------------------------------------
+    def execute(self) -> None:
+        try:
+            if self.connection.status != Connection.Status.ACTIVE:
+                raise _Stop(Status.FAILED, f"The connection {self.connection} is "
+                                           f"{self.connection.get_status_display().lower()}: reconnect it on the "
+                                           "Platforms page, then resume this run.")
+            self._ensure_platform_audience()
+            self._plan()
+            self._send_all()
+            self._finish()
+        except _LeaseLost:
+            logger.warning("sync run %s: lease lost (taken over or failed by the watchdog); stopping", self.run.pk)
+        except _Stop as stop:
+            self._end(stop.status, stop.message)
+        except AuthError as exc:
+            self._auth_failed(exc)
+        except (TransientError, RateLimited) as exc:
+            self._end(Status.FAILED, f"{self.connection.platform.name} kept failing after "
+                                     f"{self.policy.attempts} attempts: {exc.message} Resume the run to continue "
+                                     "from the first unsent batch.")
+        except PlatformError as exc:
+            self._end(Status.FAILED, exc.message)
+        except DatabaseError as exc:
+            logger.error("sync run %s: database error (%s)", self.run.pk, type(exc).__name__)
+            self._end_after_db_error()
+        except Exception as exc:
+            # The message may carry anything (an URL with a token): log the type only, show a generic text.
+            logger.exception("sync run %s failed unexpectedly (%s)", self.run.pk, type(exc).__name__)
+            self._end(Status.FAILED, "The run stopped on an unexpected error. Resume it to continue; if it fails "
+                                     "again, contact support with the run number.")
+
+    def _end(self, status: str, message: str = "") -> None:
+        now = timezone.now()
+        updated = SyncRun.objects.filter(pk=self.run.pk, heartbeat_at=self.lease, status=Status.RUNNING).update(
+            status=status, error_message=message, finished_at=now, heartbeat_at=now
+        )
+        if updated:
+            logger.info("sync run %s ended: %s", self.run.pk, status)
+
+    def _end_after_db_error(self) -> None:
+        # The connection may be broken (PostgreSQL restarted): drop it and try once more with a fresh one;
+        # if the database is still away, the watchdog fails the run later (it is never stuck "running").
+        try:
+            connection.close()
+            close_old_connections()
+            self._end(Status.FAILED, "The database connection was lost during the run. Resume it to continue "
+                                     "from the first unsent batch.")
+        except DatabaseError:
+            logger.error("sync run %s: database still unavailable; the watchdog will mark it", self.run.pk)
+
+    def _auth_failed(self, exc: AuthError) -> None:
+        from credentials.services import mark_auth_failed_during_sync
+
+        platform = self.connection.platform.name
+        mark_auth_failed_during_sync(connection_id=self.connection.pk, message=exc.message)
+        self._end(Status.FAILED, f"{platform} refused the connection's credentials: {exc.message} "
+                                 "Reconnect it on the Platforms page, then resume this run.")
+
+    def _ensure_platform_audience(self) -> None:
+        if self.sync.platform_audience_id:
+            return
+        name = self.audience.name
+        description = f"Kept in sync by Activation Manager (audience {self.audience.pk})."
+        audience_id = self._call(lambda: self.adapter.create_audience(name, description))
+        Sync.objects.filter(pk=self.sync.pk).update(platform_audience_id=str(audience_id))
+        self.sync.platform_audience_id = str(audience_id)
+        logger.info("sync %s: created platform audience on %s", self.sync.pk, self.code)
+
+    # Planning ---------------------------------------------------------------------------
+    def _members(self, generation: int):
+        return Member.objects.filter(audience_id=self.audience.pk, generation=generation)
+
+    def _add_candidates(self, generation: int):
+        confirmed = SyncMember.objects.filter(sync_id=self.sync.pk, fingerprint=OuterRef("fingerprint"))
+        return self._members(generation).filter(~Exists(confirmed))
+
+    def _remove_candidates(self, generation: int):
+        present = Member.objects.filter(
+            audience_id=self.audience.pk, generation=generation, fingerprint=OuterRef("fingerprint")
+        )
+        return SyncMember.objects.filter(sync_id=self.sync.pk).filter(~Exists(present))
+
+    @staticmethod
+    def _chunks(queryset, size: int) -> Iterator[tuple[str, str, int]]:
+        """Keyset pagination over fingerprints: (first, last, count) per chunk of ``size``."""
+        after = ""
+        while True:
+            page = list(
+                queryset.filter(fingerprint__gt=after).order_by("fingerprint").values_list("fingerprint", flat=True)[
+                    :size
+                ]
+            )
+            if not page:
+                return
+            yield page[0], page[-1], len(page)
+            if len(page) < size:
+                return
+            after = page[-1]
+
+    def _plan(self) -> None:
+        run = SyncRun.objects.get(pk=self.run.pk)
+        if run.audience_generation is not None:  # planned by an earlier attempt of this run
+            self.run = run
+            return
+        generation = Audience.objects.filter(pk=self.audience.pk).values_list("generation", flat=True).get()
+        caps = self.adapter.capabilities
+        size = caps.batch_size
+        mirror = self.sync.mode == Sync.Mode.MIRROR
+        removals = mirror and self._remove_candidates(generation).exists()
+        note = ""
+        planned: list[tuple[str, str, str, int]] = []
+        to_add = to_remove = 0
+        if removals and Operation.REMOVE not in caps.operations and Operation.REPLACE in caps.operations:
+            to_remove = self._remove_candidates(generation).count()
+            for first, last, count in self._chunks(self._members(generation), size):
+                planned.append((Kind.REPLACE, first, last, count))
+                to_add += count
+        else:
+            if removals and Operation.REMOVE in caps.operations:
+                for first, last, count in self._chunks(self._remove_candidates(generation), size):
+                    planned.append((Kind.REMOVE, first, last, count))
+                    to_remove += count
+            elif removals:
+                note = (f"{self.connection.platform.name} cannot remove people from an audience; "
+                        "only additions were sent.")
+            for first, last, count in self._chunks(self._add_candidates(generation), size):
+                planned.append((Kind.ADD, first, last, count))
+                to_add += count
+        with transaction.atomic():
+            # Written only if this worker still holds the run (and nobody planned it meanwhile).
+            updated = SyncRun.objects.filter(
+                pk=self.run.pk, status=Status.RUNNING, heartbeat_at=self.lease, audience_generation__isnull=True
+            ).update(
+                audience_generation=generation, total_batches=len(planned), to_add=to_add, to_remove=to_remove,
+                error_message=note,
+            )
+            if not updated:
+                raise _LeaseLost()
+            SyncBatch.objects.bulk_create(
+                [
+                    SyncBatch(run_id=self.run.pk, seq=seq, kind=kind, first_fingerprint=first, last_fingerprint=last,
+                              size=count)
+                    for seq, (kind, first, last, count) in enumerate(planned, start=1)
+                ],
+                batch_size=500,
+            )
+        self.run = SyncRun.objects.get(pk=self.run.pk)
+        logger.info("sync run %s planned: %s batches, %s to add, %s to remove", self.run.pk, len(planned), to_add,
+                    to_remove)
+
+    # Sending ----------------------------------------------------------------------------
+    def _send_all(self) -> None:
+        spans = {
+            row["kind"]: (row["first"], row["last"])
+            for row in self.run.batches.values("kind").annotate(first=Min("seq"), last=Max("seq"))
+        }
+        for batch in self.run.batches.filter(status=SyncBatch.Status.PENDING).order_by("seq").iterator():
+            self._check_cancel()
+            self._check_generation()
+            self._heartbeat()
+            first, last = spans[batch.kind]
+            session = UploadSession(
+                session_id=self.run.pk * 4 + SESSION_KIND_OFFSET[batch.kind],
+                batch_seq=batch.seq - first + 1,
+                last_batch=batch.seq == last,
+                estimated_total=self.run.to_remove if batch.kind == Kind.REMOVE else self.run.to_add,
+            )
+            self._send(batch, session)
+
+    def _batch_rows(self, batch: SyncBatch):
+        generation = self.run.audience_generation
+        bounds = {"fingerprint__gte": batch.first_fingerprint, "fingerprint__lte": batch.last_fingerprint}
+        if batch.kind == Kind.ADD:
+            qs = self._add_candidates(generation).filter(**bounds)
+        elif batch.kind == Kind.REPLACE:
+            qs = self._members(generation).filter(**bounds)
+        else:
+            qs = self._remove_candidates(generation).filter(**bounds)
+        return qs.order_by("fingerprint").values_list("keys", flat=True)
+
+    def _send(self, batch: SyncBatch, session: UploadSession) -> None:
+        code = self.code
+        values = [platform_values(code, keys) for keys in self._batch_rows(batch)]
+        if len(values) > batch.size:
+            # The range holds more than planned: the membership changed under the run. Never remove (or
+            # replace) more than was planned.
+            raise _Stop(Status.FAILED, "The audience changed while this run was sending. Start a new run.")
+        members = [v for v in values if v]
+        skipped = len(values) - len(members)
+        audience_id = self.sync.platform_audience_id
+        attempts = batch.attempts
+        result = None
+        error = ""
+        try:
+            if members:
+                attempts += 1
+                if batch.kind == Kind.ADD:
+                    result = self._call(lambda: self.adapter.add_members(audience_id, members, session=session))
+                elif batch.kind == Kind.REMOVE:
+                    result = self._call(lambda: self.adapter.remove_members(audience_id, members, session=session))
+                else:
+                    result = self._call(lambda: self.adapter.replace_members(audience_id, members, session=session))
+        except PermanentError as exc:
+            error = exc.message or "The platform refused this batch."
+        if error:
+            self._checkpoint_failed(batch, attempts, error)
+        else:
+            invalid = (result.invalid if result is not None else 0) + skipped
+            self._checkpoint_sent(batch, attempts, len(values), invalid)
+
+    def _checkpoint_sent(self, batch: SyncBatch, attempts: int, count: int, invalid: int) -> None:
+        """Batch sent: mark it, confirm (or unconfirm) its members and move the counters, all at once."""
+        now = timezone.now()
+        counters = {"done_batches": F("done_batches") + 1, "processed": F("processed") + count,
+                    "rejected": F("rejected") + invalid}
+        if batch.kind == Kind.REMOVE:
+            counters["removed"] = F("removed") + count
+        else:
+            counters["sent"] = F("sent") + count
+        with transaction.atomic():
+            updated = SyncRun.objects.filter(pk=self.run.pk, status=Status.RUNNING, heartbeat_at=self.lease).update(
+                heartbeat_at=now, **counters
+            )
+            if not updated:
+                raise _LeaseLost()
+            SyncBatch.objects.filter(pk=batch.pk).update(status=SyncBatch.Status.SENT, sent_at=now, attempts=attempts)
+            if batch.kind == Kind.REMOVE:
+                self._unconfirm(batch)
+            else:
+                if batch.kind == Kind.REPLACE and batch.seq == 1:
+                    # The replace session's first batch: from here the platform holds only the session's members.
+                    SyncMember.objects.filter(sync_id=self.sync.pk).delete()
+                self._confirm(batch)
+        self.lease = now
+
+    def _checkpoint_failed(self, batch: SyncBatch, attempts: int, message: str) -> None:
+        now = timezone.now()
+        with transaction.atomic():
+            updated = SyncRun.objects.filter(pk=self.run.pk, status=Status.RUNNING, heartbeat_at=self.lease).update(
+                heartbeat_at=now, done_batches=F("done_batches") + 1
+            )
+            if not updated:
+                raise _LeaseLost()
+            SyncBatch.objects.filter(pk=batch.pk).update(
+                status=SyncBatch.Status.FAILED, attempts=attempts, error_message=message[:2000]
+            )
+        self.lease = now
+        logger.warning("sync run %s: batch %s failed permanently", self.run.pk, batch.seq)
+
+    def _confirm(self, batch: SyncBatch) -> None:
+        """SyncMember rows for the batch's range, copied in SQL from the members (keys never pass through Python)."""
+        sm, member = SyncMember._meta.db_table, Member._meta.db_table
+        qn = connection.ops.quote_name
+        sql = (
+            f"INSERT INTO {qn(sm)} (sync_id, fingerprint, {qn('keys')}) "  # noqa: S608 — table names from _meta
+            f"SELECT %s, m.fingerprint, m.{qn('keys')} FROM {qn(member)} m "
+            "WHERE m.audience_id = %s AND m.generation = %s AND m.fingerprint >= %s AND m.fingerprint <= %s "
+            "ON CONFLICT (sync_id, fingerprint) DO NOTHING"
+        )
+        with connection.cursor() as cursor:
+            cursor.execute(sql, [self.sync.pk, self.audience.pk, self.run.audience_generation,
+                                 batch.first_fingerprint, batch.last_fingerprint])
+
+    def _unconfirm(self, batch: SyncBatch) -> None:
+        sm, member = SyncMember._meta.db_table, Member._meta.db_table
+        qn = connection.ops.quote_name
+        sql = (
+            f"DELETE FROM {qn(sm)} WHERE sync_id = %s AND fingerprint >= %s AND fingerprint <= %s "  # noqa: S608
+            f"AND NOT EXISTS (SELECT 1 FROM {qn(member)} m WHERE m.audience_id = %s AND m.generation = %s "
+            f"AND m.fingerprint = {qn(sm)}.fingerprint)"
+        )
+        with connection.cursor() as cursor:
+            cursor.execute(sql, [self.sync.pk, batch.first_fingerprint, batch.last_fingerprint, self.audience.pk,
+                                 self.run.audience_generation])
+
+    # Finishing --------------------------------------------------------------------------
+    def _finish(self) -> None:
+        self._heartbeat()
+        failed = self.run.batches.filter(status=SyncBatch.Status.FAILED).count()
+        figures = self._status_figures()
+        status = Status.PARTIAL if failed else Status.SUCCEEDED
+        message = SyncRun.objects.filter(pk=self.run.pk).values_list("error_message", flat=True).get()
+        if failed:
+            message = (f"{failed} batch{'es' if failed != 1 else ''} failed; the rest were sent. " + message).strip()
+        now = timezone.now()
+        updated = SyncRun.objects.filter(pk=self.run.pk, status=Status.RUNNING, heartbeat_at=self.lease).update(
+            status=status, finished_at=now, heartbeat_at=now, error_message=message, **figures
+        )
+        if updated:
+            logger.info("sync run %s ended: %s", self.run.pk, status)
+
+    def _status_figures(self) -> dict:
+        if Operation.STATUS not in self.adapter.capabilities.operations:
+            return {}
+        try:
+            status = self._call(lambda: self.adapter.status(self.sync.platform_audience_id))
+        except PlatformError as exc:
+            logger.info("sync run %s: no status from the platform (%s)", self.run.pk, type(exc).__name__)
+            return {}
+        figures = {}
+        if status.size is not None:
+            figures["audience_size"] = status.size
+        matched = status.matched if status.matched is not None else status.size
+        if matched is not None:
+            figures["matched"] = matched
+        rate = status.match_rate
+        if rate is None and matched is not None:
+            confirmed = SyncMember.objects.filter(sync_id=self.sync.pk).count()
+            rate = min(1.0, matched / confirmed) if confirmed else None
+        if rate is not None:
+            figures["match_rate"] = rate
+        return figures

@@ -1,0 +1,316 @@
+"""The engine through a scripted fake adapter: diffs, modes, checkpoints, typed errors, cancel, watchdog."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from django.utils import timezone
+
+from audiences import sync as engine
+from audiences.models import SyncBatch, SyncMember, SyncRun
+from credentials.models import Connection, ConnectionEvent
+from platforms.errors import AuthError, PermanentError, RateLimited, TransientError
+from tests.sync.conftest import ReplaceOnlyAdapter, ScriptedAdapter, make_audience, make_sync, new_generation, new_run
+
+pytestmark = pytest.mark.django_db
+
+
+def emails(start, count):
+    from platforms.matchkeys import platform_values, prepare_records
+    from tests.sync.conftest import synthetic_rows
+
+    return {platform_values("tiktok", r.stored)["email"] for r in prepare_records(synthetic_rows(start, count),
+                                                                                   default_region="US")}
+
+
+def run_once(sync, adapter, sleeps, limiter):
+    run = new_run(sync)
+    return engine.execute_run(run_id=run.pk, adapter=adapter, sleep=sleeps, limiter=limiter)
+
+
+@pytest.fixture
+def setup(user, tiktok_connection):
+    def build(count=35, mode="add", adapter_class=ScriptedAdapter):
+        audience = make_audience(user, count)
+        sync = make_sync(user, audience, tiktok_connection, mode=mode)
+        return audience, sync, adapter_class()
+    return build
+
+
+def test_first_run_creates_the_platform_audience_and_sends_everyone(setup, sleeps, free_limiter):
+    audience, sync, adapter = setup(35)
+    run = run_once(sync, adapter, sleeps, free_limiter)
+    sync.refresh_from_db()
+    assert run.status == SyncRun.Status.SUCCEEDED
+    assert sync.platform_audience_id == "aud-1"
+    assert adapter.audiences["aud-1"] == emails(0, 35)
+    assert (run.total_batches, run.done_batches, run.to_add, run.sent, run.removed) == (4, 4, 35, 35, 0)
+    assert [size for op, size, _ in adapter.calls if op == "add"] == [10, 10, 10, 5]
+    assert SyncMember.objects.filter(sync=sync).count() == 35
+    # status figures from the platform
+    assert (run.audience_size, run.matched) == (35, 24)
+    assert run.match_rate == pytest.approx(24 / 35)
+    assert engine.progress_of(run).percent == 100
+
+
+def test_sessions_are_stable_per_run_and_kind_and_numbered_from_one(setup, sleeps, free_limiter):
+    _, sync, adapter = setup(25)
+    run = run_once(sync, adapter, sleeps, free_limiter)
+    sessions = [s for op, _, s in adapter.calls if op == "add"]
+    assert {s.session_id for s in sessions} == {run.pk * 4 + 1}
+    assert [s.batch_seq for s in sessions] == [1, 2, 3]
+    assert [s.last_batch for s in sessions] == [False, False, True]
+    assert {s.estimated_total for s in sessions} == {25}
+
+
+def test_second_run_sends_only_new_members(setup, sleeps, free_limiter):
+    audience, sync, adapter = setup(30)
+    run_once(sync, adapter, sleeps, free_limiter)
+    new_generation(audience, [(0, 30), (100, 7)])
+    adapter.received["add"].clear()
+    run = run_once(sync, adapter, sleeps, free_limiter)
+    assert run.status == SyncRun.Status.SUCCEEDED
+    assert set(adapter.received["add"]) == emails(100, 7)
+    assert (run.to_add, run.sent, run.to_remove, run.total_batches) == (7, 7, 0, 1)
+    assert len([c for c in adapter.calls if c[0] == "create"]) == 1  # audience created once
+
+
+def test_a_run_with_nothing_new_sends_nothing_and_is_done(setup, sleeps, free_limiter):
+    _, sync, adapter = setup(12)
+    run_once(sync, adapter, sleeps, free_limiter)
+    run = run_once(sync, adapter, sleeps, free_limiter)
+    assert (run.status, run.total_batches, run.sent) == (SyncRun.Status.SUCCEEDED, 0, 0)
+    assert engine.progress_of(run).percent == 100
+
+
+def test_mirror_removes_members_no_longer_in_the_audience_before_adding(setup, sleeps, free_limiter):
+    audience, sync, adapter = setup(30, mode="mirror")
+    run_once(sync, adapter, sleeps, free_limiter)
+    new_generation(audience, [(10, 20), (200, 15)])  # 0..9 gone, 200..214 new
+    run = run_once(sync, adapter, sleeps, free_limiter)
+    assert run.status == SyncRun.Status.SUCCEEDED
+    assert (run.to_remove, run.removed, run.to_add, run.sent) == (10, 10, 15, 15)
+    assert adapter.audiences["aud-1"] == emails(10, 20) | emails(200, 15)
+    ops = [op for op, _, _ in adapter.calls if op in ("add", "remove")]
+    assert ops[-3:] == ["remove", "add", "add"]  # removes first
+    assert set(SyncMember.objects.filter(sync=sync).values_list("fingerprint", flat=True)) == set(
+        audience.members.filter(generation=audience.generation).values_list("fingerprint", flat=True))
+    assert {s.session_id for op, _, s in adapter.calls[-3:] if op == "remove"} == {run.pk * 4 + 2}
+
+
+def test_add_mode_never_removes(setup, sleeps, free_limiter):
+    audience, sync, adapter = setup(20, mode="add")
+    run_once(sync, adapter, sleeps, free_limiter)
+    new_generation(audience, [(5, 5)])
+    run = run_once(sync, adapter, sleeps, free_limiter)
+    assert (run.to_remove, run.removed, run.sent) == (0, 0, 0)
+    assert not [c for c in adapter.calls if c[0] == "remove"]
+    assert adapter.audiences["aud-1"] == emails(0, 20)
+
+
+def test_mirror_without_remove_uses_a_replace_session(setup, sleeps, free_limiter):
+    audience, sync, adapter = setup(25, mode="mirror", adapter_class=ReplaceOnlyAdapter)
+    first = run_once(sync, adapter, sleeps, free_limiter)
+    assert [op for op, _, _ in adapter.calls if op != "create"] == ["add", "add", "add"]  # nothing to remove yet
+    assert first.status == SyncRun.Status.SUCCEEDED
+    new_generation(audience, [(5, 20), (300, 3)])
+    run = run_once(sync, adapter, sleeps, free_limiter)
+    assert run.status == SyncRun.Status.SUCCEEDED
+    replaces = [(size, s) for op, size, s in adapter.calls if op == "replace"]
+    assert [size for size, _ in replaces] == [10, 10, 3]
+    assert [s.batch_seq for _, s in replaces] == [1, 2, 3] and replaces[-1][1].last_batch
+    assert adapter.audiences["aud-1"] == emails(5, 20) | emails(300, 3)
+    assert (run.to_add, run.to_remove, run.sent) == (23, 5, 23)
+    assert SyncMember.objects.filter(sync=sync).count() == 23
+    assert set(run.batches.values_list("kind", flat=True)) == {SyncBatch.Kind.REPLACE}
+
+
+class CrashAfter(Exception):
+    pass
+
+
+def test_a_restarted_run_skips_sent_batches_and_resends_at_most_the_one_in_flight(setup, sleeps, free_limiter):
+    _, sync, adapter = setup(45)
+    # The worker "dies" during the third add: batch 3 reached the platform, its checkpoint did not.
+    original = adapter.add_members
+
+    def dying(audience_id, batch, *, session=None):
+        result = original(audience_id, batch, session=session)
+        if session.batch_seq == 3:
+            raise CrashAfter()
+        return result
+
+    adapter.add_members = dying
+    run = new_run(sync)
+    engine.execute_run(run_id=run.pk, adapter=adapter, sleep=sleeps, limiter=free_limiter)
+    run.refresh_from_db()
+    assert run.status == SyncRun.Status.FAILED  # unexpected error: failed, resumable
+    assert list(run.batches.values_list("status", flat=True)) == ["sent", "sent", "pending", "pending", "pending"]
+    assert engine.can_resume(run)
+    adapter.add_members = original
+    engine.resume_run(run=run)
+    run = engine.execute_run(run_id=run.pk, adapter=adapter, sleep=sleeps, limiter=free_limiter)
+    assert run.status == SyncRun.Status.SUCCEEDED
+    received = adapter.received["add"]
+    assert set(received) == emails(0, 45)
+    assert len(received) == 45 + 10  # exactly the in-flight batch twice
+    assert (run.sent, run.done_batches) == (45, 5)
+
+
+def test_a_worker_that_died_is_taken_over_after_the_stale_period(setup, sleeps, free_limiter, settings):
+    _, sync, adapter = setup(15)
+    run = new_run(sync)
+    SyncRun.objects.filter(pk=run.pk).update(status="running", heartbeat_at=timezone.now())
+    # A duplicate delivery while the first worker is alive: not ours to run.
+    assert engine.execute_run(run_id=run.pk, adapter=adapter, sleep=sleeps, limiter=free_limiter).status == "running"
+    assert adapter.calls == []
+    SyncRun.objects.filter(pk=run.pk).update(
+        heartbeat_at=timezone.now() - timedelta(seconds=settings.SYNC_STALE_AFTER + 5))
+    run = engine.execute_run(run_id=run.pk, adapter=adapter, sleep=sleeps, limiter=free_limiter)
+    assert run.status == SyncRun.Status.SUCCEEDED and run.sent == 15
+
+
+def test_a_permanent_error_fails_that_batch_and_the_run_ends_partial(setup, sleeps, free_limiter):
+    _, sync, adapter = setup(30)
+    adapter.script["add"] = [None, PermanentError("Meta: (#100) Invalid parameter (batch 2).", code=100)]
+    run = run_once(sync, adapter, sleeps, free_limiter)
+    assert run.status == SyncRun.Status.PARTIAL
+    failed = run.batches.get(status=SyncBatch.Status.FAILED)
+    assert failed.seq == 2 and "Invalid parameter" in failed.error_message
+    assert (run.sent, run.done_batches, run.total_batches) == (20, 3, 3)
+    assert "1 batch failed" in run.error_message
+    assert SyncMember.objects.filter(sync=sync).count() == 20
+    progress = engine.progress_of(run)
+    assert progress.failed_batches == [failed]
+
+
+def test_rate_limits_wait_what_the_platform_asked_and_transient_errors_back_off(setup, sleeps, free_limiter):
+    _, sync, adapter = setup(20)
+    adapter.script["add"] = [RateLimited("slow down", retry_after=30), RateLimited("slow down", retry_after=12),
+                             TransientError("HTTP 503"), None, TransientError("timeout")]
+    run = run_once(sync, adapter, sleeps, free_limiter)
+    assert run.status == SyncRun.Status.SUCCEEDED and run.sent == 20
+    assert sleeps[:2] == [30, 12]
+    assert all(0 < s <= 60 for s in sleeps[2:]) and len(sleeps) == 4
+    assert list(run.batches.values_list("attempts", flat=True)) == [1, 1]  # attempts count sends, not retries
+    assert len(adapter.received["add"]) == 20
+
+
+def test_retries_are_bounded_then_the_run_fails_resumable(setup, sleeps, free_limiter, settings):
+    settings.PLATFORM_RETRY_ATTEMPTS = 3
+    _, sync, adapter = setup(20)
+    adapter.script["add"] = [None] + [TransientError("Meta answered HTTP 500.")] * 3
+    run = run_once(sync, adapter, sleeps, free_limiter)
+    assert run.status == SyncRun.Status.FAILED
+    assert "kept failing after 3 attempts" in run.error_message and "Resume" in run.error_message
+    assert len(sleeps) == 2
+    assert engine.can_resume(run)
+    engine.resume_run(run=run)
+    run = engine.execute_run(run_id=run.pk, adapter=adapter, sleep=sleeps, limiter=free_limiter)
+    assert run.status == SyncRun.Status.SUCCEEDED and run.sent == 20
+    assert len(adapter.received["add"]) == 20
+
+
+def test_auth_error_stops_the_run_and_puts_the_connection_in_error(setup, sleeps, free_limiter, tiktok_connection):
+    _, sync, adapter = setup(30)
+    adapter.script["add"] = [None, AuthError("TikTok: Access token is invalid or expired (40105).", code=40105)]
+    run = run_once(sync, adapter, sleeps, free_limiter)
+    assert run.status == SyncRun.Status.FAILED
+    assert "Access token is invalid or expired" in run.error_message and "Reconnect" in run.error_message
+    assert list(run.batches.values_list("status", flat=True)) == ["sent", "pending", "pending"]
+    connection = Connection.objects.get(pk=tiktok_connection.pk)
+    assert connection.status == Connection.Status.ERROR
+    assert "invalid or expired" in connection.last_error
+    assert ConnectionEvent.objects.filter(connection=connection, kind="auth_failed").exists()
+    assert sleeps == []  # never retried
+
+
+def test_a_run_on_a_connection_in_error_fails_with_what_to_do(setup, sleeps, free_limiter, tiktok_connection):
+    _, sync, adapter = setup(5)
+    Connection.objects.filter(pk=tiktok_connection.pk).update(status="error")
+    run = run_once(sync, adapter, sleeps, free_limiter)
+    assert run.status == SyncRun.Status.FAILED and "reconnect it" in run.error_message
+    assert adapter.calls == []
+
+
+def test_cancel_is_honoured_between_batches(setup, sleeps, free_limiter):
+    _, sync, adapter = setup(40)
+    run = new_run(sync)
+    original = adapter.add_members
+
+    def cancelling(audience_id, batch, *, session=None):
+        if session.batch_seq == 2:
+            engine.cancel_run(run=SyncRun.objects.get(pk=run.pk))
+        return original(audience_id, batch, session=session)
+
+    adapter.add_members = cancelling
+    run = engine.execute_run(run_id=run.pk, adapter=adapter, sleep=sleeps, limiter=free_limiter)
+    assert run.status == SyncRun.Status.CANCELLED
+    assert run.sent == 20 and len(adapter.received["add"]) == 20
+
+
+def test_cancelling_a_queued_run_stops_it_before_it_starts(setup, sleeps, free_limiter):
+    _, sync, adapter = setup(5)
+    run = engine.cancel_run(run=new_run(sync))
+    assert run.status == SyncRun.Status.CANCELLED
+    engine.execute_run(run_id=run.pk, adapter=adapter, sleep=sleeps, limiter=free_limiter)
+    assert adapter.calls == []
+
+
+def test_the_watchdog_fails_silent_runs_and_they_resume(setup, sleeps, free_limiter, settings):
+    _, sync, adapter = setup(25)
+    run = new_run(sync)
+    old = timezone.now() - timedelta(seconds=settings.SYNC_STALE_AFTER + 60)
+    fresh = new_run(make_sync(sync.owner, make_audience(sync.owner, 1, name="Other"), sync.connection))
+    SyncRun.objects.filter(pk=run.pk).update(status="running", heartbeat_at=old, started_at=old)
+    SyncRun.objects.filter(pk=fresh.pk).update(status="running", heartbeat_at=timezone.now())
+    assert engine.fail_stale_runs() == [run.pk]
+    run.refresh_from_db()
+    assert run.status == SyncRun.Status.FAILED
+    assert "worker stopped responding" in run.error_message and "resume" in run.error_message
+    assert SyncRun.objects.get(pk=fresh.pk).status == "running"
+    engine.resume_run(run=run)
+    run = engine.execute_run(run_id=run.pk, adapter=adapter, sleep=sleeps, limiter=free_limiter)
+    assert run.status == SyncRun.Status.SUCCEEDED and run.sent == 25
+
+
+def test_a_worker_whose_run_was_taken_over_writes_nothing_more(setup, sleeps, free_limiter):
+    _, sync, adapter = setup(30)
+    run = new_run(sync)
+    original = adapter.add_members
+
+    def taken_over(audience_id, batch, *, session=None):
+        if session.batch_seq == 2:  # meanwhile: the watchdog failed the run and the user resumed it
+            SyncRun.objects.filter(pk=run.pk).update(status="running", heartbeat_at=timezone.now())
+        return original(audience_id, batch, session=session)
+
+    adapter.add_members = taken_over
+    engine.execute_run(run_id=run.pk, adapter=adapter, sleep=sleeps, limiter=free_limiter)
+    run.refresh_from_db()
+    assert run.status == "running"  # left to its new owner
+    assert list(run.batches.values_list("status", flat=True)) == ["sent", "pending", "pending"]
+
+
+def test_a_reimport_during_the_run_stops_it_cleanly(setup, sleeps, free_limiter):
+    audience, sync, adapter = setup(30, mode="mirror")
+    run = new_run(sync)
+    original = adapter.add_members
+
+    def reimport(audience_id, batch, *, session=None):
+        if session.batch_seq == 1:
+            new_generation(audience, [(0, 3)])
+        return original(audience_id, batch, session=session)
+
+    adapter.add_members = reimport
+    run = engine.execute_run(run_id=run.pk, adapter=adapter, sleep=sleeps, limiter=free_limiter)
+    assert run.status == SyncRun.Status.FAILED and "re-imported" in run.error_message
+    assert not engine.can_resume(run)
+    assert not [c for c in adapter.calls if c[0] == "remove"]
+
+
+def test_start_run_returns_the_active_run_instead_of_a_second_one(setup, queued):
+    _, sync, _ = setup(3)
+    first = engine.start_run(sync=sync)
+    assert engine.start_run(sync=sync) == first
+    assert SyncRun.objects.filter(sync=sync).count() == 1
