@@ -11,11 +11,12 @@ missing / unknown / expired token (``platforms.demo.EXPIRED_TOKEN``), 403 for an
 ``x-restli-id``; ``POST /rest/dmpSegments/{id}/users`` needs ``X-RestLi-Method: BATCH_CREATE``, takes at most
 5,000 elements and answers one ``{"status": 201}`` (or 400 with an error) per element.
 
-State: accounts, segments, members per segment as ``(idType, idValue)`` pairs. A member "matches" a LinkedIn
-member deterministically from its hash (``match_percent`` of them), so statuses show plausible figures:
-``inputCount`` is what was streamed, ``matchedCount`` the matched part, ``audienceSize`` is 0 below 300 matched.
-Helpers for tests: ``audience_members(segment_id)``, ``matched_count(segment_id)``, counters ``add_requests``,
-``remove_requests``, ``users_received``, ``error_response(...)``.
+State: accounts, segments, members per segment as ``(idType, idValue)`` pairs. An identifier "matches" a
+LinkedIn member deterministically from its hash (``match_percent`` of them); a person (the identifiers of one
+element) matches when one of theirs does. Statuses show plausible figures: ``inputCount`` is the people streamed,
+``matchedCount`` the matched people, ``audienceSize`` is 0 below 300 matched.
+Helpers for tests: ``audience_members(segment_id)``, ``people_count`` / ``matched_count(segment_id)``, counters
+``add_requests``, ``remove_requests``, ``users_received``, ``error_response(...)``.
 """
 
 from __future__ import annotations
@@ -58,6 +59,9 @@ class FakeLinkedIn(FakePlatform):
         self.match_percent = match_percent
         self.segments: dict[str, dict] = {}
         self.members: dict[str, set[tuple[str, str]]] = {}
+        # Which person an identifier belongs to (the first identifier of the element that sent it): figures
+        # count people, as LinkedIn's do, not identifiers.
+        self.person_of: dict[str, dict[tuple[str, str], tuple[str, str]]] = {}
         self.add_requests = 0
         self.remove_requests = 0
         self.users_received = 0
@@ -68,8 +72,15 @@ class FakeLinkedIn(FakePlatform):
         with self.lock:
             return set(self.members.get(str(segment_id), set()))
 
+    def people_count(self, segment_id: str) -> int:
+        """People with at least one identifier in the segment."""
+        people = self.person_of.get(str(segment_id), {})
+        return len({people[member] for member in self.audience_members(segment_id)})
+
     def matched_count(self, segment_id: str) -> int:
-        return sum(1 for member in self.audience_members(segment_id) if self._matched(member))
+        """People with at least one identifier that matches a LinkedIn member."""
+        people = self.person_of.get(str(segment_id), {})
+        return len({people[member] for member in self.audience_members(segment_id) if self._matched(member)})
 
     def _matched(self, member: tuple[str, str]) -> bool:
         digest = hashlib.sha256("|".join(member).encode()).hexdigest()
@@ -112,6 +123,7 @@ class FakeLinkedIn(FakePlatform):
             if len(parts) == 2 and method == "DELETE":
                 del self.segments[parts[1]]
                 self.members.pop(parts[1], None)
+                self.person_of.pop(parts[1], None)
                 return FakeResponse(204, b"")
             if parts[2:] == ["users"] and method == "POST":
                 return self._users(request, parts[1])
@@ -202,6 +214,7 @@ class FakeLinkedIn(FakePlatform):
             "streamed": False,
         }
         self.members[segment_id] = set()
+        self.person_of[segment_id] = {}
         return FakeResponse(201, b"", headers={"x-restli-id": segment_id,
                                                "Location": f"/dmpSegments/{segment_id}"})
 
@@ -218,7 +231,7 @@ class FakeLinkedIn(FakePlatform):
             destination["matchedCount"] = matched
             # LinkedIn shows no audience below its minimum.
             destination["audienceSize"] = matched if matched >= MIN_AUDIENCE else 0
-            view["inputCount"] = len(self.members[segment_id])
+            view["inputCount"] = self.people_count(segment_id)
         view["destinations"] = [destination]
         return view
 
@@ -240,11 +253,15 @@ class FakeLinkedIn(FakePlatform):
             if problem:
                 results.append({"status": 400, "error": {"status": 400, "message": problem}})
                 continue
-            pairs = {(uid["idType"], uid["idValue"]) for uid in element["userIds"]}
+            pairs = [(uid["idType"], uid["idValue"]) for uid in element["userIds"]]
             if element["action"] == "ADD":
-                members |= pairs
+                people = self.person_of[segment_id]
+                person = next((people[pair] for pair in pairs if pair in people), pairs[0])
+                for pair in pairs:
+                    people[pair] = person
+                members.update(pairs)
             else:
-                members -= pairs
+                members.difference_update(pairs)
             results.append({"status": 201})
         actions = {e.get("action") for e in elements if isinstance(e, dict)}
         self.add_requests += "ADD" in actions

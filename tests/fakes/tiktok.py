@@ -14,9 +14,10 @@ Endpoints: ``GET /advertiser/info/``, ``POST /segment/audience/`` (action create
 /dmp/custom_audience/get/``, ``POST /dmp/custom_audience/delete/``.
 
 State: audiences and their members as ``(id_type, sha256 hex)`` pairs. ``cover_num`` is the deterministic
-matched part (``match_percent`` of the members, from their hashes), and an audience is valid once it has had
-data. Helpers: ``audience_members(id)``, ``matched_count(id)``, counters ``add_requests`` / ``remove_requests`` /
-``rows_received``, ``error_response(code, message)`` (HTTP 200 envelope) for fault injection.
+number of matched people (a person, one row, matches when one of their ids does; ~``match_percent`` of ids do),
+and an audience is valid once it has had data. Helpers: ``audience_members(id)``, ``matched_count(id)``, counters
+``add_requests`` / ``remove_requests`` / ``rows_received``, ``error_response(code, message)`` (HTTP 200 envelope)
+for fault injection.
 """
 
 from __future__ import annotations
@@ -57,6 +58,8 @@ class FakeTikTok(FakePlatform):
         self.match_percent = match_percent
         self.audiences: dict[str, dict] = {}
         self.members: dict[str, set[tuple[str, str]]] = {}
+        # Which person an id belongs to (the first id of the row that sent it): cover_num counts people.
+        self.person_of: dict[str, dict[tuple[str, str], tuple[str, str]]] = {}
         self.add_requests = 0
         self.remove_requests = 0
         self.rows_received = 0
@@ -69,7 +72,9 @@ class FakeTikTok(FakePlatform):
             return set(self.members.get(str(audience_id), set()))
 
     def matched_count(self, audience_id: str) -> int:
-        return sum(1 for member in self.audience_members(audience_id) if self._matched(member))
+        """People with at least one id that matches a TikTok user."""
+        people = self.person_of.get(str(audience_id), {})
+        return len({people[member] for member in self.audience_members(audience_id) if self._matched(member)})
 
     def _matched(self, member: tuple[str, str]) -> bool:
         digest = hashlib.sha256("|".join(member).encode()).hexdigest()
@@ -176,6 +181,7 @@ class FakeTikTok(FakePlatform):
         self.audiences[audience_id] = {"audience_id": audience_id, "name": name,
                                        "advertiser_id": str(body["advertiser_id"]), "has_data": False}
         self.members[audience_id] = set()
+        self.person_of[audience_id] = {}
         return self._ok({"audience_id": audience_id})
 
     def _segment_mapping(self, request: FakeRequest) -> FakeResponse:
@@ -201,10 +207,11 @@ class FakeTikTok(FakePlatform):
             return self._error(40002, "batch_data: required.")
         if len(rows) > MAX_ROWS:
             return self._error(40002, f"batch_data: at most {MAX_ROWS} rows; got {len(rows)}.")
-        changes: list[tuple[str, tuple[str, str]]] = []
+        changes: list[tuple[str, list[tuple[str, str]]]] = []  # (audience, one person's ids)
         for n, row in enumerate(rows):
             if not isinstance(row, list) or len(row) != len(schema):
                 return self._error(40002, f"batch_data[{n}]: must have one cell per id_schema entry.")
+            row_changes: dict[str, list[tuple[str, str]]] = {}
             for id_type, cell in zip(schema, row, strict=True):
                 if cell == {}:
                     continue
@@ -218,12 +225,17 @@ class FakeTikTok(FakePlatform):
                     audience = self.audiences.get(str(audience_id))
                     if audience is None or audience["advertiser_id"] not in {str(a) for a in advertiser_ids}:
                         return self._error(40002, f"audience_ids: audience {audience_id} does not exist.")
-                    changes.append((str(audience_id), (id_type, value)))
-        for audience_id, member in changes:
+                    row_changes.setdefault(str(audience_id), []).append((id_type, value))
+            changes.extend(row_changes.items())
+        for audience_id, pairs in changes:
             if action == "add":
-                self.members[audience_id].add(member)
+                people = self.person_of[audience_id]
+                person = next((people[pair] for pair in pairs if pair in people), pairs[0])
+                for pair in pairs:
+                    people[pair] = person
+                self.members[audience_id].update(pairs)
             else:
-                self.members[audience_id].discard(member)
+                self.members[audience_id].difference_update(pairs)
             self.audiences[audience_id]["has_data"] = True
         if action == "add":
             self.add_requests += 1
@@ -277,4 +289,5 @@ class FakeTikTok(FakePlatform):
         for audience_id in ids:
             self.audiences.pop(str(audience_id))
             self.members.pop(str(audience_id), None)
+            self.person_of.pop(str(audience_id), None)
         return self._ok({})
