@@ -164,7 +164,7 @@ def test_status_figures_are_plausible_for_a_large_batch(tt):
     audience_id = tt_adapter.create_audience("Big")
     tt_adapter.add_members(audience_id, [{"email": sha(f"p{i}@example.com")} for i in range(BATCH_SIZE)])
     size = tt_adapter.status(audience_id).size
-    assert 450 < size < 650  # the fake matches ~55% deterministically
+    assert 300 < size < 500  # the fake matches ~40% of ids deterministically
 
 
 def test_people_without_a_tiktok_key_are_counted_invalid_and_not_sent(tt):

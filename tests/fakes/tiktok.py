@@ -41,7 +41,7 @@ class FakeTikTok(FakePlatform):
     prefix = "/tiktok"
 
     def __init__(self, *, access_token: str | None = None, advertiser_id: str | None = None,
-                 advertiser_name: str | None = None, match_percent: int = 55):
+                 advertiser_name: str | None = None, match_percent: int = 40):
         super().__init__()
         demo = DEMO_CREDENTIALS["tiktok"]
         self.access_token = access_token or demo["access_token"]
