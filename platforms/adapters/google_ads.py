@@ -324,8 +324,9 @@ class GoogleAdsAdapter(PlatformAdapter):
 
     def status(self, audience_id: str) -> AudienceStatus:
         list_name = self._list_name(audience_id)
+        # GAQL has no bound parameters: list_name matched LIST_NAME (digits only) in _list_name.
         rows = self._search(
-            "SELECT user_list.resource_name, user_list.name, user_list.size_for_display, user_list.size_for_search, "
+            "SELECT user_list.resource_name, user_list.name, user_list.size_for_display, user_list.size_for_search, "  # noqa: S608
             "user_list.match_rate_percentage, user_list.membership_status FROM user_list "
             f"WHERE user_list.resource_name = '{list_name}'"
         )
@@ -392,8 +393,8 @@ class GoogleAdsAdapter(PlatformAdapter):
     def _job_for(self, kind: str, list_name: str, session: UploadSession | None) -> str:
         """The pending job of this upload session (one job per session), or a new one."""
         if session is not None:
-            rows = self._search(
-                "SELECT offline_user_data_job.resource_name, offline_user_data_job.status, "
+            rows = self._search(  # an int in the query, nothing else from outside
+                "SELECT offline_user_data_job.resource_name, offline_user_data_job.status, "  # noqa: S608
                 "offline_user_data_job.customer_match_user_list_metadata.user_list FROM offline_user_data_job "
                 f"WHERE offline_user_data_job.external_id = {int(session.session_id)} "
                 "AND offline_user_data_job.status = 'PENDING'"
