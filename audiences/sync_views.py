@@ -1,1 +1,155 @@
-"""Views for syncs and runs (thin: the engine lives in audiences/sync.py)."""
+"""Views for syncs and runs (thin: the engine and its services live in audiences/sync.py).
+
+Every object is looked up with ``owner=request.user`` (through the sync for runs): anyone else gets 404.
+HTMX requests get partials (the audience's sync panel, the run progress); plain requests are redirected
+with a message, so everything also works without JavaScript.
+"""
+
+from __future__ import annotations
+
+from django.contrib import messages
+from django.http import HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import NoReverseMatch, reverse
+from django.views.decorators.http import require_GET, require_POST
+
+from audiences import sync as sync_service
+from audiences.models import Audience, Sync, SyncRun
+
+# htmx stops polling when a response has this status (and still swaps it in).
+STOP_POLLING = 286
+
+
+def _audience_url(audience_id: int) -> str:
+    try:
+        return reverse("audience_detail", kwargs={"audience_pk": audience_id})
+    except NoReverseMatch:
+        return reverse("audience_list")
+
+
+def _own_sync(request, sync_pk: int) -> Sync:
+    return get_object_or_404(Sync.objects.select_related("audience", "connection__platform"), pk=sync_pk,
+                             owner=request.user)
+
+
+def _own_run(request, run_pk: int) -> SyncRun:
+    return get_object_or_404(
+        SyncRun.objects.select_related("sync__audience", "sync__connection__platform"), pk=run_pk,
+        sync__owner=request.user,
+    )
+
+
+def _panel(request, audience: Audience, *, error: str = "", error_field: str = "", notice: str = ""):
+    return render(request, "syncs/partials/audience_syncs.html", {
+        "audience": audience, "sync_error": error, "sync_error_field": error_field, "sync_notice": notice,
+    })
+
+
+def _done(request, audience: Audience, *, error: str = "", error_field: str = "", notice: str = ""):
+    if request.htmx:
+        return _panel(request, audience, error=error, error_field=error_field, notice=notice)
+    if error:
+        messages.error(request, error)
+    elif notice:
+        messages.success(request, notice)
+    return redirect(_audience_url(audience.pk))
+
+
+@require_POST
+def sync_create(request, audience_pk: int):
+    audience = get_object_or_404(Audience, pk=audience_pk, owner=request.user)
+    try:
+        sync = sync_service.create_sync(
+            owner=request.user, audience=audience, connection_id=request.POST.get("connection"),
+            mode=request.POST.get("mode", "add"), schedule=request.POST.get("schedule", ""),
+        )
+    except sync_service.SyncError as exc:
+        return _done(request, audience, error=exc.message, error_field=exc.field or "")
+    return _done(request, audience, notice=f"Sync to {sync.connection} added.")
+
+
+@require_POST
+def sync_update(request, sync_pk: int):
+    sync = _own_sync(request, sync_pk)
+    try:
+        sync_service.update_sync(sync=sync, mode=request.POST.get("mode"), schedule=request.POST.get("schedule"))
+    except sync_service.SyncError as exc:
+        return _done(request, sync.audience, error=exc.message, error_field=exc.field or "")
+    return _done(request, sync.audience, notice=f"Sync to {sync.connection} updated.")
+
+
+@require_POST
+def sync_delete(request, sync_pk: int):
+    sync = _own_sync(request, sync_pk)
+    audience, label = sync.audience, str(sync.connection)
+    sync_service.delete_sync(sync=sync)
+    return _done(request, audience, notice=f"Sync to {label} deleted (the platform audience was left in place).")
+
+
+@require_POST
+def sync_run_now(request, sync_pk: int):
+    sync = _own_sync(request, sync_pk)
+    run = sync_service.start_run(sync=sync)
+    url = reverse("sync_run_detail", kwargs={"run_pk": run.pk})
+    if request.htmx:
+        response = HttpResponse(status=204)
+        response["HX-Redirect"] = url
+        return response
+    return redirect(url)
+
+
+def _progress(request, run: SyncRun, *, notice: str = "", error: str = ""):
+    progress = sync_service.progress_of(run)
+    response = render(request, "syncs/partials/run_progress.html", {
+        "run": run, "p": progress, "can_resume": sync_service.can_resume(run), "notice": notice, "error": error,
+    })
+    if request.htmx and not progress.active:
+        response.status_code = STOP_POLLING
+    return response
+
+
+@require_GET
+def sync_run_detail(request, run_pk: int):
+    run = _own_run(request, run_pk)
+    history = list(run.sync.runs.order_by("-created_at")[:30])
+    return render(request, "syncs/run_detail.html", {
+        "run": run, "sync": run.sync, "p": sync_service.progress_of(run), "can_resume": sync_service.can_resume(run),
+        "history": history, "chart": sync_service.history_chart(list(reversed(history))),
+        "audience_url": _audience_url(run.sync.audience_id),
+    })
+
+
+@require_GET
+def sync_run_progress(request, run_pk: int):
+    return _progress(request, _own_run(request, run_pk))
+
+
+@require_POST
+def sync_run_cancel(request, run_pk: int):
+    run = sync_service.cancel_run(run=_own_run(request, run_pk))
+    if run.status == SyncRun.Status.CANCELLED:
+        notice = "Cancelled."
+    elif run.cancel_requested and run.status == SyncRun.Status.RUNNING:
+        notice = "Cancelling: the run stops after the batch in flight."
+    else:
+        notice = "The run had already ended."
+    if request.htmx:
+        return _progress(request, run, notice=notice)
+    messages.info(request, notice)
+    return redirect("sync_run_detail", run_pk=run.pk)
+
+
+@require_POST
+def sync_run_resume(request, run_pk: int):
+    run = _own_run(request, run_pk)
+    try:
+        run = sync_service.resume_run(run=run)
+    except sync_service.SyncError as exc:
+        if request.htmx:
+            return _progress(request, run, error=exc.message)
+        messages.error(request, exc.message)
+        return redirect("sync_run_detail", run_pk=run.pk)
+    if request.htmx:
+        return _progress(request, run, notice="Resumed: batches already sent are skipped.")
+    messages.success(request, "Resumed: batches already sent are skipped.")
+    return redirect("sync_run_detail", run_pk=run.pk)
