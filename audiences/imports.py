@@ -176,7 +176,7 @@ def detect_encoding(sample: bytes) -> str:
         if best is not None and best.encoding in _LEGACY_ENCODINGS:
             return codecs.lookup(best.encoding).name
     except Exception:  # noqa: BLE001 - a guess only; fall back below
-        pass
+        logger.debug("charset detection failed; falling back to Windows-1252")
     try:
         sample.decode("cp1252")
         return "cp1252"
@@ -203,7 +203,8 @@ def detect_delimiter(lines: list[str]) -> str:
     best, best_score = ",", (0.0, 0)
     for delimiter in _DELIMITERS:
         try:
-            counts = [len(row) for row in islice(csv.reader(io.StringIO(text), delimiter=delimiter), 50) if row]
+            counts = [len(row) for row in islice(csv.reader(io.StringIO(text, newline=""), delimiter=delimiter), 50)
+                      if row]
         except csv.Error:
             continue
         if not counts or counts[0] < 2:
@@ -268,7 +269,7 @@ def sniff(path: Path | str) -> Sniffed:
         raise UnusableFile("The first line is over 1 MB long: this is not a CSV header row.")
     delimiter = detect_delimiter(lines[:200])
     try:
-        headers = next(csv.reader(io.StringIO("".join(lines[:200])), delimiter=delimiter), None)
+        headers = next(csv.reader(io.StringIO("".join(lines[:200]), newline=""), delimiter=delimiter), None)
     except csv.Error:
         headers = None
     headers = [h.strip().lstrip("\ufeff") for h in headers] if headers else []
@@ -610,6 +611,12 @@ def _stream(job: ImportJob, audience: Audience) -> None:
                 _checkpoint(job, tally, raw.tell())
     if tally.rows_total == 0:
         raise UnusableFile("The file has a header row but no data rows.")
+    if tally.rows_imported == 0:
+        # Most likely a wrong mapping or the wrong file: keep the current members rather than empty them.
+        raise UnusableFile(
+            f"None of the {tally.rows_total:,} rows had a usable match key, so nothing was imported. "
+            "Check the column mapping and the rejected rows."
+        )
     _succeed(job, audience, tally)
 
 
