@@ -347,6 +347,10 @@ class GoogleAdsAdapter(PlatformAdapter):
         if job is not None:
             raw["job_status"] = job.status.name
             raw["job"] = job.resource_name
+            match_range = job.operation_metadata.match_rate_range.name
+            if match_range not in ("UNSPECIFIED", "UNKNOWN"):
+                # Google's estimate while the job runs, final once it is done (e.g. MATCH_RANGE_61_TO_70).
+                raw["job_match_rate_range"] = match_range
             state = f"{membership}; last upload {job.status.name.lower()}"
             if job.status.name == "FAILED":
                 raw["job_failure_reason"] = job.failure_reason.name
@@ -393,16 +397,15 @@ class GoogleAdsAdapter(PlatformAdapter):
     def _job_for(self, kind: str, list_name: str, session: UploadSession | None) -> str:
         """The pending job of this upload session (one job per session), or a new one."""
         if session is not None:
-            rows = self._search(  # an int in the query, nothing else from outside
-                "SELECT offline_user_data_job.resource_name, offline_user_data_job.status, "  # noqa: S608
-                "offline_user_data_job.customer_match_user_list_metadata.user_list FROM offline_user_data_job "
+            rows = self._search(  # an int and a validated resource name: nothing else from outside
+                "SELECT offline_user_data_job.resource_name, offline_user_data_job.status "  # noqa: S608
+                "FROM offline_user_data_job "
                 f"WHERE offline_user_data_job.external_id = {int(session.session_id)} "
-                "AND offline_user_data_job.status = 'PENDING'"
+                "AND offline_user_data_job.status = 'PENDING' "
+                f"AND offline_user_data_job.customer_match_user_list_metadata.user_list = '{list_name}'"
             )
-            for row in rows:
-                job = row.offline_user_data_job
-                if job.customer_match_user_list_metadata.user_list == list_name:
-                    return job.resource_name
+            if rows:
+                return rows[0].offline_user_data_job.resource_name
         metadata = CustomerMatchUserListMetadata(user_list=list_name)
         if kind == "create":  # Google requires consent to add people, not to remove them
             consent = Consent()
@@ -411,7 +414,8 @@ class GoogleAdsAdapter(PlatformAdapter):
                 value = self._consent(key)
                 if value in ("GRANTED", "DENIED"):
                     setattr(consent, field, value)
-            metadata.consent = consent
+            if consent.ad_user_data or consent.ad_personalization:  # UNSPECIFIED is 0: leave consent unset
+                metadata.consent = consent
         job = OfflineUserDataJob(type_="CUSTOMER_MATCH_USER_LIST", customer_match_user_list_metadata=metadata)
         if session is not None:
             job.external_id = int(session.session_id)
@@ -420,16 +424,14 @@ class GoogleAdsAdapter(PlatformAdapter):
         return response.resource_name
 
     def _latest_job(self, list_name: str) -> OfflineUserDataJob | None:
-        rows = self._search(
-            "SELECT offline_user_data_job.resource_name, offline_user_data_job.status, "
-            "offline_user_data_job.failure_reason, offline_user_data_job.customer_match_user_list_metadata.user_list "
+        rows = self._search(  # list_name is validated (digits only)
+            "SELECT offline_user_data_job.resource_name, offline_user_data_job.status, "  # noqa: S608
+            "offline_user_data_job.failure_reason, offline_user_data_job.operation_metadata.match_rate_range "
             "FROM offline_user_data_job WHERE offline_user_data_job.type = 'CUSTOMER_MATCH_USER_LIST' "
-            "ORDER BY offline_user_data_job.id DESC LIMIT 100"
+            f"AND offline_user_data_job.customer_match_user_list_metadata.user_list = '{list_name}' "
+            "ORDER BY offline_user_data_job.id DESC LIMIT 1"
         )
-        for row in rows:
-            if row.offline_user_data_job.customer_match_user_list_metadata.user_list == list_name:
-                return row.offline_user_data_job
-        return None
+        return rows[0].offline_user_data_job if rows else None
 
     def _consent(self, key: str) -> str:
         value = str(self.credentials.get(key) or "").strip().upper()

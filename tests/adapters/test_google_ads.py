@@ -202,6 +202,7 @@ def test_full_cycle_sends_the_exact_requests(google, oauth, make_adapter):
 
     lookup = calls[2].request.query
     assert "offline_user_data_job.external_id = 77" in lookup and "status = 'PENDING'" in lookup
+    assert f"customer_match_user_list_metadata.user_list = '{list_name}'" in lookup
 
     job = calls[3].request
     assert job.customer_id == CUSTOMER
@@ -230,7 +231,9 @@ def test_full_cycle_sends_the_exact_requests(google, oauth, make_adapter):
     assert f"WHERE user_list.resource_name = '{list_name}'" in status_query
     for field in ("size_for_display", "size_for_search", "match_rate_percentage", "membership_status"):
         assert f"user_list.{field}" in status_query
-    assert "FROM offline_user_data_job" in calls[9].request.query
+    job_query = calls[9].request.query
+    assert "FROM offline_user_data_job" in job_query and "ORDER BY offline_user_data_job.id DESC LIMIT 1" in job_query
+    assert f"customer_match_user_list_metadata.user_list = '{list_name}'" in job_query
 
     remove_job = calls[10].request.job
     assert remove_job.customer_match_user_list_metadata.user_list == list_name
@@ -272,6 +275,7 @@ def test_status_while_the_job_runs_and_after_it_finishes(google, make_adapter):
     ads.add_members(list_name, [member(i) for i in range(10)])
     running = ads.status(list_name)
     assert running.state == "open; last upload running" and running.size == 0 and running.match_rate is None
+    assert running.raw["job_match_rate_range"].startswith("MATCH_RANGE_")  # Google's estimate while running
     google.finish_jobs()
     done = ads.status(list_name)
     assert done.state == "open; last upload success"
@@ -545,3 +549,11 @@ def test_no_error_message_carries_a_secret(google, make_adapter):
         for secret in (*SECRETS, EXPIRED_TOKEN, "wrong-secret-xyz", "bad-dev"):
             assert secret not in message, (secret, message)
     assert "refresh_token" not in repr(make_adapter())
+
+
+def test_unspecified_consent_leaves_the_consent_unset(google, make_adapter):
+    ads = make_adapter(consent_ad_user_data="UNSPECIFIED", consent_ad_personalization="UNSPECIFIED")
+    list_name = ads.create_audience(unique("No consent given"))
+    ads.add_members(list_name, [member(1)])
+    metadata = google.calls_to("CreateOfflineUserDataJob")[-1].request.job.customer_match_user_list_metadata
+    assert metadata.user_list == list_name and "consent" not in metadata

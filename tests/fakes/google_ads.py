@@ -354,12 +354,16 @@ class FakeGoogleAdsServer:
             status = re.search(r"offline_user_data_job\.status = '?(\w+)'?", query)
             if status:
                 jobs = [job for job in jobs if job["status"] == status.group(1)]
+            user_list = re.search(r"customer_match_user_list_metadata\.user_list = '([^']*)'", query)
+            if user_list:
+                jobs = [job for job in jobs if job["user_list"] == user_list.group(1)]
             jobs.sort(key=lambda job: job["id"], reverse="DESC" in query)
             for job in jobs:
                 rows.append(gas.GoogleAdsRow(offline_user_data_job=OfflineUserDataJob(
                     resource_name=job["resource_name"], id=job["id"], external_id=job["external_id"],
                     type_=job["type"], status=job["status"], failure_reason=job["failure_reason"] or "UNSPECIFIED",
                     customer_match_user_list_metadata={"user_list": job["user_list"]},
+                    operation_metadata={"match_rate_range": job["match_rate_range"]},
                 )))
         else:
             raise _Abort(grpc.StatusCode.INVALID_ARGUMENT, [_error(
@@ -462,7 +466,7 @@ class FakeGoogleAdsServer:
             "type": job.type_.name, "user_list": metadata.user_list, "status": "PENDING", "failure_reason": "",
             "consent": (consent.ad_user_data.name, consent.ad_personalization.name) if "consent" in metadata
             else None,
-            "operations": [],
+            "operations": [], "match_rate_range": "UNSPECIFIED",
         }
         return oudj.CreateOfflineUserDataJobResponse(resource_name=name)
 
@@ -561,10 +565,24 @@ class FakeGoogleAdsServer:
             raise _Abort(grpc.StatusCode.INVALID_ARGUMENT, [_error(
                 "offline_user_data_job_error", "JOB_ALREADY_STARTED", "This job has already been started.")])
         job["status"] = "RUNNING"
+        job["match_rate_range"] = self._match_rate_range(job["operations"])
         if self.complete_jobs:
             self._complete(job, "SUCCESS", "")
         # Google answers a long-running operation that is not done: clients poll it or the job's status.
         return operations_pb2.Operation(name=f"customers/{customer_id}/operations/{job['id']}", done=False)
+
+    def _match_rate_range(self, operations) -> str:
+        created = [frozenset(_identifier_key(i) for i in op.create.user_identifiers)
+                   for op in operations if op.WhichOneof("operation") == "create"]
+        if not created:
+            return "UNSPECIFIED"
+        percent = 100 * sum(1 for identifiers in created if self._matches(identifiers)) // len(created)
+        if percent < 20:
+            return "MATCH_RANGE_LESS_THAN_20"
+        if percent > 90:
+            return "MATCH_RANGE_91_TO_100"
+        low = max(20, (percent - 1) // 10 * 10 + 1) if percent > 30 else 20
+        return f"MATCH_RANGE_{low}_TO_{30 if low == 20 else low + 9}"
 
     def _complete(self, job: dict, status: str, failure_reason: str) -> None:
         if status == "SUCCESS":
