@@ -1,0 +1,72 @@
+from django.contrib import admin
+
+from audiences.models import Audience, ImportJob, Member, RejectedRow
+
+# --- audiences and imports ---
+
+
+class ImportJobInline(admin.TabularInline):
+    model = ImportJob
+    extra = 0
+    can_delete = False
+    show_change_link = True
+    fields = ("created_at", "status", "original_filename", "rows_total", "rows_imported", "rows_rejected",
+              "rows_duplicate")
+    readonly_fields = fields
+
+
+@admin.register(Audience)
+class AudienceAdmin(admin.ModelAdmin):
+    list_display = ("name", "owner", "status", "member_count", "default_country", "generation", "updated_at")
+    list_filter = ("status", "default_country")
+    search_fields = ("name", "owner__username")
+    readonly_fields = ("generation", "member_count", "key_coverage", "created_at", "updated_at")
+    list_select_related = ("owner",)
+    inlines = [ImportJobInline]
+
+
+class RejectedRowInline(admin.TabularInline):
+    model = RejectedRow
+    extra = 0
+    can_delete = False
+    fields = ("row_number", "column", "reason")
+    readonly_fields = fields
+    max_num = 0
+
+
+@admin.register(ImportJob)
+class ImportJobAdmin(admin.ModelAdmin):
+    list_display = ("id", "audience", "owner", "status", "rows_total", "rows_imported", "rows_rejected",
+                    "created_at", "heartbeat_at")
+    list_filter = ("status",)
+    search_fields = ("audience__name", "owner__username", "original_filename")
+    list_select_related = ("audience", "owner")
+    # Operators see counts and status; the stored file path and mapping are not editable here.
+    readonly_fields = [f.name for f in ImportJob._meta.fields]
+    inlines = [RejectedRowInline]
+
+    def has_add_permission(self, request):
+        return False
+
+
+@admin.register(Member)
+class MemberAdmin(admin.ModelAdmin):
+    """Hashed keys only; read-only."""
+
+    list_display = ("id", "audience", "generation", "fingerprint")
+    list_filter = ("generation",)
+    search_fields = ("fingerprint",)
+    list_select_related = ("audience",)
+    readonly_fields = ("audience", "generation", "fingerprint", "keys")
+    show_full_result_count = False  # millions of rows: no COUNT(*) per page
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+
+# --- end audiences and imports ---
+# --- syncs and runs ---
+# --- end syncs and runs ---
