@@ -40,6 +40,7 @@ from __future__ import annotations
 import re
 from collections import Counter
 from collections.abc import Mapping, Sequence
+from importlib import metadata as package_metadata
 
 import grpc
 from django.conf import settings
@@ -66,6 +67,7 @@ from google.ads.googleads.v26.services.types import google_ads_service as gas
 from google.ads.googleads.v26.services.types import offline_user_data_job_service as oudj
 from google.ads.googleads.v26.services.types import user_list_service as uls
 from google.api_core import exceptions as api_exceptions
+from google.api_core.gapic_v1.client_info import ClientInfo
 from google.auth import exceptions as auth_exceptions
 from google.auth.transport.requests import Request as AuthRequest
 from google.oauth2.credentials import Credentials
@@ -107,6 +109,8 @@ TRANSIENT_STATUS = {
 }
 AUTH_STATUS = {grpc.StatusCode.UNAUTHENTICATED, grpc.StatusCode.PERMISSION_DENIED}
 FAILURE_KEY = f"google.ads.googleads.{API_VERSION}.errors.googleadsfailure-bin"
+# The x-goog-api-client identification GoogleAdsClient sends (Google reads the library version from it).
+CLIENT_INFO = ClientInfo(client_library_version=package_metadata.version("google-ads"))
 TERMS_HELP = (
     "Accept the Customer Match terms in Google Ads (Tools → Shared library → Audience manager) for customer "
     "{customer}, and check the connection's consent settings: Google refuses uploads when ad user data or ad "
@@ -198,7 +202,8 @@ class GoogleAdsAdapter(PlatformAdapter):
                                         self.login_customer_id or None, None),
                     ExceptionInterceptor(API_VERSION, use_proto_plus=True),
                 )
-            self._services[name] = client_class(transport=transport_class(channel=self._channel))
+            self._services[name] = client_class(transport=transport_class(channel=self._channel,
+                                                                          client_info=CLIENT_INFO))
         return self._services[name]
 
     def close(self) -> None:
@@ -254,6 +259,9 @@ class GoogleAdsAdapter(PlatformAdapter):
                              f"customer {self.customer_id}"
                              + (f" through manager {self.login_customer_id}." if self.login_customer_id else "."),
                              code=code)
+        if status == grpc.StatusCode.RESOURCE_EXHAUSTED and not codes and "larger than max" in fallback:
+            # gRPC's own message-size limit shares the throttling status; waiting would not help.
+            return PermanentError(f"{detail} The request is too large for Google Ads.", code=status_name)
         if "quota_error" in fields or status == grpc.StatusCode.RESOURCE_EXHAUSTED:
             return RateLimited(detail, retry_after=_retry_delay(errors) or DEFAULT_RETRY_AFTER, code=code)
         if names & TERMS_CODES:

@@ -9,9 +9,11 @@ import hashlib
 import itertools
 import time
 from types import SimpleNamespace
+from unittest import mock
 
 import grpc
 import pytest
+from google.ads.googleads.client import GoogleAdsClient
 from google.ads.googleads.errors import GoogleAdsException
 from google.ads.googleads.v26.services.types import google_ads_service as gas
 
@@ -557,3 +559,117 @@ def test_unspecified_consent_leaves_the_consent_unset(google, make_adapter):
     ads.add_members(list_name, [member(1)])
     metadata = google.calls_to("CreateOfflineUserDataJob")[-1].request.job.customer_match_user_list_metadata
     assert metadata.user_list == list_name and "consent" not in metadata
+
+
+def test_the_adapter_sends_what_google_ads_client_get_service_sends(google, make_adapter):
+    """Guard against library drift: our service stack sends the same metadata as GoogleAdsClient's own.
+
+    GoogleAdsClient.get_service can only open TLS channels, so for this comparison alone its transport's
+    create_channel is patched (inside this test) to add the loopback channel credentials.
+    """
+    from google.ads.googleads.v26.services.services.google_ads_service.transports.grpc import (
+        GoogleAdsServiceGrpcTransport,
+    )
+    from google.oauth2.credentials import Credentials
+
+    adapter = make_adapter(login_customer_id=MANAGER_ID)
+    adapter.validate_credentials()
+    ours = google.calls[-1]
+
+    original = GoogleAdsServiceGrpcTransport.create_channel.__func__
+    local = grpc.local_channel_credentials(grpc.LocalConnectionType.LOCAL_TCP)
+
+    def create_channel(cls, *args, **kwargs):
+        return original(cls, *args, ssl_credentials=local, **kwargs)
+
+    client = GoogleAdsClient(Credentials(token=DEMO_ACCESS_TOKEN), developer_token=CREDS["developer_token"],
+                             endpoint=google.address, login_customer_id=MANAGER_ID, use_proto_plus=True,
+                             version="v26")
+    with mock.patch.object(GoogleAdsServiceGrpcTransport, "create_channel", classmethod(create_channel)):
+        service = client.get_service("GoogleAdsService")
+    list(service.search(customer_id=CUSTOMER, query=ours.request.query))
+    theirs = google.calls[-1]
+    assert theirs.request == ours.request
+    compared = ("developer-token", "login-customer-id", "authorization", "x-goog-api-client")
+    assert {k: theirs.metadata.get(k) for k in compared} == {k: ours.metadata.get(k) for k in compared}
+    assert set(theirs.metadata) - {"user-agent"} == set(ours.metadata) - {"user-agent"}
+
+
+# The fake holds the adapter to Google's rules ---------------------------------------------
+def _job(ads, list_name: str) -> str:
+    from google.ads.googleads.v26.services.types import offline_user_data_job_service as oudj
+
+    return ads._rpc("OfflineUserDataJobService", "create_offline_user_data_job", oudj.CreateOfflineUserDataJobRequest(
+        customer_id=CUSTOMER, job={"type_": "CUSTOMER_MATCH_USER_LIST",
+                                   "customer_match_user_list_metadata": {"user_list": list_name}})).resource_name
+
+
+def _add(ads, job: str, operations, partial: bool = True):
+    from google.ads.googleads.v26.services.types import offline_user_data_job_service as oudj
+
+    return ads._rpc("OfflineUserDataJobService", "add_offline_user_data_job_operations",
+                    oudj.AddOfflineUserDataJobOperationsRequest(resource_name=job, enable_partial_failure=partial,
+                                                                operations=operations))
+
+
+def test_fake_refuses_more_than_100000_identifiers_per_request(google, make_adapter):
+    from platforms.adapters.google_ads import build_operations
+
+    ads = make_adapter()
+    list_name = ads.create_audience(unique("Too many"))
+    operations, _ = build_operations("create", [member(i, address=True) for i in range(33_334)])  # 100,002 ids
+    with pytest.raises(PermanentError, match="TOO_MANY_USER_IDENTIFIERS"):
+        _add(ads, _job(ads, list_name), operations)
+
+
+def test_fake_checks_each_operation_like_google(google, make_adapter):
+    from platforms.adapters.google_ads import partial_failures
+
+    ads = make_adapter()
+    list_name = ads.create_audience(unique("Strict"))
+    job = _job(ads, list_name)
+    ok = {"create": {"user_identifiers": [{"hashed_email": sha("a@example.com")}]}}
+    operations = [
+        ok,
+        {"create": {"user_identifiers": [{"hashed_email": sha(f"{n}@example.com")} for n in range(21)]}},
+        {"create": {"user_identifiers": [{"mobile_id": "6b2a4c0e-1f4d-4a8e-9a53-0c7d9e6b1a2f"}]}},
+        {"create": {"user_identifiers": [{"address_info": {"hashed_first_name": sha("ann"),
+                                                           "hashed_last_name": sha("lee"),
+                                                           "country_code": "usa", "postal_code": "94043"}}]}},
+        {"create": {}},
+    ]
+    count, reasons = partial_failures(_add(ads, job, operations))
+    assert count == 4
+    assert {reason.rsplit("(", 1)[1].rstrip(")") for reason in reasons} == {
+        "TOO_MANY_USER_IDENTIFIERS", "INCOMPATIBLE_UPLOAD_KEY_TYPE", "INVALID_COUNTRY_CODE",
+        "MISSING_USER_IDENTIFIER"}
+    with pytest.raises(PermanentError, match="INVALID_SHA256_FORMAT"):  # without partial failure: all or nothing
+        _add(ads, job, [ok, {"create": {"user_identifiers": [{"hashed_email": "x@example.com"}]}}], partial=False)
+
+
+def test_fake_refuses_operations_after_the_job_started(google, make_adapter):
+    ads = make_adapter()
+    list_name = ads.create_audience(unique("Started"))
+    ads.add_members(list_name, [member(1)])
+    job = google.calls_to("RunOfflineUserDataJob")[-1].request.resource_name
+    with pytest.raises(PermanentError, match="JOB_ALREADY_STARTED"):
+        _add(ads, job, [{"create": {"user_identifiers": [{"hashed_email": sha("b@example.com")}]}}])
+
+
+def test_fake_refuses_a_membership_life_span_beyond_540_days(google, make_adapter):
+    from google.ads.googleads.v26.services.types import user_list_service as uls
+
+    ads = make_adapter()
+    request = uls.MutateUserListsRequest(customer_id=CUSTOMER, operations=[{"create": {
+        "name": unique("Forever"), "membership_life_span": 10000,
+        "crm_based_user_list": {"upload_key_type": "CONTACT_INFO", "data_source_type": "FIRST_PARTY"}}}])
+    with pytest.raises(PermanentError, match="TOO_HIGH"):
+        ads._rpc("UserListService", "mutate_user_lists", request)
+
+
+def test_grpc_message_size_limit_is_permanent_not_a_throttle(google, make_adapter):
+    ads = make_adapter()
+    google.inject(GrpcFault(grpc.StatusCode.RESOURCE_EXHAUSTED,
+                            message="Received message larger than max (9700249 vs. 4194304)"))
+    with pytest.raises(PermanentError, match="too large"):
+        ads.validate_credentials()

@@ -169,7 +169,11 @@ class FakeGoogleAdsServer:
         self._member_ids = itertools.count(1)
         self._request_ids = itertools.count(1)
 
-        self.server = grpc.server(futures.ThreadPoolExecutor(max_workers=8, thread_name_prefix="fake-google-ads"))
+        self.server = grpc.server(
+            futures.ThreadPoolExecutor(max_workers=8, thread_name_prefix="fake-google-ads"),
+            # Google takes requests far above gRPC's 4 MB default (100,000 identifiers are ~10 MB).
+            options=[("grpc.max_receive_message_length", 64 * 1024 * 1024)],
+        )
         self.server.add_generic_rpc_handlers(self._handlers())
         self.port = self.server.add_secure_port(
             f"{host}:{port}", grpc.local_server_credentials(grpc.LocalConnectionType.LOCAL_TCP)
