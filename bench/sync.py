@@ -1,0 +1,243 @@
+"""Sync benchmark: N members through the real sync engine and the real Meta adapter to the loopback fake Graph API.
+
+    .venv/bin/python bench/sync.py [N] [--db sqlite|postgres] [--keep]
+
+1. A fresh database (SQLite file under var/, or the PostgreSQL database ``am_bench_sync`` on DATABASE_URL's
+   server with ``--db postgres``), migrated.
+2. Seeding (in a child process, so its memory does not count): N synthetic people (email, phone, first and
+   last name, postal code, country) through ``matchkeys.prepare_records`` into Members (COPY on PostgreSQL,
+   bulk_create on SQLite). Timed separately, not part of the sync figures.
+3. The fake Meta Graph API on a loopback HTTP server in another process (so the fake's parsing does not
+   compete with the engine for the GIL, as a real platform would not).
+4. One sync run, in this process: ``audiences.sync.execute_run`` with the Meta adapter built from the
+   connection (facebook-business SDK, 10,000-row requests with sessions), the real rate limiter (Redis when
+   REDIS_URL is set, else process-local; Meta's budget is 60 requests a minute with a burst of 60) and the
+   real retry policy. Then a second run with nothing changed (the incremental no-op).
+
+Prints records/s, wall time, time spent waiting on the rate limiter, peak RSS of the sync process, what the
+fake received, and a final JSON line. Target: 1,000,000 members in under 60 s wall.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import multiprocessing
+import os
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+BENCH_DB = "am_bench_sync"
+CHUNK = 50_000
+
+
+def configure(db: str) -> None:
+    os.environ["DJANGO_SETTINGS_MODULE"] = "activation_manager.settings"
+    os.environ.setdefault("CREDENTIALS_KEYS", "ZmFrZS10ZXN0LWtleS0xLWZvci1hY3RpdmF0aW9uLW0=")
+    os.environ["DEMO_MODE"] = "false"
+    os.environ.setdefault("LOG_LEVEL", "WARNING")
+    if db == "postgres":
+        base = os.environ.get("BENCH_POSTGRES_URL", "postgres://postgres@127.0.0.1:5432")
+        os.environ["DATABASE_URL"] = f"{base}/{BENCH_DB}"
+    else:
+        os.environ["DATABASE_URL"] = f"sqlite:///{ROOT / 'var' / 'bench-sync.sqlite3'}"
+
+
+def fresh_database(db: str) -> None:
+    if db == "postgres":
+        import psycopg
+
+        base = os.environ.get("BENCH_POSTGRES_URL", "postgres://postgres@127.0.0.1:5432")
+        with psycopg.connect(f"{base}/postgres", autocommit=True) as conn:
+            conn.execute(f"DROP DATABASE IF EXISTS {BENCH_DB}")
+            conn.execute(f"CREATE DATABASE {BENCH_DB}")
+    else:
+        (ROOT / "var").mkdir(exist_ok=True)
+        for suffix in ("", "-wal", "-shm"):
+            Path(f"{ROOT / 'var' / 'bench-sync.sqlite3'}{suffix}").unlink(missing_ok=True)
+
+
+def synthetic_rows(start: int, count: int) -> list[dict]:
+    return [
+        {"email": f"Person.{i}@Example.com ", "phone": f"(212) 5{i % 100:02d}-{i % 10000:04d}",
+         "first_name": f"Ann{i % 997}", "last_name": f"Smith{i % 1009}", "postal_code": f"{10000 + i % 89999}",
+         "country": "US"}
+        for i in range(start, start + count)
+    ]
+
+
+def seed(n: int, audience_id: int) -> None:
+    """Child process: N members into the audience (generation 1)."""
+    import django
+
+    django.setup()
+    from django.db import connection, transaction
+
+    from audiences.models import Member
+    from platforms.matchkeys import fingerprint, prepare_records
+
+    postgres = connection.vendor == "postgresql"
+    for start in range(0, n, CHUNK):
+        records = prepare_records(synthetic_rows(start, min(CHUNK, n - start)), default_region="US")
+        rows = [(fingerprint(r.stored), r.stored) for r in records]
+        with transaction.atomic():
+            if postgres:
+                with connection.cursor() as cursor, cursor.cursor.copy(
+                    "COPY audiences_member (audience_id, generation, fingerprint, keys) FROM STDIN"
+                ) as copy:
+                    for fp, stored in rows:
+                        copy.write_row((audience_id, 1, fp, json.dumps(stored, separators=(",", ":"))))
+            else:
+                Member.objects.bulk_create(
+                    [Member(audience_id=audience_id, generation=1, fingerprint=fp, keys=stored) for fp, stored in rows],
+                    batch_size=5000,
+                )
+    if postgres:
+        with connection.cursor() as cursor:
+            cursor.execute("ANALYZE audiences_member")
+
+
+def serve_fake(pipe) -> None:
+    """Child process: the fake Graph API on loopback; answers "stats" and "stop" on the pipe."""
+    from tests.fakes.base import FakeServer
+    from tests.fakes.meta import FakeMetaGraph
+
+    fake = FakeMetaGraph()
+    fake.record_requests = False
+    server = FakeServer([fake]).start()
+    pipe.send(server.url)
+    while True:
+        command = pipe.recv()
+        if command == "stats":
+            with fake.lock:
+                members = {aid: len(m) for aid, m in fake.members.items()}
+                pipe.send({"received_rows": dict(fake.received_rows), "add_requests": fake.add_requests,
+                           "members": members})
+        else:
+            server.stop()
+            pipe.send("stopped")
+            return
+
+
+def rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("n", nargs="?", type=int, default=100_000)
+    parser.add_argument("--db", choices=("sqlite", "postgres"), default="sqlite")
+    parser.add_argument("--seed-only", type=int, default=None, help=argparse.SUPPRESS)  # internal: child process
+    args = parser.parse_args(argv)
+    configure(args.db)
+
+    if args.seed_only is not None:
+        seed(args.n, args.seed_only)
+        return 0
+
+    fresh_database(args.db)
+    import django
+
+    django.setup()
+    from django.conf import settings
+    from django.contrib.auth import get_user_model
+    from django.core.management import call_command
+
+    call_command("migrate", verbosity=0)
+    from audiences import sync as engine
+    from audiences.models import Audience, Sync, SyncRun
+    from credentials.models import Connection
+    from platforms.demo import DEMO_CREDENTIALS
+    from platforms.models import Platform
+    from platforms.ratelimit import limiter_for
+
+    user = get_user_model().objects.create_user("bench", password="bench-password-123")
+    audience = Audience.objects.create(owner=user, name=f"Bench {args.n}", default_country="US", status="ready",
+                                       generation=1, member_count=args.n)
+    t0 = time.perf_counter()
+    subprocess.run([sys.executable, __file__, str(args.n), "--db", args.db, "--seed-only", str(audience.pk)],
+                   check=True, env=os.environ.copy())
+    seed_seconds = time.perf_counter() - t0
+    print(f"seeded {args.n:,} members in {seed_seconds:.1f} s ({args.db})", flush=True)
+
+    ctx = multiprocessing.get_context("spawn")
+    parent, child = ctx.Pipe()
+    fake_process = ctx.Process(target=serve_fake, args=(child,), daemon=True)
+    fake_process.start()
+    url = parent.recv()
+    settings.PLATFORM_ENDPOINTS = {**settings.PLATFORM_ENDPOINTS, "meta": f"{url}/meta"}
+
+    demo = DEMO_CREDENTIALS["meta"]
+    connection = Connection.objects.create(
+        owner=user, platform=Platform.objects.get(code="meta"), label="Bench",
+        config={"app_id": demo["app_id"], "ad_account_id": demo["ad_account_id"]},
+        secrets={"app_secret": demo["app_secret"], "access_token": demo["access_token"]},
+    )
+    sync = Sync.objects.create(owner=user, audience=audience, connection=connection, mode="mirror")
+
+    waited = [0.0]
+
+    def limiter_sleep(seconds):
+        waited[0] += seconds
+        time.sleep(seconds)
+
+    adapter = connection.adapter()
+    limiter = limiter_for("meta", f"bench-{os.getpid()}", adapter.capabilities.rate_limit, sleep=limiter_sleep)
+
+    rss_before = rss_mb()
+    results = []
+    for label in ("first run", "no-change re-run"):
+        run = SyncRun.objects.create(sync=sync)
+        t0 = time.perf_counter()
+        run = engine.execute_run(run_id=run.pk, adapter=connection.adapter(), limiter=limiter)
+        wall = time.perf_counter() - t0
+        results.append((label, run, wall))
+        print(f"{label}: {run.status}, {run.sent:,} sent in {run.total_batches} batches, {wall:.2f} s wall, "
+              f"{run.sent / wall if wall else 0:,.0f} records/s; rate-limiter waits so far {waited[0]:.1f} s; "
+              f"peak RSS {rss_mb():.0f} MB", flush=True)
+        if run.error_message:
+            print(f"  message: {run.error_message}")
+
+    parent.send("stats")
+    stats = parent.recv()
+    parent.send("stop")
+    parent.recv()
+    fake_process.join(timeout=10)
+    sync.refresh_from_db()
+    on_platform = stats["members"].get(sync.platform_audience_id, 0)
+    print(f"fake Meta received {stats['received_rows']['add']:,} rows in {stats['add_requests']} requests; "
+          f"audience holds {on_platform:,} people")
+    first, second = results[0][1], results[1][1]
+    summary = {
+        "benchmark": "sync",
+        "platform": "meta",
+        "db": args.db,
+        "redis": bool(settings.REDIS_URL),
+        "members": args.n,
+        "seed_seconds": round(seed_seconds, 2),
+        "status": first.status,
+        "sent": first.sent,
+        "batches": first.total_batches,
+        "wall_seconds": round(results[0][2], 2),
+        "records_per_second": round(first.sent / results[0][2]) if results[0][2] else None,
+        "rate_limiter_wait_seconds": round(waited[0], 2),
+        "rerun_status": second.status,
+        "rerun_sent": second.sent,
+        "rerun_wall_seconds": round(results[1][2], 2),
+        "fake_received_rows": stats["received_rows"]["add"],
+        "fake_audience_size": on_platform,
+        "peak_rss_mb": round(rss_mb()),
+        "rss_before_sync_mb": round(rss_before),
+        "target_met": first.status == "succeeded" and args.n >= 1_000_000 and results[0][2] < 60,
+    }
+    print(json.dumps(summary))
+    return 0 if first.status == "succeeded" and on_platform == args.n else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
