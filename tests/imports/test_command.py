@@ -1,0 +1,78 @@
+"""manage.py import_audience: same import from the shell, exit 0 / 2, JSON last line."""
+
+import io
+import json
+
+import pytest
+from django.core.management import CommandError, call_command
+
+from audiences import imports
+from audiences.models import Audience, Member
+
+
+def run(*args):
+    out, err = io.StringIO(), io.StringIO()
+    code = 0
+    try:
+        call_command("import_audience", *args, stdout=out, stderr=err)
+    except SystemExit as exc:
+        code = exc.code
+    return code, out.getvalue(), err.getvalue()
+
+
+def test_sample_file_imports_with_map_and_prints_json(user):
+    code, out, _ = run(str(imports.sample_file_path()), "--owner", "alice", "--name", "Sample", "--country", "US",
+                       "--map", "Cust Ref=external_id", "--json")
+    assert code == 0
+    summary = json.loads(out.strip().splitlines()[-1])
+    assert set(summary) == {"audience_id", "rows", "imported", "rejected", "duplicates", "rejections_by_reason"}
+    audience = Audience.objects.get(pk=summary["audience_id"])
+    assert summary["rows"] == 3000 and summary["imported"] == audience.member_count > 2500
+    assert summary["rejected"] > 0 and sum(summary["rejections_by_reason"].values()) >= summary["rejected"]
+    assert audience.key_coverage["external_id"] > 2500 and audience.owner == user
+    assert "First rejected rows:" in out and "row " in out
+
+
+def test_rejected_rows_still_exit_0_and_counts_are_printed(user, tmp_path):
+    path = tmp_path / "f.csv"
+    path.write_text("email;phone\na@example.com;\nnope;\na@example.com;\n")
+    code, out, _ = run(str(path), "--owner", "alice", "--name", "N", "--country", "DE")
+    assert code == 0 and "3 rows: 1 imported, 1 rejected, 1 duplicates" in out
+    assert "nope" not in out
+
+
+@pytest.mark.parametrize(("content", "message"), [
+    (b"", "empty"),
+    (b"\x00\x01\x02\x03" * 100, "binary"),
+    (b"PK\x03\x04rest", "ZIP"),
+    (b"foo,bar\n1,2\n", "No column is mapped"),
+    (b"<html><body>hi</body></html>", "HTML"),
+])
+def test_unusable_file_exits_2_with_one_message(user, tmp_path, content, message):
+    path = tmp_path / "f.csv"
+    path.write_bytes(content)
+    code, out, err = run(str(path), "--owner", "alice", "--name", "N", "--country", "US", "--json")
+    assert code == 2 and message in err
+    assert message in json.loads(out.strip().splitlines()[-1])["error"]
+    assert not Audience.objects.exists() and not Member.objects.exists()
+
+
+def test_missing_file_exits_2(user, tmp_path):
+    code, _, err = run(str(tmp_path / "missing.csv"), "--owner", "alice", "--name", "N")
+    assert code == 2 and "no such file" in err
+
+
+def test_map_can_ignore_a_column_and_bad_arguments_are_errors(user, tmp_path):
+    path = tmp_path / "f.csv"
+    path.write_text("email,phone\na@example.com,+14155550100\n")
+    code, out, _ = run(str(path), "--owner", "alice", "--name", "N", "--country", "US", "--map", "phone=ignore",
+                       "--json")
+    assert code == 0 and "phone" not in Audience.objects.get().key_coverage
+    with pytest.raises(CommandError, match="unknown key"):
+        call_command("import_audience", str(path), "--owner", "alice", "--name", "N", "--map", "email=ssn")
+    with pytest.raises(CommandError, match="no column"):
+        call_command("import_audience", str(path), "--owner", "alice", "--name", "N", "--map", "nope=email")
+    with pytest.raises(CommandError, match="no user"):
+        call_command("import_audience", str(path), "--owner", "nobody", "--name", "N")
+    with pytest.raises(CommandError, match="country"):
+        call_command("import_audience", str(path), "--owner", "alice", "--name", "N", "--country", "XX")
