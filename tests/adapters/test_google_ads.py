@@ -673,3 +673,25 @@ def test_grpc_message_size_limit_is_permanent_not_a_throttle(google, make_adapte
                             message="Received message larger than max (9700249 vs. 4194304)"))
     with pytest.raises(PermanentError, match="too large"):
         ads.validate_credentials()
+
+
+# Through the connection services (the "test connection" of the connect form) --------------
+@pytest.mark.django_db
+def test_connecting_google_ads_validates_through_the_fake(google, user):
+    from credentials import services
+    from credentials.models import Connection
+    from platforms.models import Platform
+
+    platform = Platform.objects.get(code="google_ads")
+    form = GoogleAdsCredentialsForm(data=DEMO_CREDENTIALS["google_ads"])
+    assert form.is_valid(), form.errors
+    label, config, secrets = form.split()
+    connection = services.connect(owner=user, platform=platform, label=label, config=config, secrets=secrets)
+    assert Connection.objects.get(pk=connection.pk).status == Connection.Status.ACTIVE
+    assert services.test_connection(connection=connection).status == Connection.Status.ACTIVE
+    assert [call.method for call in google.calls] == ["Search", "Search"]
+
+    with pytest.raises(services.CredentialsRejected) as caught:
+        services.connect(owner=user, platform=platform, label="Expired", config=config,
+                         secrets={**secrets, "refresh_token": EXPIRED_TOKEN})
+    assert "invalid_grant" in caught.value.message and EXPIRED_TOKEN not in caught.value.message
