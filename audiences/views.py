@@ -3,7 +3,6 @@
 import csv
 
 from django.contrib import messages
-from django.db import transaction
 from django.db.models import OuterRef, Subquery
 from django.http import StreamingHttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
@@ -44,17 +43,22 @@ def audience_list(request):
 def audience_create(request):
     form = AudienceUploadForm(request.POST or None, request.FILES or None)
     if request.method == "POST" and form.is_valid():
-        with transaction.atomic():
-            audience = Audience.objects.create(
-                owner=request.user, name=form.cleaned_data["name"], description=form.cleaned_data["description"],
-                default_country=form.cleaned_data["default_country"],
-            )
-            chunks, filename = _chunks(form)
+        # No transaction around the file copy (a big upload would hold SQLite's write lock): an unusable
+        # file deletes the audience it was meant to create instead.
+        audience = Audience.objects.create(
+            owner=request.user, name=form.cleaned_data["name"], description=form.cleaned_data["description"],
+            default_country=form.cleaned_data["default_country"],
+        )
+        chunks, filename = _chunks(form)
+        try:
             job = imports.create_import(owner=request.user, audience=audience, chunks=chunks, filename=filename)
-            if job.status == ImportJob.Status.FAILED:
-                form.add_error("file", job.error_message)
-                transaction.set_rollback(True)
-        if not form.errors:
+        except BaseException:
+            audience.delete()
+            raise
+        if job.status == ImportJob.Status.FAILED:
+            form.add_error("file", job.error_message)
+            audience.delete()
+        else:
             return _redirect(request, reverse("import_mapping", kwargs={"import_pk": job.pk}))
     return render(request, "audiences/audience_create.html", {"form": form})
 
