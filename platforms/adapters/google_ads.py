@@ -150,7 +150,8 @@ class GoogleAdsAdapter(PlatformAdapter):
     def __init__(self, credentials: Mapping[str, object]):
         super().__init__(credentials)
         self._oauth: Credentials | None = None
-        self._channel: grpc.Channel | None = None
+        self._raw_channel: grpc.Channel | None = None  # closed by close()
+        self._channel: grpc.Channel | None = None  # the intercepted one the services use
         self._services: dict[str, object] = {}
 
     # Plumbing ---------------------------------------------------------------------------
@@ -187,7 +188,8 @@ class GoogleAdsAdapter(PlatformAdapter):
             if self._channel is None:
                 channel_credentials = None  # TLS with the system roots
                 if settings.GOOGLE_ADS_INSECURE_CHANNEL:
-                    # Plain text on loopback only; gRPC still sends the OAuth call credentials over it.
+                    # Plain text, and only to a loopback peer (gRPC refuses the handshake with any other host);
+                    # gRPC still sends the OAuth call credentials over it, as over TLS.
                     channel_credentials = grpc.local_channel_credentials(grpc.LocalConnectionType.LOCAL_TCP)
                 channel = transport_class.create_channel(
                     host=settings.PLATFORM_ENDPOINTS["google_ads"],
@@ -207,10 +209,11 @@ class GoogleAdsAdapter(PlatformAdapter):
         return self._services[name]
 
     def close(self) -> None:
-        if self._channel is not None:
+        """Close the gRPC channel (the adapter opens a new one if used again)."""
+        if self._raw_channel is not None:
             self._raw_channel.close()
-            self._channel = None
-            self._services.clear()
+        self._raw_channel = self._channel = None
+        self._services.clear()
 
     def _ensure_token(self) -> None:
         credentials = self.oauth_credentials
