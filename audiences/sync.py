@@ -596,7 +596,8 @@ class _Engine:
             row["kind"]: (row["first"], row["last"])
             for row in self.run.batches.values("kind").annotate(first=Min("seq"), last=Max("seq"))
         }
-        for batch in self.run.batches.filter(status=SyncBatch.Status.PENDING).order_by("seq").iterator():
+        pending = list(self.run.batches.filter(status=SyncBatch.Status.PENDING).order_by("seq"))
+        for batch, values in self._with_values(pending):
             self._check_cancel()
             self._check_generation()
             self._heartbeat()
@@ -607,7 +608,42 @@ class _Engine:
                 last_batch=batch.seq == last,
                 estimated_total=self.run.to_remove if batch.kind == Kind.REMOVE else self.run.to_add,
             )
-            self._send(batch, session)
+            self._send(batch, session, values)
+
+    def _values(self, batch: SyncBatch) -> list[dict]:
+        """The batch's members as the platform takes them (read by keyset range, decoded, mapped)."""
+        code = self.code
+        return [platform_values(code, keys) for keys in self._batch_rows(batch)]
+
+    def _values_in_thread(self, batch: SyncBatch) -> list[dict]:
+        return self._values(batch)
+
+    def _with_values(self, batches: list[SyncBatch]) -> Iterator[tuple[SyncBatch, list[dict]]]:
+        """Each batch with its values; the next batch is read in a helper thread while this one is on the wire.
+
+        Safe because batches cover disjoint fingerprint ranges: sending and checkpointing batch N changes
+        nothing batch N+1 reads. Not inside an outer transaction (tests), whose rows another connection
+        could not see: there it reads inline.
+        """
+        if len(batches) < 2 or connection.in_atomic_block:
+            for batch in batches:
+                yield batch, self._values(batch)
+            return
+        from concurrent.futures import ThreadPoolExecutor
+
+        from django.db import connections
+
+        pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"sync-run-{self.run.pk}-read")
+        try:
+            future = pool.submit(self._values_in_thread, batches[0])
+            for index, batch in enumerate(batches):
+                values = future.result()
+                if index + 1 < len(batches):
+                    future = pool.submit(self._values_in_thread, batches[index + 1])
+                yield batch, values
+        finally:
+            pool.submit(connections.close_all).result()  # the helper thread's own database connection
+            pool.shutdown(wait=True)
 
     def _batch_rows(self, batch: SyncBatch):
         generation = self.run.audience_generation
@@ -620,9 +656,7 @@ class _Engine:
             qs = self._remove_candidates(generation).filter(**bounds)
         return qs.order_by("fingerprint").values_list("keys", flat=True)
 
-    def _send(self, batch: SyncBatch, session: UploadSession) -> None:
-        code = self.code
-        values = [platform_values(code, keys) for keys in self._batch_rows(batch)]
+    def _send(self, batch: SyncBatch, session: UploadSession, values: list[dict]) -> None:
         if len(values) > batch.size:
             # The range holds more than planned: the membership changed under the run. Never remove (or
             # replace) more than was planned.

@@ -132,6 +132,7 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("n", nargs="?", type=int, default=100_000)
     parser.add_argument("--db", choices=("sqlite", "postgres"), default="sqlite")
+    parser.add_argument("--profile", metavar="PATH", help="write a cProfile of the first run to PATH")
     parser.add_argument("--seed-only", type=int, default=None, help=argparse.SUPPRESS)  # internal: child process
     args = parser.parse_args(argv)
     configure(args.db)
@@ -193,9 +194,18 @@ def main(argv=None) -> int:
     results = []
     for label in ("first run", "no-change re-run"):
         run = SyncRun.objects.create(sync=sync)
+        profiler = None
+        if args.profile and not results:
+            import cProfile
+
+            profiler = cProfile.Profile()
+            profiler.enable()
         t0 = time.perf_counter()
         run = engine.execute_run(run_id=run.pk, adapter=connection.adapter(), limiter=limiter)
         wall = time.perf_counter() - t0
+        if profiler is not None:
+            profiler.disable()
+            profiler.dump_stats(args.profile)
         results.append((label, run, wall))
         print(f"{label}: {run.status}, {run.sent:,} sent in {run.total_batches} batches, {wall:.2f} s wall, "
               f"{run.sent / wall if wall else 0:,.0f} records/s; rate-limiter waits so far {waited[0]:.1f} s; "
