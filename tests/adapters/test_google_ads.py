@@ -695,3 +695,16 @@ def test_connecting_google_ads_validates_through_the_fake(google, user):
         services.connect(owner=user, platform=platform, label="Expired", config=config,
                          secrets={**secrets, "refresh_token": EXPIRED_TOKEN})
     assert "invalid_grant" in caught.value.message and EXPIRED_TOKEN not in caught.value.message
+
+
+def test_people_sharing_a_name_and_postal_code_stay_distinct(google, make_adapter):
+    ads = make_adapter()
+    list_name = ads.create_audience(unique("Same address"))
+    same = {"first_name": sha("ann"), "last_name": sha("smith"), "country": "US", "postal_code": "10001"}
+    ads.add_members(list_name, [{"email": sha("a@example.com"), **same}, {"email": sha("b@example.com"), **same},
+                                dict(same)])
+    assert len(google.list_members(list_name)) == 3
+    ads.remove_members(list_name, [{"email": sha("a@example.com")}])
+    assert len(google.list_members(list_name)) == 2
+    ads.remove_members(list_name, [dict(same)])  # an address-only removal removes the address-only member
+    assert google.list_identifiers(list_name, "hashed_email") == {sha("b@example.com")}

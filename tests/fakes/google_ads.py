@@ -603,18 +603,26 @@ class FakeGoogleAdsServer:
             index.clear()
             return
         identifiers = frozenset(_identifier_key(i) for i in getattr(operation, kind).user_identifiers)
-        known = {index[i] for i in identifiers if i in index}
+        keys = _person_keys(identifiers)
+        known = {index[k] for k in keys if k in index}
         if kind == "create":
-            # The same person uploaded again (any shared identifier) is merged, not duplicated.
+            # The same person uploaded again (same email or phone) is merged, not duplicated.
             merged = identifiers.union(*(members.pop(m) for m in known))
             member_id = min(known) if known else next(self._member_ids)
             members[member_id] = merged
-            for identifier in merged:
-                index[identifier] = member_id
+            for key in _person_keys(merged):
+                index[key] = member_id
         else:
             for member_id in known:
-                for identifier in members.pop(member_id, frozenset()):
-                    index.pop(identifier, None)
+                for key in _person_keys(members.pop(member_id, frozenset())):
+                    index.pop(key, None)
+
+
+def _person_keys(identifiers: frozenset) -> frozenset:
+    """What tells one person from another: email and phone. Many people share a name and postal code, so an
+    address identifies a member only when it is all the member has."""
+    strong = frozenset(i for i in identifiers if i[0] != "address")
+    return strong or identifiers
 
 
 def _identifier_key(identifier) -> tuple:
