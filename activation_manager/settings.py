@@ -187,7 +187,9 @@ PLATFORM_ENDPOINTS = {
 # Plain-text gRPC to the Google Ads endpoint: only ever for a loopback fake (tests, demo, benchmarks).
 GOOGLE_ADS_INSECURE_CHANNEL = env.bool("GOOGLE_ADS_INSECURE_CHANNEL", default=DEMO_MODE) and not PRODUCTION
 # Where Google refresh tokens are exchanged for access tokens (the fake OAuth endpoint in demo mode).
-GOOGLE_OAUTH_TOKEN_URL = _endpoint("GOOGLE_OAUTH_TOKEN_URL", "https://oauth2.googleapis.com/token", "/google-oauth/token")
+GOOGLE_OAUTH_TOKEN_URL = _endpoint(
+    "GOOGLE_OAUTH_TOKEN_URL", "https://oauth2.googleapis.com/token", "/google-oauth/token"
+)
 PLATFORM_HTTP_TIMEOUT = env.float("PLATFORM_HTTP_TIMEOUT", default=30.0)
 
 # Sync engine. A run whose worker sent no heartbeat for SYNC_STALE_AFTER seconds is marked failed by the
