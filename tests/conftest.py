@@ -56,3 +56,19 @@ def _no_real_platforms(settings):
     }
     settings.GOOGLE_ADS_INSECURE_CHANNEL = True
     settings.GOOGLE_OAUTH_TOKEN_URL = f"{CLOSED_PORT}/google-oauth/token"
+
+
+@pytest.fixture(autouse=True)
+def _platform_rows_after_flush(request):
+    """Transactional tests start from a flushed database, which loses the Platform rows the data
+    migration created; put them back so every test sees the six platforms."""
+    marker = request.node.get_closest_marker("django_db")
+    transactional = (marker is not None and marker.kwargs.get("transaction")) or "live_server" in request.fixturenames
+    if not transactional:
+        return
+    request.getfixturevalue("transactional_db")
+    from django.apps import apps
+
+    from platforms.migrations import _seed
+
+    _seed.seed_platforms(apps, None)
