@@ -1,0 +1,104 @@
+"""Faults through real Celery workers: a worker SIGKILLed in the middle of a 200,000-member sync to the fake Meta
+Graph API, then a new worker; the run completes with every member received once, at most one batch twice.
+
+Runs on PostgreSQL + Redis (CI) and on SQLite + the filesystem broker (``make test``). After the kill the run
+is "running" with a heartbeat that stops; the watchdog (SYNC_STALE_AFTER shortened) fails it as resumable and
+the resume goes to the new worker, which skips every confirmed batch.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from collections import Counter
+
+import pytest
+
+from audiences import sync as engine
+from audiences.models import Audience, Member, Sync, SyncBatch, SyncRun
+from credentials.models import Connection
+from platforms.demo import DEMO_CREDENTIALS
+from platforms.models import Platform
+from tests.support.platforms import running_fake_platforms
+from tests.support.worker import celery_worker, stop_worker, wait_for
+
+pytestmark = [pytest.mark.worker, pytest.mark.django_db(transaction=True)]
+MEMBERS = 200_000
+STALE = 3
+
+
+def seed(audience: Audience, count: int) -> None:
+    """Members with one hashed email each (inserted directly: the engine is under test, not the importer)."""
+    batch = []
+    for i in range(count):
+        email = hashlib.sha256(f"person{i}@example.com".encode()).hexdigest()
+        batch.append(Member(audience=audience, generation=1, fingerprint=hashlib.sha256(email.encode()).hexdigest(),
+                            keys={"e": email}))
+        if len(batch) == 20_000:
+            Member.objects.bulk_create(batch)
+            batch = []
+    Member.objects.bulk_create(batch)
+
+
+def received_emails(fake) -> Counter:
+    counts: Counter = Counter()
+    for request in list(fake.requests):
+        if request.method == "POST" and request.path.endswith("/users"):
+            payload = json.loads(request.form()["payload"])
+            column = payload["schema"].index("EMAIL")
+            counts.update(row[column] for row in payload["data"])
+    return counts
+
+
+@pytest.fixture
+def real_enqueue(monkeypatch):
+    monkeypatch.undo()  # the sync tests' autouse fixture keeps runs off the broker; here a worker takes them
+
+
+def test_a_worker_killed_mid_sync_loses_nothing_and_resends_at_most_one_batch(user, settings, real_enqueue):
+    settings.SYNC_STALE_AFTER = STALE
+    demo = DEMO_CREDENTIALS["meta"]
+    connection = Connection.objects.create(
+        owner=user, platform=Platform.objects.get(code="meta"), label="Meta",
+        config={"app_id": demo["app_id"], "ad_account_id": demo["ad_account_id"]},
+        secrets={"app_secret": demo["app_secret"], "access_token": demo["access_token"]},
+    )
+    audience = Audience.objects.create(owner=user, name="Big list", default_country="US", status="ready",
+                                       generation=1, member_count=MEMBERS)
+    seed(audience, MEMBERS)
+    sync = Sync.objects.create(owner=user, audience=audience, connection=connection, mode="add")
+
+    with running_fake_platforms() as fakes:
+        meta = fakes.http["meta"]
+        settings.PLATFORM_ENDPOINTS = fakes.endpoints()
+        env = {**fakes.environment(), "SYNC_STALE_AFTER": str(STALE)}
+        with celery_worker(**env) as first_worker:
+            run = engine.start_run(sync=sync)
+            wait_for(lambda: SyncRun.objects.get(pk=run.pk).done_batches >= 4, timeout=120,
+                     message="the first worker to confirm a few batches")
+            stop_worker(first_worker, kill=True)  # SIGKILL, mid-run
+        run.refresh_from_db()
+        assert run.status == SyncRun.Status.RUNNING and run.done_batches < run.total_batches == 20
+
+        time.sleep(STALE + 0.5)
+        assert engine.fail_stale_runs() == [run.pk]
+        run.refresh_from_db()
+        assert run.status == SyncRun.Status.FAILED and "worker stopped responding" in run.error_message
+        assert engine.can_resume(run)
+
+        with celery_worker(**env, log_path=None):
+            engine.resume_run(run=run)
+            wait_for(lambda: SyncRun.objects.get(pk=run.pk).status not in SyncRun.ACTIVE_STATUSES, timeout=180,
+                     message="the resumed run to finish on the new worker")
+        run.refresh_from_db()
+        assert run.status == SyncRun.Status.SUCCEEDED, run.error_message
+        assert (run.sent, run.done_batches) == (MEMBERS, 20)
+        assert not SyncBatch.objects.filter(run=run).exclude(status="sent").exists()
+
+        counts = received_emails(meta)
+        assert len(counts) == MEMBERS  # nobody lost
+        twice = [email for email, n in counts.items() if n > 1]
+        assert max(counts.values()) <= 2 and len(twice) <= 10_000  # at most the one batch in flight, resent
+        sync.refresh_from_db()
+        assert len(meta.audience_members(sync.platform_audience_id)) == MEMBERS
