@@ -483,8 +483,9 @@ class _Engine:
         # The connection may be broken (PostgreSQL restarted): drop it and try once more with a fresh one;
         # if the database is still away, the watchdog fails the run later (it is never stuck "running").
         try:
-            connection.close()
-            close_old_connections()
+            if not connection.in_atomic_block:  # (tests run inside a transaction: keep its connection)
+                connection.close()  # a fresh connection for the next query
+                close_old_connections()
             self._end(Status.FAILED, "The database connection was lost during the run. Resume it to continue "
                                      "from the first unsent batch.")
         except DatabaseError:

@@ -314,3 +314,16 @@ def test_start_run_returns_the_active_run_instead_of_a_second_one(setup, queued)
     first = engine.start_run(sync=sync)
     assert engine.start_run(sync=sync) == first
     assert SyncRun.objects.filter(sync=sync).count() == 1
+
+
+def test_a_lost_database_connection_ends_the_run_failed_and_resumable(setup, sleeps, free_limiter):
+    from django.db import OperationalError
+
+    _, sync, adapter = setup(30)
+    adapter.script["add"] = [None, OperationalError("server closed the connection unexpectedly")]
+    run = run_once(sync, adapter, sleeps, free_limiter)
+    assert run.status == SyncRun.Status.FAILED and "database connection was lost" in run.error_message
+    assert engine.can_resume(run)
+    engine.resume_run(run=run)
+    run = engine.execute_run(run_id=run.pk, adapter=adapter, sleep=sleeps, limiter=free_limiter)
+    assert run.status == SyncRun.Status.SUCCEEDED and run.sent == 30 and len(adapter.received["add"]) == 30

@@ -102,3 +102,45 @@ def test_a_worker_killed_mid_sync_loses_nothing_and_resends_at_most_one_batch(us
         assert max(counts.values()) <= 2 and len(twice) <= 10_000  # at most the one batch in flight, resent
         sync.refresh_from_db()
         assert len(meta.audience_members(sync.platform_audience_id)) == MEMBERS
+
+
+def test_postgres_dropping_the_workers_connections_mid_run_never_leaves_it_running(user, settings, real_enqueue):
+    from django.db import connection as db
+
+    if db.vendor != "postgresql":
+        pytest.skip("terminates PostgreSQL backends (pg_terminate_backend); SQLite has no server connections")
+    from tests.fakes.base import Fault
+
+    demo = DEMO_CREDENTIALS["meta"]
+    connection = Connection.objects.create(
+        owner=user, platform=Platform.objects.get(code="meta"), label="Meta",
+        config={"app_id": demo["app_id"], "ad_account_id": demo["ad_account_id"]},
+        secrets={"app_secret": demo["app_secret"], "access_token": demo["access_token"]},
+    )
+    audience = Audience.objects.create(owner=user, name="List", default_country="US", status="ready", generation=1,
+                                       member_count=50_000)
+    seed(audience, 50_000)
+    sync = Sync.objects.create(owner=user, audience=audience, connection=connection, mode="add")
+    with running_fake_platforms() as fakes:
+        meta = fakes.http["meta"]
+        meta.inject(Fault(path_regex=r"/users$", delay=1.0, times=5))  # slow enough to cut in
+        settings.PLATFORM_ENDPOINTS = fakes.endpoints()
+        with celery_worker(**fakes.environment()):
+            run = engine.start_run(sync=sync)
+            wait_for(lambda: SyncRun.objects.get(pk=run.pk).done_batches >= 1, timeout=60,
+                     message="the first batch to be confirmed")
+            with db.cursor() as cursor:
+                cursor.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                               "WHERE datname = current_database() AND pid <> pg_backend_pid()")
+            wait_for(lambda: SyncRun.objects.get(pk=run.pk).status not in SyncRun.ACTIVE_STATUSES, timeout=60,
+                     message="the run to end (not stay running)")
+            run.refresh_from_db()
+            if run.status == SyncRun.Status.FAILED:
+                assert "database connection was lost" in run.error_message
+                engine.resume_run(run=run)
+                wait_for(lambda: SyncRun.objects.get(pk=run.pk).status not in SyncRun.ACTIVE_STATUSES, timeout=60,
+                         message="the resumed run to finish")
+                run.refresh_from_db()
+        assert run.status == SyncRun.Status.SUCCEEDED, run.error_message
+        sync.refresh_from_db()
+        assert len(meta.audience_members(sync.platform_audience_id)) == 50_000
