@@ -372,10 +372,12 @@ def start_import(job: ImportJob, mapping: dict[str, str] | None = None, *, enque
 
 class _LineReader:
     """Physical lines of a text stream, each at most MAX_LINE_CHARS: a longer line is consumed in pieces
-    and replaced by a marker line, so no line is ever held whole in memory."""
+    and replaced by a marker line, so no line is ever held whole in memory. Notes whether a line held
+    undecodable bytes (U+FFFD after decoding with errors="replace")."""
 
     def __init__(self, text: io.TextIOBase, max_chars: int):
         self.text, self.max_chars = text, max_chars
+        self.saw_bad_text = False
 
     def __iter__(self) -> Iterator[str]:
         readline, limit = self.text.readline, self.max_chars
@@ -385,7 +387,48 @@ class _LineReader:
                     pass
                 yield _OVERSIZE_MARK + "\n"
                 continue
+            if "\ufffd" in line:
+                self.saw_bad_text = True
             yield line
+
+
+class _BadRecord(list):
+    """Stands in (as an empty row) for a record the CSV reader could not read."""
+
+    def __init__(self, reason: str):
+        super().__init__()
+        self.reason = reason
+
+
+class _RecordReader:
+    """Data records of the stored file in chunks (lists of cell lists), header skipped. The csv reader
+    is driven from C (list.extend over islice); a record it cannot read becomes a _BadRecord in place."""
+
+    def __init__(self, raw, *, encoding: str, delimiter: str):
+        self.text = io.TextIOWrapper(raw, encoding=encoding or "utf-8", errors="replace", newline="")
+        self.lines = _LineReader(self.text, MAX_LINE_CHARS)
+        self.reader = csv.reader(self.lines, delimiter=delimiter or ",")
+        self.previous_limit = None
+
+    def __enter__(self):
+        self.previous_limit = csv.field_size_limit(FIELD_LIMIT)
+        self.read(1)  # the header row
+        return self
+
+    def __exit__(self, *exc):
+        csv.field_size_limit(self.previous_limit)
+        if not self.text.buffer.closed:
+            self.text.detach()  # leave the binary file open: the caller reads its position for progress
+
+    def read(self, n: int) -> list:
+        out: list = []
+        while len(out) < n:
+            try:
+                out.extend(islice(self.reader, n - len(out)))
+                break  # n records, or the end of the file
+            except csv.Error as exc:  # the records before it are already in ``out``
+                out.append(_BadRecord(FIELD_TOO_LARGE if "field limit" in str(exc) else f"unreadable CSV ({exc})"))
+        return out
 
 
 @dataclass
@@ -410,40 +453,11 @@ class _Tally:
             )
 
 
-def _records(job: ImportJob, raw) -> Iterator[tuple[int, list[str] | None, str]]:
-    """(row number, cells or None, error) for every data record after the header."""
-    text = io.TextIOWrapper(raw, encoding=job.encoding or "utf-8", errors="replace", newline="")
-    reader = csv.reader(_LineReader(text, MAX_LINE_CHARS), delimiter=job.delimiter or ",")
-    previous = csv.field_size_limit(FIELD_LIMIT)
-    try:
-        row_number = 0
-        while True:
-            try:
-                cells = next(reader)
-            except StopIteration:
-                return
-            except csv.Error as exc:
-                row_number += 1
-                message = FIELD_TOO_LARGE if "field limit" in str(exc) else f"unreadable CSV ({exc})"
-                yield row_number, None, message
-                continue
-            row_number += 1
-            if row_number == 1:
-                continue  # header
-            if not cells or (len(cells) == 1 and not cells[0].strip()):
-                continue  # blank line: not a record (still a spreadsheet row, so it keeps its number)
-            if cells[0].startswith(_OVERSIZE_MARK):
-                yield row_number, None, LINE_TOO_LONG
-                continue
-            yield row_number, cells, ""
-    finally:
-        csv.field_size_limit(previous)
-        if not raw.closed:
-            text.detach()  # leave the binary file open: the caller reads its position for progress
-
-
 # ---------------------------------------------------------------------------------------------------------
 # Writing members
+
+
+_JSON = json.JSONEncoder(separators=(",", ":")).encode  # one encoder: json.dumps(..., separators=) builds one per call
 
 
 class _MemberWriter:
@@ -455,6 +469,11 @@ class _MemberWriter:
         self.table = Member._meta.db_table
 
     def setup(self):
+        if not self.postgres and not connection.in_atomic_block:
+            # WAL + synchronous=NORMAL: still crash-safe for the database file; a power cut may lose the
+            # last chunks, which a restarted import redoes anyway. (SQLite refuses it inside a transaction.)
+            with connection.cursor() as cursor:
+                cursor.execute("PRAGMA synchronous=NORMAL")
         if self.postgres:
             with connection.cursor() as cursor:
                 cursor.execute(
@@ -466,12 +485,19 @@ class _MemberWriter:
         """Insert the chunk's members ({fingerprint: stored}); returns how many were new."""
         if not members:
             return 0
-        dumps = json.dumps
+        encode = _JSON
         if self.postgres:
+            # COPY text format: one write per chunk. Fingerprints are hex; ensure_ascii JSON has no raw
+            # tab or newline, only backslashes to double.
+            lines = []
+            for fp, stored in members.items():
+                text = encode(stored)
+                if "\\" in text:
+                    text = text.replace("\\", "\\\\")
+                lines.append(f"{fp}\t{text}\n")
             with connection.cursor() as cursor:
                 with cursor.copy("COPY audiences_import_stage (fingerprint, keys) FROM STDIN") as copy:
-                    for fp, stored in members.items():
-                        copy.write_row((fp, dumps(stored, separators=(",", ":"))))
+                    copy.write("".join(lines))
                 cursor.execute(
                     f"INSERT INTO {self.table} (audience_id, generation, fingerprint, keys) "  # noqa: S608
                     "SELECT %s, %s, fingerprint, keys::jsonb FROM audiences_import_stage "
@@ -484,10 +510,11 @@ class _MemberWriter:
         raw = connection.connection
         before = raw.total_changes
         aid, gen = self.audience_id, self.generation
+        # Sorted, so the unique index is filled in order within the chunk (fewer page splits).
         raw.executemany(
             f"INSERT OR IGNORE INTO {self.table} (audience_id, generation, fingerprint, keys) "  # noqa: S608
             "VALUES (?, ?, ?, ?)",
-            [(aid, gen, fp, dumps(stored, separators=(",", ":"))) for fp, stored in members.items()],
+            [(aid, gen, fp, encode(members[fp])) for fp in sorted(members)],
         )
         return raw.total_changes - before
 
@@ -564,43 +591,42 @@ def _stream(job: ImportJob, audience: Audience) -> None:
     if not any(keys):
         raise UnusableFile("No column is mapped to a match key.")
     mapped = [i for i, key in enumerate(keys) if key]
-    width = max(mapped) + 1
     region = audience.default_country or None
     bad_text = BAD_TEXT_REASON.format(encoding=ENCODING_LABELS.get(job.encoding, job.encoding))
     tally = _Tally()
     writer = _MemberWriter(audience.pk, job.target_generation)
     writer.setup()
-    fingerprint = matchkeys.fingerprint
-    with open(job.stored_path, "rb") as raw:
-        records = _records(job, raw)
-        while chunk := list(islice(records, CHUNK_ROWS)):
-            rows, numbers = [], []
-            for number, cells, error in chunk:
-                tally.rows_total += 1
-                if cells is None:
-                    tally.reject(job.pk, number, "", error)
-                    continue
-                cells = cells[:width]
-                if any("\ufffd" in cells[i] for i in mapped if i < len(cells)):
-                    column = next(columns[keys[i]] for i in mapped if i < len(cells) and "\ufffd" in cells[i])
-                    tally.reject(job.pk, number, column, bad_text)
-                    continue
-                rows.append(cells)
-                numbers.append(number)
+    fingerprint, identifiable, prepare_rows = matchkeys.fingerprint, matchkeys.is_identifiable, matchkeys.prepare_rows
+    base = 1  # spreadsheet row number of the record before the chunk (the header is row 1)
+    with open(job.stored_path, "rb") as raw, _RecordReader(raw, encoding=job.encoding,
+                                                           delimiter=job.delimiter) as records:
+        while chunk := records.read(CHUNK_ROWS):
+            check_text, records.lines.saw_bad_text = records.lines.saw_bad_text, False
             members: dict[str, dict] = {}
-            valid = 0
-            for number, record in zip(numbers, matchkeys.prepare_rows(rows, keys, default_region=region),
-                                      strict=True):
+            valid = blanks = 0
+            for i, record in enumerate(prepare_rows(chunk, keys, default_region=region)):
                 stored = record.stored
-                if matchkeys.is_identifiable(stored):
+                if identifiable(stored) and not (check_text and _bad_text_column(chunk[i], mapped) is not None):
                     valid += 1
                     members[fingerprint(stored)] = stored
                     continue
-                if record.rejections:
-                    for i, (key, reason) in enumerate(record.rejections):
-                        tally.reject(job.pk, number, columns.get(key, key), reason, count_row=i == 0)
+                # The rare path: work out why this record gives no member.
+                cells, number = chunk[i], base + i + 1
+                if cells.__class__ is _BadRecord:
+                    tally.reject(job.pk, number, "", cells.reason)
+                elif not cells or (len(cells) == 1 and not cells[0].strip()):
+                    blanks += 1  # a blank line is no record (it keeps its row number, as in a spreadsheet)
+                elif cells[0].startswith(_OVERSIZE_MARK):
+                    tally.reject(job.pk, number, "", LINE_TOO_LONG)
+                elif check_text and (bad := _bad_text_column(cells, mapped)) is not None:
+                    tally.reject(job.pk, number, columns[keys[bad]], bad_text)
+                elif record.rejections:
+                    for n, (key, reason) in enumerate(record.rejections):
+                        tally.reject(job.pk, number, columns.get(key, key), reason, count_row=n == 0)
                 else:
                     tally.reject(job.pk, number, "", NO_KEY_REASON)
+            tally.rows_total += len(chunk) - blanks
+            base += len(chunk)
             with transaction.atomic():
                 inserted = writer.write(members)
                 tally.rows_imported += inserted
@@ -618,6 +644,14 @@ def _stream(job: ImportJob, audience: Audience) -> None:
             "Check the column mapping and the rejected rows."
         )
     _succeed(job, audience, tally)
+
+
+def _bad_text_column(cells: list[str], mapped: list[int]) -> int | None:
+    """Index of the first mapped cell holding undecodable bytes, or None."""
+    for i in mapped:
+        if i < len(cells) and "\ufffd" in cells[i]:
+            return i
+    return None
 
 
 def _checkpoint(job: ImportJob, tally: _Tally, position: int) -> None:

@@ -166,3 +166,12 @@ def test_mixed_encoding_rows_are_rejected_with_the_column(run_file, monkeypatch)
     assert job.rows_imported == 1 and job.rows_rejected == 1
     row = job.rejected_rows.get()
     assert (row.row_number, row.column) == (3, "first_name") and "UTF-8" in row.reason
+
+
+def test_unhashed_values_with_backslashes_quotes_and_tabs_survive_the_bulk_write(run_file, audience):
+    # external ids are stored unhashed: the COPY (PostgreSQL) and INSERT (SQLite) paths must keep them exact.
+    odd = 'A\\B"C\tD\\\\n'
+    job = run_file('external_id\n"' + odd.replace('"', '""') + '"\nplain-1\n')
+    assert job.rows_imported == 2
+    stored = {m.keys["x"] for m in members(audience)}
+    assert stored == {matchkeys.prepare_record({"external_id": odd}, default_region=None).stored["x"], "plain-1"}
