@@ -325,6 +325,35 @@ def progress_of(run: SyncRun) -> Progress:
 
 # The engine -----------------------------------------------------------------------------------
 
+PLAN_PAGE = 50_000
+
+
+class _Chunker:
+    """Cuts a sorted stream of fingerprints into (first, last, count) bounds of at most ``size``."""
+
+    def __init__(self, size: int):
+        self.size = size
+        self.chunks: list[tuple[str, str, int]] = []
+        self.total = 0
+        self._first = self._last = ""
+        self._count = 0
+
+    def take(self, fingerprint: str) -> None:
+        if not self._count:
+            self._first = fingerprint
+        self._last = fingerprint
+        self._count += 1
+        self.total += 1
+        if self._count == self.size:
+            self.done()
+
+    def done(self) -> _Chunker:
+        if self._count:
+            self.chunks.append((self._first, self._last, self._count))
+            self._count = 0
+        return self
+
+
 class _LeaseLost(Exception):
     """Another worker (or the watchdog) took the run: stop without writing anything more."""
 
@@ -524,21 +553,42 @@ class _Engine:
         return SyncMember.objects.filter(sync_id=self.sync.pk).filter(~Exists(present))
 
     @staticmethod
-    def _chunks(queryset, size: int) -> Iterator[tuple[str, str, int]]:
-        """Keyset pagination over fingerprints: (first, last, count) per chunk of ``size``."""
+    def _fingerprints(queryset) -> Iterator[str]:
+        """Every fingerprint of ``queryset`` in ascending order, read in keyset pages (bounded memory)."""
         after = ""
         while True:
             page = list(
-                queryset.filter(fingerprint__gt=after).order_by("fingerprint").values_list("fingerprint", flat=True)[
-                    :size
-                ]
+                queryset.filter(fingerprint__gt=after).order_by("fingerprint")
+                .values_list("fingerprint", flat=True)[:PLAN_PAGE]
             )
-            if not page:
+            for fingerprint in page:
+                # The merge below compares in Python; hex fingerprints sort the same in every collation.
+                if fingerprint <= after:
+                    raise RuntimeError("fingerprints did not arrive in ascending order")
+                after = fingerprint
+                yield fingerprint
+            if len(page) < PLAN_PAGE:
                 return
-            yield page[0], page[-1], len(page)
-            if len(page) < size:
-                return
-            after = page[-1]
+
+    def _diff(self, generation: int, size: int) -> tuple[_Chunker, _Chunker, _Chunker]:
+        """One merge of the audience's and the confirmed fingerprints (both sorted): chunk bounds of the adds,
+        the removes and of the whole audience (for a replace), each in batches of ``size``."""
+        members = self._fingerprints(self._members(generation))
+        confirmed = self._fingerprints(SyncMember.objects.filter(sync_id=self.sync.pk))
+        adds, removes, everyone = _Chunker(size), _Chunker(size), _Chunker(size)
+        m, c = next(members, None), next(confirmed, None)
+        while m is not None or c is not None:
+            if c is None or (m is not None and m < c):
+                adds.take(m)
+                everyone.take(m)
+                m = next(members, None)
+            elif m is None or c < m:
+                removes.take(c)
+                c = next(confirmed, None)
+            else:  # in both: already on the platform
+                everyone.take(m)
+                m, c = next(members, None), next(confirmed, None)
+        return adds.done(), removes.done(), everyone.done()
 
     def _plan(self) -> None:
         run = SyncRun.objects.get(pk=self.run.pk)
@@ -547,28 +597,24 @@ class _Engine:
             return
         generation = Audience.objects.filter(pk=self.audience.pk).values_list("generation", flat=True).get()
         caps = self.adapter.capabilities
-        size = caps.batch_size
+        adds, removes, everyone = self._diff(generation, caps.batch_size)
         mirror = self.sync.mode == Sync.Mode.MIRROR
-        removals = mirror and self._remove_candidates(generation).exists()
+        removals = mirror and removes.total > 0
         note = ""
         planned: list[tuple[str, str, str, int]] = []
         to_add = to_remove = 0
         if removals and Operation.REMOVE not in caps.operations and Operation.REPLACE in caps.operations:
-            to_remove = self._remove_candidates(generation).count()
-            for first, last, count in self._chunks(self._members(generation), size):
-                planned.append((Kind.REPLACE, first, last, count))
-                to_add += count
+            planned = [(Kind.REPLACE, *bounds) for bounds in everyone.chunks]
+            to_add, to_remove = everyone.total, removes.total
         else:
             if removals and Operation.REMOVE in caps.operations:
-                for first, last, count in self._chunks(self._remove_candidates(generation), size):
-                    planned.append((Kind.REMOVE, first, last, count))
-                    to_remove += count
+                planned = [(Kind.REMOVE, *bounds) for bounds in removes.chunks]
+                to_remove = removes.total
             elif removals:
                 note = (f"{self.connection.platform.name} cannot remove people from an audience; "
                         "only additions were sent.")
-            for first, last, count in self._chunks(self._add_candidates(generation), size):
-                planned.append((Kind.ADD, first, last, count))
-                to_add += count
+            planned += [(Kind.ADD, *bounds) for bounds in adds.chunks]
+            to_add = adds.total
         with transaction.atomic():
             # Written only if this worker still holds the run (and nobody planned it meanwhile).
             updated = SyncRun.objects.filter(
