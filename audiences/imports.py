@@ -48,6 +48,9 @@ MAX_COLUMNS = 500
 FIELD_LIMIT = 64 * 1024
 MAX_LINE_CHARS = 1024 * 1024
 MAX_REJECTED_ROWS = 1_000
+# The match-key value caches grow with the variety of the data (dates, ZIP+4s, names); past this resident size
+# the import empties them, so memory stays flat however long the file is (they refill in a few chunks).
+MEMORY_BUDGET_MB = 200
 NO_KEY_REASON = "no usable match key"
 BAD_TEXT_REASON = "text is not valid {encoding} (mixed encodings?)"
 FIELD_TOO_LARGE = "field too large"
@@ -481,23 +484,21 @@ class _MemberWriter:
                 )
                 cursor.execute("TRUNCATE audiences_import_stage")
 
-    def write(self, members: dict[str, dict]) -> int:
-        """Insert the chunk's members ({fingerprint: stored}); returns how many were new."""
+    def write(self, members: dict[str, str]) -> int:
+        """Insert the chunk's members ({fingerprint: keys JSON}); returns how many were new."""
         if not members:
             return 0
-        encode = _JSON
         if self.postgres:
-            # COPY text format: one write per chunk. Fingerprints are hex; ensure_ascii JSON has no raw
-            # tab or newline, only backslashes to double.
-            lines = []
-            for fp, stored in members.items():
-                text = encode(stored)
-                if "\\" in text:
-                    text = text.replace("\\", "\\\\")
-                lines.append(f"{fp}\t{text}\n")
+            # COPY text format, one write per chunk: fingerprints are hex and ensure_ascii JSON has no raw
+            # tab or newline, so only backslashes need doubling.
+            data = "".join(
+                f"{fp}\t{text}\n" if "\\" not in text else f"{fp}\t{text.replace(chr(92), chr(92) * 2)}\n"
+                for fp, text in members.items()
+            )
             with connection.cursor() as cursor:
                 with cursor.copy("COPY audiences_import_stage (fingerprint, keys) FROM STDIN") as copy:
-                    copy.write("".join(lines))
+                    copy.write(data)
+                del data
                 cursor.execute(
                     f"INSERT INTO {self.table} (audience_id, generation, fingerprint, keys) "  # noqa: S608
                     "SELECT %s, %s, fingerprint, keys::jsonb FROM audiences_import_stage "
@@ -514,7 +515,7 @@ class _MemberWriter:
         raw.executemany(
             f"INSERT OR IGNORE INTO {self.table} (audience_id, generation, fingerprint, keys) "  # noqa: S608
             "VALUES (?, ?, ?, ?)",
-            [(aid, gen, fp, encode(members[fp])) for fp in sorted(members)],
+            ((aid, gen, fp, members[fp]) for fp in sorted(members)),
         )
         return raw.total_changes - before
 
@@ -597,18 +598,22 @@ def _stream(job: ImportJob, audience: Audience) -> None:
     writer = _MemberWriter(audience.pk, job.target_generation)
     writer.setup()
     fingerprint, identifiable, prepare_rows = matchkeys.fingerprint, matchkeys.is_identifiable, matchkeys.prepare_rows
+    encode = _JSON
     base = 1  # spreadsheet row number of the record before the chunk (the header is row 1)
     with open(job.stored_path, "rb") as raw, _RecordReader(raw, encoding=job.encoding,
                                                            delimiter=job.delimiter) as records:
         while chunk := records.read(CHUNK_ROWS):
             check_text, records.lines.saw_bad_text = records.lines.saw_bad_text, False
-            members: dict[str, dict] = {}
+            members: dict[str, str] = {}  # fingerprint -> keys as JSON
             valid = blanks = 0
-            for i, record in enumerate(prepare_rows(chunk, keys, default_region=region)):
+            results = prepare_rows(chunk, keys, default_region=region)
+            for i in range(len(results)):
+                # Each record is dropped once used: the JSON text (a third of the dict's size) is what stays.
+                record, results[i] = results[i], None
                 stored = record.stored
                 if identifiable(stored) and not (check_text and _bad_text_column(chunk[i], mapped) is not None):
                     valid += 1
-                    members[fingerprint(stored)] = stored
+                    members[fingerprint(stored)] = encode(stored)
                     continue
                 # The rare path: work out why this record gives no member.
                 cells, number = chunk[i], base + i + 1
@@ -627,6 +632,9 @@ def _stream(job: ImportJob, audience: Audience) -> None:
                     tally.reject(job.pk, number, "", NO_KEY_REASON)
             tally.rows_total += len(chunk) - blanks
             base += len(chunk)
+            del results, chunk
+            if _resident_mb() > MEMORY_BUDGET_MB:
+                _clear_value_caches()
             with transaction.atomic():
                 inserted = writer.write(members)
                 tally.rows_imported += inserted
@@ -644,6 +652,30 @@ def _stream(job: ImportJob, audience: Audience) -> None:
             "Check the column mapping and the rejected rows."
         )
     _succeed(job, audience, tally)
+
+
+def _resident_mb() -> float:
+    """Current resident set size (Linux /proc; 0 where unavailable, which disables the budget)."""
+    try:
+        with open("/proc/self/statm", "rb") as statm:
+            return int(statm.read().split()[1]) * _PAGE_SIZE / 1_048_576
+    except (OSError, ValueError, IndexError):
+        return 0.0
+
+
+_PAGE_SIZE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
+_KEEP_CACHES = {"_plan", "_plan_for_cc", "_country_tables"}  # compiled tables, built once, small
+
+
+def _clear_value_caches() -> None:
+    """Empty matchkeys' per-value caches (lru_cache functions and regional entries), not its compiled tables."""
+    for name in dir(matchkeys):
+        obj = getattr(matchkeys, name)
+        if name in _KEEP_CACHES or isinstance(obj, type):
+            continue
+        clear = getattr(obj, "cache_clear", None)
+        if callable(clear):
+            clear()
 
 
 def _bad_text_column(cells: list[str], mapped: list[int]) -> int | None:

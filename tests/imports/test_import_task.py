@@ -175,3 +175,17 @@ def test_unhashed_values_with_backslashes_quotes_and_tabs_survive_the_bulk_write
     assert job.rows_imported == 2
     stored = {m.keys["x"] for m in members(audience)}
     assert stored == {matchkeys.prepare_record({"external_id": odd}, default_region=None).stored["x"], "plain-1"}
+
+
+def test_memory_budget_empties_value_caches_without_changing_results(run_file, audience, user, monkeypatch):
+    run_file(GOOD)
+    expected = set(members(audience).values_list("fingerprint", flat=True))
+    other = Audience.objects.create(owner=user, name="B", default_country="US")
+    monkeypatch.setattr(imports, "MEMORY_BUDGET_MB", 0)  # over budget after every chunk
+    monkeypatch.setattr(imports, "CHUNK_ROWS", 7)
+    cleared = []
+    real_clear = imports._clear_value_caches
+    monkeypatch.setattr(imports, "_clear_value_caches", lambda: (cleared.append(1), real_clear()))
+    run_file(GOOD, target=other)
+    assert len(cleared) == 8 and matchkeys._name_entry.cache_info().currsize <= 7
+    assert set(members(other).values_list("fingerprint", flat=True)) == expected
