@@ -32,7 +32,7 @@ from pathlib import Path
 
 from django.conf import settings
 from django.db import connection, transaction
-from django.db.models import Count, Q
+from django.db.models import Count, Max, Q
 from django.utils import timezone
 
 from audiences.models import Audience, ImportJob, Member, RejectedRow
@@ -552,7 +552,8 @@ def run_import(job_id: int) -> ImportJob | None:
             # Past every generation this audience has had, so a partial or previous one is never reused.
             used = Member.objects.filter(audience=audience).order_by("-generation").values_list(
                 "generation", flat=True).first() or 0
-            job.target_generation = max(audience.generation, used) + 1
+            claimed = ImportJob.objects.filter(audience=audience).aggregate(Max("target_generation"))
+            job.target_generation = max(audience.generation, used, claimed["target_generation__max"] or 0) + 1
         job.status = ImportJob.Status.RUNNING
         job.started_at = timezone.now()
         job.heartbeat_at = job.started_at
@@ -703,10 +704,12 @@ def _succeed(job: ImportJob, audience: Audience, tally: _Tally) -> None:
     coverage = _key_coverage(audience.pk, job.target_generation)
     now = timezone.now()
     with transaction.atomic():
-        Audience.objects.filter(pk=audience.pk).update(
+        swapped = Audience.objects.filter(pk=audience.pk, generation__lt=job.target_generation).update(
             generation=job.target_generation, member_count=tally.rows_imported, key_coverage=coverage,
             status=Audience.Status.READY, updated_at=now,
         )
+        if not swapped:  # two imports of one audience ran at once and the later upload finished first
+            raise UnusableFile("A newer import of this audience finished first, so this one was discarded.")
         ImportJob.objects.filter(pk=job.pk).update(
             status=ImportJob.Status.SUCCEEDED, finished_at=now, heartbeat_at=now, bytes_processed=job.size_bytes,
         )
