@@ -16,6 +16,9 @@ from audiences.models import Audience, ImportJob
 from platforms import matchkeys
 from platforms.models import Platform
 
+OUTPUT_KEY_LABELS = {**matchkeys.KEY_LABELS, "dob_year": "Birth year", "dob_month": "Birth month",
+                     "dob_day": "Birth day", "maid": "Mobile advertiser ID (MAID)"}
+
 
 def _redirect(request, url):
     return HttpResponseClientRedirect(url) if request.htmx else redirect(url)
@@ -143,10 +146,11 @@ def audience_detail(request, audience_pk):
         except ValueError:
             continue
         platforms.append((platform, accepted))
-    output_keys = [key for key in matchkeys.OUTPUT_KEYS if any(key in acc for _, acc in platforms)]
-    platform_rows = [(p, [key in acc for key in output_keys]) for p, acc in platforms]
+    # One row per key a platform takes, one column per platform.
+    key_rows = [(OUTPUT_KEY_LABELS.get(key, key), [key in accepted for _, accepted in platforms])
+                for key in matchkeys.OUTPUT_KEYS if any(key in accepted for _, accepted in platforms)]
     context = {"audience": audience, "latest": latest, "pending": pending, "coverage": coverage,
-               "output_keys": output_keys, "platform_rows": platform_rows}
+               "platforms": [p for p, _ in platforms], "key_rows": key_rows}
     if latest:
         context.update(_progress_context(latest))
         context["audience"] = audience
