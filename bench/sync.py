@@ -1,14 +1,15 @@
-"""Sync benchmark: N members through the real sync engine and the real Meta adapter to the loopback fake Graph API.
+"""Sync benchmark: N members through the real sync engine and the real Meta (or Google Ads) adapter to its fake.
 
-    .venv/bin/python bench/sync.py [N] [--db sqlite|postgres] [--keep]
+    .venv/bin/python bench/sync.py [N] [--db sqlite|postgres] [--platform meta|google_ads] [--profile PATH]
 
 1. A fresh database (SQLite file under var/, or the PostgreSQL database ``am_bench_sync`` on DATABASE_URL's
    server with ``--db postgres``), migrated.
 2. Seeding (in a child process, so its memory does not count): N synthetic people (email, phone, first and
    last name, postal code, country) through ``matchkeys.prepare_records`` into Members (COPY on PostgreSQL,
    bulk_create on SQLite). Timed separately, not part of the sync figures.
-3. The fake Meta Graph API on a loopback HTTP server in another process (so the fake's parsing does not
-   compete with the engine for the GIL, as a real platform would not).
+3. The fake Meta Graph API on a loopback HTTP server (or, with ``--platform google_ads``, the gRPC Google Ads fake
+   and the fake OAuth endpoint) in another process, so the fake's work does not compete with the engine for
+   the GIL, as a real platform would not.
 4. One sync run, in this process: ``audiences.sync.execute_run`` with the Meta adapter built from the
    connection (facebook-business SDK, 10,000-row requests with sessions), the real rate limiter (Redis when
    REDIS_URL is set, else process-local; Meta's budget is 60 requests a minute with a burst of 60) and the
@@ -62,13 +63,20 @@ def fresh_database(db: str) -> None:
             Path(f"{ROOT / 'var' / 'bench-sync.sqlite3'}{suffix}").unlink(missing_ok=True)
 
 
+# Distinct, valid US numbers: 8,000,000 per area code.
+AREAS = ("212", "415", "312", "617", "206", "303", "404", "512", "702", "808")
+
+
 def synthetic_rows(start: int, count: int) -> list[dict]:
     return [
-        {"email": f"Person.{i}@Example.com ", "phone": f"(212) 5{i % 100:02d}-{i % 10000:04d}",
-         "first_name": f"Ann{i % 997}", "last_name": f"Smith{i % 1009}", "postal_code": f"{10000 + i % 89999}",
-         "country": "US"}
+        {"email": f"Person.{i}@Example.com ", "phone": phone(i), "first_name": f"Ann{i % 997}",
+         "last_name": f"Smith{i % 1009}", "postal_code": f"{10000 + i % 89999}", "country": "US"}
         for i in range(start, start + count)
     ]
+
+
+def phone(i: int) -> str:
+    return f"({AREAS[i // 8_000_000 % len(AREAS)]}) {200 + i // 10_000 % 800}-{i % 10_000:04d}"
 
 
 def seed(n: int, audience_id: int) -> None:
@@ -102,23 +110,41 @@ def seed(n: int, audience_id: int) -> None:
             cursor.execute("ANALYZE audiences_member")
 
 
-def serve_fake(pipe) -> None:
-    """Child process: the fake Graph API on loopback; answers "stats" and "stop" on the pipe."""
+def serve_fake(pipe, platform: str) -> None:
+    """Child process: the platform's fake on loopback; answers ("stats", audience id) and "stop" on the pipe."""
     from tests.fakes.base import FakeServer
-    from tests.fakes.meta import FakeMetaGraph
 
-    fake = FakeMetaGraph()
-    fake.record_requests = False
-    server = FakeServer([fake]).start()
-    pipe.send(server.url)
+    if platform == "meta":
+        from tests.fakes.meta import FakeMetaGraph
+
+        fake = FakeMetaGraph()
+        fake.record_requests = False
+        server = FakeServer([fake]).start()
+        pipe.send({"meta": f"{server.url}/meta"})
+    else:
+        from tests.fakes.google_ads import FakeGoogleAdsServer
+        from tests.fakes.google_oauth import FakeGoogleOAuth
+
+        server = FakeServer([FakeGoogleOAuth()]).start()
+        fake = FakeGoogleAdsServer()
+        fake.record_requests = False
+        fake.start()
+        pipe.send({"google_ads": fake.address, "oauth": f"{server.url}/google-oauth/token"})
     while True:
         command = pipe.recv()
-        if command == "stats":
-            with fake.lock:
-                members = {aid: len(m) for aid, m in fake.members.items()}
-                pipe.send({"received_rows": dict(fake.received_rows), "add_requests": fake.add_requests,
-                           "members": members})
+        if isinstance(command, tuple) and command[0] == "stats":
+            audience_id = command[1]
+            if platform == "meta":
+                with fake.lock:
+                    pipe.send({"received": fake.received_rows["add"], "requests": fake.add_requests,
+                               "audience_size": len(fake.members.get(audience_id, ()))})
+            else:
+                fake.finish_jobs()  # Google processes offline user data jobs later; count what they added
+                pipe.send({"received": None, "requests": None,
+                           "audience_size": len(fake.list_members(audience_id))})
         else:
+            if platform != "meta":
+                fake.stop()
             server.stop()
             pipe.send("stopped")
             return
@@ -132,6 +158,7 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("n", nargs="?", type=int, default=100_000)
     parser.add_argument("--db", choices=("sqlite", "postgres"), default="sqlite")
+    parser.add_argument("--platform", choices=("meta", "google_ads"), default="meta")
     parser.add_argument("--profile", metavar="PATH", help="write a cProfile of the first run to PATH")
     parser.add_argument("--seed-only", type=int, default=None, help=argparse.SUPPRESS)  # internal: child process
     args = parser.parse_args(argv)
@@ -168,16 +195,23 @@ def main(argv=None) -> int:
 
     ctx = multiprocessing.get_context("spawn")
     parent, child = ctx.Pipe()
-    fake_process = ctx.Process(target=serve_fake, args=(child,), daemon=True)
+    fake_process = ctx.Process(target=serve_fake, args=(child, args.platform), daemon=True)
     fake_process.start()
-    url = parent.recv()
-    settings.PLATFORM_ENDPOINTS = {**settings.PLATFORM_ENDPOINTS, "meta": f"{url}/meta"}
-
-    demo = DEMO_CREDENTIALS["meta"]
+    where = parent.recv()
+    if args.platform == "meta":
+        settings.PLATFORM_ENDPOINTS = {**settings.PLATFORM_ENDPOINTS, "meta": where["meta"]}
+        demo = DEMO_CREDENTIALS["meta"]
+        config = {"app_id": demo["app_id"], "ad_account_id": demo["ad_account_id"]}
+        secrets = {"app_secret": demo["app_secret"], "access_token": demo["access_token"]}
+    else:
+        settings.PLATFORM_ENDPOINTS = {**settings.PLATFORM_ENDPOINTS, "google_ads": where["google_ads"]}
+        settings.GOOGLE_ADS_INSECURE_CHANNEL = True
+        settings.GOOGLE_OAUTH_TOKEN_URL = where["oauth"]
+        config = {k: v for k, v in DEMO_CREDENTIALS["google_ads"].items() if k != "label"}
+        secrets = {k: config.pop(k) for k in ("client_secret", "developer_token", "refresh_token")}
+        config["customer_id"] = config["customer_id"].replace("-", "")
     connection = Connection.objects.create(
-        owner=user, platform=Platform.objects.get(code="meta"), label="Bench",
-        config={"app_id": demo["app_id"], "ad_account_id": demo["ad_account_id"]},
-        secrets={"app_secret": demo["app_secret"], "access_token": demo["access_token"]},
+        owner=user, platform=Platform.objects.get(code=args.platform), label="Bench", config=config, secrets=secrets,
     )
     sync = Sync.objects.create(owner=user, audience=audience, connection=connection, mode="mirror")
 
@@ -188,7 +222,7 @@ def main(argv=None) -> int:
         time.sleep(seconds)
 
     adapter = connection.adapter()
-    limiter = limiter_for("meta", f"bench-{os.getpid()}", adapter.capabilities.rate_limit, sleep=limiter_sleep)
+    limiter = limiter_for(args.platform, f"bench-{os.getpid()}", adapter.capabilities.rate_limit, sleep=limiter_sleep)
 
     rss_before = rss_mb()
     results = []
@@ -200,32 +234,46 @@ def main(argv=None) -> int:
 
             profiler = cProfile.Profile()
             profiler.enable()
+        run_adapter = connection.adapter()
+        in_adapter = [0.0]
+        send = run_adapter.add_members
+
+        def timed_add(*a, _send=send, _spent=in_adapter, **kw):
+            started = time.perf_counter()
+            try:
+                return _send(*a, **kw)
+            finally:
+                _spent[0] += time.perf_counter() - started
+
+        run_adapter.add_members = timed_add
         t0 = time.perf_counter()
-        run = engine.execute_run(run_id=run.pk, adapter=connection.adapter(), limiter=limiter)
+        run = engine.execute_run(run_id=run.pk, adapter=run_adapter, limiter=limiter)
         wall = time.perf_counter() - t0
         if profiler is not None:
             profiler.disable()
             profiler.dump_stats(args.profile)
-        results.append((label, run, wall))
+        results.append((label, run, wall, in_adapter[0]))
         print(f"{label}: {run.status}, {run.sent:,} sent in {run.total_batches} batches, {wall:.2f} s wall, "
               f"{run.sent / wall if wall else 0:,.0f} records/s; rate-limiter waits so far {waited[0]:.1f} s; "
               f"peak RSS {rss_mb():.0f} MB", flush=True)
+        print(f"  inside the adapter's add_members (SDK encoding, HTTP, the fake's work): {in_adapter[0]:.2f} s; "
+              f"the rest (planning, reads, checkpoints, status): {wall - in_adapter[0]:.2f} s", flush=True)
         if run.error_message:
             print(f"  message: {run.error_message}")
 
-    parent.send("stats")
+    sync.refresh_from_db()
+    parent.send(("stats", sync.platform_audience_id))
     stats = parent.recv()
     parent.send("stop")
     parent.recv()
     fake_process.join(timeout=10)
-    sync.refresh_from_db()
-    on_platform = stats["members"].get(sync.platform_audience_id, 0)
-    print(f"fake Meta received {stats['received_rows']['add']:,} rows in {stats['add_requests']} requests; "
+    on_platform = stats["audience_size"]
+    print(f"fake {args.platform} received {stats['received']} rows in {stats['requests']} requests; "
           f"audience holds {on_platform:,} people")
     first, second = results[0][1], results[1][1]
     summary = {
         "benchmark": "sync",
-        "platform": "meta",
+        "platform": args.platform,
         "db": args.db,
         "redis": bool(settings.REDIS_URL),
         "members": args.n,
@@ -236,10 +284,11 @@ def main(argv=None) -> int:
         "wall_seconds": round(results[0][2], 2),
         "records_per_second": round(first.sent / results[0][2]) if results[0][2] else None,
         "rate_limiter_wait_seconds": round(waited[0], 2),
+        "adapter_add_seconds": round(results[0][3], 2),
         "rerun_status": second.status,
         "rerun_sent": second.sent,
         "rerun_wall_seconds": round(results[1][2], 2),
-        "fake_received_rows": stats["received_rows"]["add"],
+        "fake_received_rows": stats["received"],
         "fake_audience_size": on_platform,
         "peak_rss_mb": round(rss_mb()),
         "rss_before_sync_mb": round(rss_before),
