@@ -164,3 +164,19 @@ def test_everything_is_404_for_another_user(client_for, other_user, user, audien
     response = getattr(client, method)(reverse(name, kwargs=kwargs), {"connection": tiktok_connection.pk}, **HX)
     assert response.status_code == 404
     assert Sync.objects.filter(pk=sync.pk).exists() and SyncRun.objects.get(pk=run.pk).status == "queued"
+
+
+def test_admin_lists_syncs_and_runs_with_their_batches(client, user, audience, tiktok_connection):
+    from django.contrib.auth import get_user_model
+
+    admin_user = get_user_model().objects.create_superuser("ops", "ops@example.com", "ops-password-123")
+    client.force_login(admin_user)
+    sync = make_sync(user, audience, tiktok_connection)
+    run = new_run(sync)
+    SyncBatch.objects.create(run=run, seq=1, kind="add", first_fingerprint="a", last_fingerprint="b", size=3,
+                             status="failed", error_message="Meta: (#100) Invalid parameter")
+    assert client.get(reverse("admin:audiences_sync_changelist")).status_code == 200
+    assert client.get(reverse("admin:audiences_syncrun_changelist")).status_code == 200
+    page = client.get(reverse("admin:audiences_syncrun_change", args=[run.pk]))
+    assert page.status_code == 200 and "Invalid parameter" in page.content.decode()
+    assert "tok-secret-123456" not in page.content.decode()
