@@ -70,3 +70,5 @@ class MemberAdmin(admin.ModelAdmin):
 # --- end audiences and imports ---
 # --- syncs and runs ---
 # --- end syncs and runs ---
+
+from audiences import sync_admin  # noqa: E402,F401  (syncs and runs: audiences/sync_admin.py)
