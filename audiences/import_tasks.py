@@ -1,7 +1,9 @@
-"""Celery task of the audience import (the work is in audiences/imports.py)."""
+"""Celery tasks of the audience import (the work is in audiences/imports.py)."""
 
 from celery import shared_task
+from django.conf import settings
 
+from activation_manager.celery import app
 from audiences import imports
 
 
@@ -11,3 +13,19 @@ def import_audience(import_job_id: int) -> None:
     """Import one queued ImportJob. Safe to run twice: a finished job is a no-op, a job left RUNNING by a
     dead worker restarts cleanly into an empty target generation."""
     imports.run_import(import_job_id)
+
+
+@shared_task(name="audiences.requeue_stale_imports", ignore_result=True)
+def requeue_stale_imports() -> None:
+    """Watchdog: restart imports whose worker died and whose message was not re-delivered."""
+    imports.requeue_stale_imports(stale_after_seconds=getattr(settings, "IMPORT_STALE_AFTER", 600))
+
+
+# celery-beat's DatabaseScheduler copies this entry into its PeriodicTask table when beat starts (visible and
+# editable in the admin); declared here so the import needs no schedule migration of its own.
+app.conf.beat_schedule = {
+    **(app.conf.beat_schedule or {}),
+    "Restart imports whose worker stopped responding": {
+        "task": "audiences.requeue_stale_imports", "schedule": 60.0,
+    },
+}

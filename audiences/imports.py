@@ -732,6 +732,26 @@ def _fail(job: ImportJob, message: str) -> None:
     logger.info("import %s failed: %s", job.pk, message)
 
 
+def requeue_stale_imports(*, stale_after_seconds: int = 600) -> list[int]:
+    """Re-queue imports whose worker stopped: RUNNING without a heartbeat, or QUEUED and never started, for
+    ``stale_after_seconds``. The task restarts them cleanly. Returns the job ids re-queued."""
+    from audiences.import_tasks import import_audience
+
+    cutoff = timezone.now() - timezone.timedelta(seconds=stale_after_seconds)
+    stale = ImportJob.objects.filter(
+        Q(status=ImportJob.Status.RUNNING, heartbeat_at__lt=cutoff)
+        | Q(status=ImportJob.Status.QUEUED, started_at__isnull=True, created_at__lt=cutoff)
+        | Q(status=ImportJob.Status.QUEUED, heartbeat_at__lt=cutoff)
+    )
+    ids = list(stale.values_list("pk", flat=True))
+    for job_id in ids:
+        # The heartbeat moves on so the next watchdog pass leaves it alone while the new task starts.
+        ImportJob.objects.filter(pk=job_id).update(heartbeat_at=timezone.now())
+        logger.warning("import %s: no heartbeat, re-queued", job_id)
+        transaction.on_commit(lambda job_id=job_id: import_audience.delay(job_id))
+    return ids
+
+
 # ---------------------------------------------------------------------------------------------------------
 # Reports
 
