@@ -23,6 +23,7 @@ import io
 import json
 import logging
 import os
+import shutil
 import uuid
 from collections import Counter
 from collections.abc import Iterator
@@ -126,6 +127,20 @@ def store_upload(chunks, *, max_bytes: int | None = None) -> tuple[Path, int]:
         path.unlink(missing_ok=True)
         raise
     return path, size
+
+
+def _store_django_upload(upload) -> tuple[Path, int]:
+    """A big upload Django already spooled to a temporary file is moved, not copied (a multi-GB file is
+    written once); a small in-memory one is written out in chunks."""
+    temporary = getattr(upload, "temporary_file_path", None)
+    if temporary is None:
+        return store_upload(upload.chunks())
+    if upload.size > settings.MAX_UPLOAD_BYTES:
+        raise UnusableFile(f"The file is larger than the {settings.MAX_UPLOAD_BYTES // (1024 * 1024):,} MB limit.")
+    path = upload_dir() / f"{uuid.uuid4().hex}.csv"
+    shutil.move(temporary(), path)  # Django ignores the missing temporary file when it closes the upload
+    os.chmod(path, 0o600)
+    return path, path.stat().st_size
 
 
 def _copy_chunks(path: Path, size: int = 1024 * 1024):
@@ -299,12 +314,12 @@ def column_label(headers: list[str], index: int) -> str:
 # Creating and starting an import
 
 
-def create_import(*, owner, audience: Audience, chunks, filename: str) -> ImportJob:
-    """Store the upload and sniff it. The job is UPLOADED (ready for mapping) or FAILED with a message;
-    a failed file is deleted at once."""
+def create_import(*, owner, audience: Audience, chunks=None, filename: str, upload=None) -> ImportJob:
+    """Store the upload (``chunks`` of bytes, or a Django ``upload``) and sniff it. The job is UPLOADED
+    (ready for mapping) or FAILED with a message; a failed file is deleted at once."""
     job = ImportJob(owner=owner, audience=audience, original_filename=(filename or "upload.csv")[:255])
     try:
-        path, size = store_upload(chunks)
+        path, size = _store_django_upload(upload) if upload is not None else store_upload(chunks)
     except UnusableFile as exc:
         return _failed_before_start(job, str(exc))
     job.stored_path, job.size_bytes = str(path), size

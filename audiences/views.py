@@ -24,12 +24,11 @@ def _redirect(request, url):
     return HttpResponseClientRedirect(url) if request.htmx else redirect(url)
 
 
-def _chunks(form):
+def _create_import(request, form, audience):
     upload = form.cleaned_data.get("file")
     if upload:
-        return upload.chunks(), upload.name
-    path = imports.sample_file_path()
-    return imports._copy_chunks(path), path.name
+        return imports.create_import(owner=request.user, audience=audience, upload=upload, filename=upload.name)
+    return imports.create_import_from_path(owner=request.user, audience=audience, path=imports.sample_file_path())
 
 
 @require_GET
@@ -52,9 +51,8 @@ def audience_create(request):
             owner=request.user, name=form.cleaned_data["name"], description=form.cleaned_data["description"],
             default_country=form.cleaned_data["default_country"],
         )
-        chunks, filename = _chunks(form)
         try:
-            job = imports.create_import(owner=request.user, audience=audience, chunks=chunks, filename=filename)
+            job = _create_import(request, form, audience)
         except BaseException:
             audience.delete()
             raise
@@ -78,8 +76,7 @@ def audience_import(request, audience_pk):
             if form.cleaned_data["default_country"] != audience.default_country:
                 audience.default_country = form.cleaned_data["default_country"]
                 audience.save(update_fields=["default_country", "updated_at"])
-            chunks, filename = _chunks(form)
-            job = imports.create_import(owner=request.user, audience=audience, chunks=chunks, filename=filename)
+            job = _create_import(request, form, audience)
             if job.status == ImportJob.Status.FAILED:
                 form.add_error("file", job.error_message)
             else:

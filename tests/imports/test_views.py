@@ -172,3 +172,14 @@ def test_mapping_junk_is_an_inline_error(alice_client, user):
     for data in ({"col_0": "email", "col_1": "email"}, {"col_0": "<script>"}, {}):
         response = alice_client.post(url, data)
         assert response.status_code == 200 and "<script>" not in response.content.decode().split("<main")[1]
+
+
+def test_large_upload_spooled_by_django_is_moved_into_upload_dir(alice_client, user, settings):
+    settings.FILE_UPLOAD_MAX_MEMORY_SIZE = 10  # anything larger goes to a temporary file first
+    content = b"email\n" + b"".join(b"p%d@example.com\n" % i for i in range(200))
+    response = upload(alice_client, content)
+    job = ImportJob.objects.get(owner=user)
+    assert response.status_code == 302 and job.size_bytes == len(content)
+    assert job.stored_path.startswith(str(settings.UPLOAD_DIR))
+    with open(job.stored_path, "rb") as stored:
+        assert stored.read() == content
