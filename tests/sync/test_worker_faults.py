@@ -10,8 +10,12 @@ from __future__ import annotations
 
 import hashlib
 import json
+import shutil
+import socket
+import subprocess
 import time
 from collections import Counter
+from contextlib import contextmanager
 
 import pytest
 
@@ -21,7 +25,7 @@ from credentials.models import Connection
 from platforms.demo import DEMO_CREDENTIALS
 from platforms.models import Platform
 from tests.support.platforms import running_fake_platforms
-from tests.support.worker import celery_worker, stop_worker, wait_for
+from tests.support.worker import ROOT, celery_worker, stop_worker, wait_for
 
 pytestmark = [pytest.mark.worker, pytest.mark.django_db(transaction=True)]
 MEMBERS = 200_000
@@ -144,3 +148,74 @@ def test_postgres_dropping_the_workers_connections_mid_run_never_leaves_it_runni
         assert run.status == SyncRun.Status.SUCCEEDED, run.error_message
         sync.refresh_from_db()
         assert len(meta.audience_members(sync.platform_audience_id)) == 50_000
+
+
+@contextmanager
+def private_redis(port: int):
+    """A throwaway redis-server (no persistence) on ``port``: restarting it cannot disturb anyone else's Redis."""
+    process = subprocess.Popen(["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "",
+                                "--appendonly", "no"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        import redis
+
+        wait_for(lambda: _pings(redis.Redis(port=port, socket_connect_timeout=0.2)), timeout=10,
+                 message="redis-server to start")
+        yield process
+    finally:
+        process.kill()
+        process.wait()
+
+
+def _pings(client) -> bool:
+    try:
+        return bool(client.ping())
+    except Exception:  # noqa: BLE001
+        return False
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def test_redis_restarting_mid_run_never_leaves_it_running(user, settings):
+    if not shutil.which("redis-server"):
+        pytest.skip("needs redis-server to run a private Redis it may restart")
+    from celery import Celery
+
+    from tests.fakes.base import Fault
+
+    demo = DEMO_CREDENTIALS["meta"]
+    connection = Connection.objects.create(
+        owner=user, platform=Platform.objects.get(code="meta"), label="Meta",
+        config={"app_id": demo["app_id"], "ad_account_id": demo["ad_account_id"]},
+        secrets={"app_secret": demo["app_secret"], "access_token": demo["access_token"]},
+    )
+    audience = Audience.objects.create(owner=user, name="List", default_country="US", status="ready", generation=1,
+                                       member_count=50_000)
+    seed(audience, 50_000)
+    sync = Sync.objects.create(owner=user, audience=audience, connection=connection, mode="add")
+    port = _free_port()
+    url = f"redis://127.0.0.1:{port}/0"
+    with running_fake_platforms() as fakes, private_redis(port) as first_redis:
+        meta = fakes.http["meta"]
+        meta.inject(Fault(path_regex=r"/users$", delay=1.0, times=5))
+        log_path = ROOT / "var" / f"test-worker-redis-{port}.log"
+        with celery_worker(**fakes.environment(), REDIS_URL=url, CELERY_BROKER_URL=url, log_path=log_path):
+            run = SyncRun.objects.create(sync=sync)
+            Celery(broker=url).send_task("audiences.sync_tasks.run_sync", args=[run.pk])
+            wait_for(lambda: SyncRun.objects.get(pk=run.pk).done_batches >= 1, timeout=60,
+                     message="the first batch to be confirmed")
+            first_redis.kill()  # Redis goes away mid-run (broker and rate limiter) ...
+            first_redis.wait()
+            time.sleep(2.5)  # longer than a batch: the rate limiter meets the outage too
+            with private_redis(port):  # ... and comes back empty
+                wait_for(lambda: SyncRun.objects.get(pk=run.pk).status not in SyncRun.ACTIVE_STATUSES, timeout=60,
+                         message="the run to end (not stay running)")
+        run.refresh_from_db()
+        assert run.status == SyncRun.Status.SUCCEEDED, run.error_message
+        sync.refresh_from_db()
+        assert len(meta.audience_members(sync.platform_audience_id)) == 50_000
+        log = log_path.read_text(errors="replace")
+        assert "Redis unavailable" in log  # the limiter fell back to its local bucket instead of failing the run
