@@ -326,6 +326,7 @@ def progress_of(run: SyncRun) -> Progress:
 # The engine -----------------------------------------------------------------------------------
 
 PLAN_PAGE = 50_000
+HEARTBEAT_EVERY = 500_000
 
 
 class _Chunker:
@@ -585,7 +586,11 @@ class _Engine:
         confirmed = self._fingerprints(SyncMember, sync_id=self.sync.pk)
         adds, removes, everyone = _Chunker(size), _Chunker(size), _Chunker(size)
         m, c = next(members, None), next(confirmed, None)
+        steps = 0
         while m is not None or c is not None:
+            steps += 1
+            if steps % HEARTBEAT_EVERY == 0:  # planning tens of millions takes a while: stay visibly alive
+                self._heartbeat()
             if c is None or (m is not None and m < c):
                 adds.take(m)
                 everyone.take(m)
