@@ -35,7 +35,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from django.conf import settings
-from django.db import DatabaseError, close_old_connections, connection, transaction
+from django.db import DatabaseError, IntegrityError, close_old_connections, connection, transaction
 from django.db.models import Exists, F, Max, Min, OuterRef, Q
 from django.utils import timezone
 
@@ -115,9 +115,12 @@ def create_sync(*, owner, audience: Audience, connection_id, mode: str = Sync.Mo
     schedule = _check_choice(schedule or "", Sync.Schedule.choices, "schedule", "schedule")
     if Sync.objects.filter(audience=audience, connection=conn).exists():
         raise SyncError(f"This audience already syncs to {conn}.", field="connection")
-    with transaction.atomic():
-        sync = Sync.objects.create(owner=owner, audience=audience, connection=conn, mode=mode, schedule=schedule)
-        _apply_schedule(sync)
+    try:
+        with transaction.atomic():
+            sync = Sync.objects.create(owner=owner, audience=audience, connection=conn, mode=mode, schedule=schedule)
+            _apply_schedule(sync)
+    except IntegrityError:  # a concurrent request created the same pair first
+        raise SyncError(f"This audience already syncs to {conn}.", field="connection") from None
     logger.info("sync %s created (audience=%s connection=%s mode=%s schedule=%s)",
                 sync.pk, audience.pk, conn.pk, mode, schedule or "manual")
     return sync
