@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import logging
 import time
+import traceback
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import timedelta
@@ -40,7 +41,7 @@ from django.db.models import Exists, F, Max, Min, OuterRef, Q
 from django.utils import timezone
 
 from audiences.models import Audience, Member, Sync, SyncBatch, SyncMember, SyncRun
-from credentials.models import Connection
+from credentials.models import Connection, mask_secret
 from platforms.adapters.base import Operation, PlatformAdapter, UploadSession
 from platforms.errors import AuthError, PermanentError, PlatformError, RateLimited, TransientError
 from platforms.matchkeys import platform_values
@@ -499,12 +500,23 @@ class _Engine:
             logger.error("sync run %s: database error (%s)", self.run.pk, type(exc).__name__)
             self._end_after_db_error()
         except Exception as exc:
-            # The message may carry anything (an URL with a token): log the type only, show a generic text.
-            logger.exception("sync run %s failed unexpectedly (%s)", self.run.pk, type(exc).__name__)
+            # The message may carry anything (an URL with a token): log the type and the frames, never the text.
+            logger.error("sync run %s failed unexpectedly (%s) at\n%s", self.run.pk, type(exc).__name__,
+                         "".join(traceback.format_tb(exc.__traceback__)[-5:]))
             self._end(Status.FAILED, "The run stopped on an unexpected error. Resume it to continue; if it fails "
                                      "again, contact support with the run number.")
 
+    def _safe(self, message: str) -> str:
+        """A platform's message as it may be shown and stored: any of the connection's secret values masked."""
+        message = str(message or "")
+        for value in (self.connection.secrets or {}).values():
+            value = str(value or "")
+            if len(value) >= 4 and value in message:
+                message = message.replace(value, mask_secret(value))
+        return message
+
     def _end(self, status: str, message: str = "") -> None:
+        message = self._safe(message)
         now = timezone.now()
         updated = SyncRun.objects.filter(pk=self.run.pk, heartbeat_at=self.lease, status=Status.RUNNING).update(
             status=status, error_message=message, finished_at=now, heartbeat_at=now
@@ -781,7 +793,7 @@ class _Engine:
             if not updated:
                 raise _LeaseLost()
             SyncBatch.objects.filter(pk=batch.pk).update(
-                status=SyncBatch.Status.FAILED, attempts=attempts, error_message=message[:2000]
+                status=SyncBatch.Status.FAILED, attempts=attempts, error_message=self._safe(message)[:2000]
             )
         self.lease = now
         logger.warning("sync run %s: batch %s failed permanently", self.run.pk, batch.seq)

@@ -327,3 +327,23 @@ def test_a_lost_database_connection_ends_the_run_failed_and_resumable(setup, sle
     engine.resume_run(run=run)
     run = engine.execute_run(run_id=run.pk, adapter=adapter, sleep=sleeps, limiter=free_limiter)
     assert run.status == SyncRun.Status.SUCCEEDED and run.sent == 30 and len(adapter.received["add"]) == 30
+
+
+def test_platform_messages_echoing_a_secret_are_masked_on_the_run_and_batch(setup, sleeps, free_limiter, caplog):
+    _, sync, adapter = setup(20)
+    secret = "tok-secret-123456"  # the connection's access token (conftest)
+    adapter.script["add"] = [PermanentError(f"bad row; token {secret} refused"),
+                             AuthError(f"token {secret} expired")]
+    run = run_once(sync, adapter, sleeps, free_limiter)
+    batch = run.batches.get(seq=1)
+    assert secret not in batch.error_message and "••••" in batch.error_message
+    assert secret not in run.error_message and secret not in caplog.text
+    assert secret not in Connection.objects.get(pk=sync.connection_id).last_error
+
+
+def test_an_unexpected_error_is_logged_without_its_text(setup, sleeps, free_limiter, caplog):
+    _, sync, adapter = setup(5)
+    adapter.script["add"] = [RuntimeError("GET https://graph/?access_token=tok-secret-123456 failed")]
+    run = run_once(sync, adapter, sleeps, free_limiter)
+    assert run.status == SyncRun.Status.FAILED and "unexpected error" in run.error_message
+    assert "RuntimeError" in caplog.text and "tok-secret-123456" not in caplog.text
