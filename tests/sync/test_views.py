@@ -180,3 +180,15 @@ def test_admin_lists_syncs_and_runs_with_their_batches(client, user, audience, t
     page = client.get(reverse("admin:audiences_syncrun_change", args=[run.pk]))
     assert page.status_code == 200 and "Invalid parameter" in page.content.decode()
     assert "tok-secret-123456" not in page.content.decode()
+
+
+def test_the_audience_page_shows_its_syncs_panel(alice_client, user, audience, tiktok_connection, sleeps,
+                                                 free_limiter):
+    sync = make_sync(user, audience, tiktok_connection, mode="mirror")
+    run = new_run(sync)
+    engine.execute_run(run_id=run.pk, adapter=ScriptedAdapter(), sleep=sleeps, limiter=free_limiter)
+    response = alice_client.get(reverse("audience_detail", kwargs={"audience_pk": audience.pk}))
+    html = response.content.decode()
+    assert response.status_code == 200
+    assert 'id="audience-syncs"' in html and "Sync now" in html and "TikTok · Main" in html
+    assert reverse("sync_run_detail", kwargs={"run_pk": run.pk}) in html and "badge-succeeded" in html
