@@ -808,7 +808,3 @@ def summary(job: ImportJob) -> dict:
 
 def sample_file_path() -> Path:
     return Path(__file__).resolve().parent / "sample_data" / "sample-customers.csv"
-
-
-def file_exists(job: ImportJob) -> bool:
-    return bool(job.stored_path) and os.path.exists(job.stored_path)
