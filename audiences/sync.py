@@ -832,7 +832,9 @@ class _Engine:
         status = Status.PARTIAL if failed else Status.SUCCEEDED
         message = SyncRun.objects.filter(pk=self.run.pk).values_list("error_message", flat=True).get()
         if failed:
-            message = (f"{failed} batch{'es' if failed != 1 else ''} failed; the rest were sent. " + message).strip()
+            message = (f"{failed} batch{'es' if failed != 1 else ''} failed; the rest were sent. The people of a "
+                       "failed batch are not confirmed, so the next run sends them again once the problem is fixed. "
+                       + message).strip()
         now = timezone.now()
         updated = SyncRun.objects.filter(pk=self.run.pk, status=Status.RUNNING, heartbeat_at=self.lease).update(
             status=status, finished_at=now, heartbeat_at=now, error_message=message, **figures
