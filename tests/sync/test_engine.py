@@ -347,3 +347,12 @@ def test_an_unexpected_error_is_logged_without_its_text(setup, sleeps, free_limi
     run = run_once(sync, adapter, sleeps, free_limiter)
     assert run.status == SyncRun.Status.FAILED and "unexpected error" in run.error_message
     assert "RuntimeError" in caplog.text and "tok-secret-123456" not in caplog.text
+
+
+def test_the_next_run_resends_the_people_of_a_failed_batch(setup, sleeps, free_limiter):
+    _, sync, adapter = setup(30)
+    adapter.script["add"] = [None, PermanentError("Meta: (#100) Invalid parameter")]
+    assert run_once(sync, adapter, sleeps, free_limiter).status == SyncRun.Status.PARTIAL
+    again = run_once(sync, adapter, sleeps, free_limiter)
+    assert (again.status, again.to_add, again.sent) == (SyncRun.Status.SUCCEEDED, 10, 10)
+    assert adapter.audiences["aud-1"] == emails(0, 30)
