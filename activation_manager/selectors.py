@@ -38,7 +38,9 @@ class Dashboard:
 def dashboard_for(user) -> Dashboard:
     """The dashboard of one user: attention items first, then connections, audiences, runs."""
     connections = list(
-        Connection.objects.filter(owner=user).select_related("platform").order_by("platform__name", "label")
+        # The dashboard never shows secrets: skip loading (and decrypting) them.
+        Connection.objects.filter(owner=user).select_related("platform").defer("secrets")
+        .order_by("platform__name", "label")
     )
 
     latest_run = SyncRun.objects.filter(sync__audience=OuterRef("pk")).order_by("-created_at")
@@ -54,6 +56,7 @@ def dashboard_for(user) -> Dashboard:
     recent_runs = list(
         SyncRun.objects.filter(sync__owner=user)
         .select_related("sync__audience", "sync__connection__platform")
+        .defer("sync__connection__secrets")
         .order_by("-created_at")[:RECENT_RUNS]
     )
 
@@ -78,6 +81,7 @@ def dashboard_for(user) -> Dashboard:
             created_at__gte=since,
         )
         .select_related("sync__audience", "sync__connection__platform")
+        .defer("sync__connection__secrets")
         .order_by("-created_at")
     )
     attention += [

@@ -110,6 +110,8 @@ def main() -> None:
     parser.add_argument("--audiences", type=int, default=1_000)
     parser.add_argument("--runs", type=int, default=10_000)
     parser.add_argument("--seconds", type=float, default=20.0)
+    parser.add_argument("--think", type=float, default=1.0,
+                        help="mean pause of a simulated user between pages, seconds (uniform 0.5x..1.5x; 0 = hammer)")
     parser.add_argument("--workers", type=int, default=4, help="gunicorn worker processes")
     parser.add_argument("--port", type=int, default=8799)
     args = parser.parse_args()
@@ -129,6 +131,7 @@ def main() -> None:
         env["CREDENTIALS_KEYS"] = Fernet.generate_key().decode()
     os.environ.update(env)
     subprocess.run([sys.executable, "manage.py", "migrate", "-v0"], cwd=ROOT, env=env, check=True)
+    subprocess.run([sys.executable, "manage.py", "collectstatic", "--noinput", "-v0"], cwd=ROOT, env=env, check=True)
 
     import django
 
@@ -143,18 +146,28 @@ def main() -> None:
 
     server = subprocess.Popen(
         [sys.executable, "-m", "gunicorn", "activation_manager.wsgi", "-b", f"127.0.0.1:{args.port}",
-         "-w", str(args.workers), "--log-level", "warning"],
+         "-w", str(args.workers), "--preload", "--log-level", "warning"],
         cwd=ROOT, env=env,
     )
+    try:
+        run_load(args, plans, settings, reverse)
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
+
+
+def run_load(args, plans, settings, reverse) -> None:
     import requests
 
     url = f"http://127.0.0.1:{args.port}"
-    for _ in range(100):
+    for _ in range(300):
         try:
-            requests.get(f"{url}/healthz", timeout=1)
-            break
-        except requests.ConnectionError:
+            if requests.get(f"{url}/healthz", timeout=5).ok:
+                break
+        except requests.RequestException:
             time.sleep(0.1)
+    else:
+        sys.exit("gunicorn did not answer /healthz")
 
     pages = {
         "dashboard": lambda plan: reverse("dashboard"),
@@ -167,6 +180,7 @@ def main() -> None:
     deadline = time.perf_counter() + args.seconds
 
     def user_loop(plan):
+        rng = random.Random(plan["session"])
         session = requests.Session()
         session.cookies.set(settings.SESSION_COOKIE_NAME, plan["session"])
         while time.perf_counter() < deadline:
@@ -180,16 +194,22 @@ def main() -> None:
                 with lock:
                     timings[name].append(elapsed)
                     errors[name] += 0 if ok else 1
+                if args.think:
+                    time.sleep(rng.uniform(0.5, 1.5) * args.think)
 
-    try:
-        with ThreadPoolExecutor(max_workers=args.users) as pool:
-            list(pool.map(user_loop, plans))
-    finally:
-        server.terminate()
-        server.wait(timeout=10)
+    # Warm every worker once (first requests import the platform SDKs), then measure.
+    warmup = requests.Session()
+    warmup.cookies.set(settings.SESSION_COOKIE_NAME, plans[0]["session"])
+    for _ in range(args.workers * 3):
+        for path in pages.values():
+            warmup.get(url + path(plans[0]), timeout=30)
+    deadline = time.perf_counter() + args.seconds
+    with ThreadPoolExecutor(max_workers=args.users) as pool:
+        list(pool.map(user_loop, plans))
 
     print(f"{'page':<15}{'requests':>10}{'p50 ms':>10}{'p95 ms':>10}{'max ms':>10}{'errors':>8}")
-    result = {"users": args.users, "audiences": args.audiences, "runs": args.runs}
+    result = {"users": args.users, "audiences": args.audiences, "runs": args.runs, "think_s": args.think,
+              "seconds": args.seconds}
     for name, values in timings.items():
         p50, p95 = statistics.median(values) if values else float("nan"), percentile(values, 0.95)
         print(f"{name:<15}{len(values):>10}{p50:>10.1f}{p95:>10.1f}{max(values or [0]):>10.1f}{errors[name]:>8}")
