@@ -50,7 +50,7 @@ import unicodedata
 from collections.abc import Iterable, Mapping, Sequence
 from functools import lru_cache
 from hashlib import sha256
-from itertools import repeat, zip_longest
+from itertools import compress, repeat, zip_longest
 from typing import NamedTuple
 
 import phonenumbers
@@ -992,74 +992,157 @@ def _phone_entry(value, region):
     return sha256(e164).hexdigest(), sha256(e164[1:]).hexdigest()
 
 
-def _first_name_stored(value: str) -> tuple[str, str]:
-    first = _norm_name(value)
-    return _h(first), _h_cached(first[0])
+_MISS = object()
 
 
-def _name_stored(value: str) -> str:
-    return _h(_norm_name(value))
+def _as_text(value):
+    """A cell as the normalizers read it: str, or None for an empty one (falsy cells are skipped)."""
+    if value.__class__ is str or value is None:
+        return value
+    return str(value) if value else None
 
 
-def _initial_stored(value: str) -> str:
-    return _h_cached(_norm_initial(value))
+class _ColumnCache:
+    """A bounded value cache for a column of cells: raw cell -> batch entry (None for an empty cell, the
+    stored value(s), or a _Rejected), for keys whose values repeat across a list (names, cities, dates,
+    ZIPs, countries, ...).
+
+    Used a whole column at a time: the column's distinct values are looked up once, the misses computed, and
+    the cells mapped through a plain dict in C. An lru_cache hit per cell costs 3-4x a dict lookup on large
+    caches (it relinks its list on every hit, touching cold memory). Bounded with two generations: when the
+    young one reaches ``maxsize // 2`` entries it becomes the old one (whose hits are promoted back); so at
+    most ``maxsize`` entries are held, and values in use survive a rotation.
+    """
+
+    __slots__ = ("compute", "half", "young", "old")
+
+    def __init__(self, compute, maxsize: int):
+        self.compute = compute
+        self.half = maxsize // 2
+        self.young: dict = {}
+        self.old: dict = {}
+
+    def column(self, cells) -> list:
+        young = self.young
+        try:
+            missing = set(cells).difference(young)
+        except TypeError:  # an unhashable cell (prepare_records of odd objects)
+            missing = {0}
+        if missing:
+            if any(v.__class__ is not str and v is not None for v in missing):
+                # Only str (and None) are keys: 1, 1.0 and True are equal dict keys but read differently.
+                cells = list(map(_as_text, cells))
+                missing = set(cells).difference(young)
+            old = self.old
+            compute = self.compute
+            for value in missing:
+                entry = old.get(value, _MISS)
+                young[value] = compute(value) if entry is _MISS else entry
+        out = list(map(young.__getitem__, cells))
+        if len(young) > self.half:
+            self.old, self.young = young, {}
+        return out
+
+    def one(self, value):
+        if value.__class__ is not str and value is not None:
+            value = _as_text(value)
+        entry = self.young.get(value, _MISS)
+        if entry is _MISS:
+            entry = self.old.get(value, _MISS)
+            if entry is _MISS:
+                entry = self.compute(value)
+            self.young[value] = entry
+            if len(self.young) > self.half:
+                self.old, self.young = self.young, {}
+        return entry
+
+    def cache_clear(self):
+        self.young, self.old = {}, {}
 
 
-def _state_stored(value: str, region: str | None) -> str:
-    return _h(_norm_state(value, region))
+def _cached_column(normalize_and_hash, maxsize: int) -> _ColumnCache:
+    def compute(value):
+        if not value:
+            return None
+        try:
+            return normalize_and_hash(value)
+        except _Reject as reject:
+            return _Rejected(reject.reason)
+
+    return _ColumnCache(compute, maxsize)
 
 
-def _dob_stored(value: str, region: str | None) -> tuple[str, str, str]:
-    dob = _norm_dob(value, region)
-    return _h_cached(dob[:4]), _h_cached(dob[4:6]), _h_cached(dob[6:])
-
-
-def _gender_stored(value: str) -> str:
-    return _h(_norm_gender(value))
-
-
-_country_entry = _entry(_norm_country, 1 << 12)
-_initial_entry = _entry(_initial_stored, 1 << 12)
-_first_name_entry = _entry(_first_name_stored, 1 << 16)
-_name_entry = _entry(_name_stored, 1 << 17)
-
-
-class _RegionalEntry:
-    """A batch entry whose normalizer depends on the region, with one single-argument cache per region
-    (an lru_cache keyed on (value, region) builds a key tuple per call: 3x slower on a hit)."""
+class _RegionalColumn:
+    """A _ColumnCache per region, for keys whose normalizer depends on the region."""
 
     def __init__(self, normalize_and_hash, maxsize: int):
         self.normalize_and_hash = normalize_and_hash
         self.maxsize = maxsize
         self.per_region: dict = {}
 
-    def __call__(self, value, region):
-        return self.for_region(region)(value)
-
-    def for_region(self, region):
-        entry = self.per_region.get(region)
-        if entry is None:
+    def for_region(self, region) -> _ColumnCache:
+        cache = self.per_region.get(region)
+        if cache is None:
             normalize_and_hash = self.normalize_and_hash
 
-            def entry(value):
+            def compute(value):
                 if not value:
                     return None
                 try:
-                    return normalize_and_hash(value if value.__class__ is str else str(value), region)
+                    return normalize_and_hash(value, region)
                 except _Reject as reject:
                     return _Rejected(reject.reason)
 
-            entry = self.per_region[region] = lru_cache(maxsize=self.maxsize)(entry)
-        return entry
+            cache = self.per_region[region] = _ColumnCache(compute, self.maxsize)
+        return cache
 
     def cache_clear(self):
         self.per_region.clear()
 
 
-_postal_entry = _RegionalEntry(_norm_postal, 1 << 17)
-_dob_entry = _RegionalEntry(_dob_stored, 1 << 18)
-_gender_entry = _entry(_gender_stored, 1 << 10)
-_state_entry = _RegionalEntry(_state_stored, 1 << 14)
+# The batch path calls the normalizers unwrapped: the column caches hold their results already.
+_norm_name_u = _norm_name.__wrapped__
+_norm_state_u = _norm_state.__wrapped__
+_norm_postal_u = _norm_postal.__wrapped__
+_norm_dob_u = _norm_dob.__wrapped__
+_norm_country_u = _norm_country.__wrapped__
+_norm_gender_u = _norm_gender.__wrapped__
+
+
+def _first_name_stored(value: str) -> tuple[str, str]:
+    first = _norm_name_u(value)
+    return _h(first), _h_cached(first[0])
+
+
+def _name_stored(value: str) -> str:
+    return _h(_norm_name_u(value))
+
+
+def _initial_stored(value: str) -> str:
+    return _h_cached(_norm_name_u(value)[0])
+
+
+def _state_stored(value: str, region: str | None) -> str:
+    return _h(_norm_state_u(value, region))
+
+
+def _dob_stored(value: str, region: str | None) -> tuple[str, str, str]:
+    dob = _norm_dob_u(value, region)
+    return _h_cached(dob[:4]), _h_cached(dob[4:6]), _h_cached(dob[6:])
+
+
+def _gender_stored(value: str) -> str:
+    return _h(_norm_gender_u(value))
+
+
+_country_col = _cached_column(_norm_country_u, 1 << 12)
+_initial_col = _cached_column(_initial_stored, 1 << 12)
+_first_name_col = _cached_column(_first_name_stored, 1 << 16)
+_name_col = _cached_column(_name_stored, 1 << 17)  # last names and cities
+_gender_col = _cached_column(_gender_stored, 1 << 10)
+_postal_col = _RegionalColumn(_norm_postal_u, 1 << 17)
+_dob_col = _RegionalColumn(_dob_stored, 1 << 17)
+_state_col = _RegionalColumn(_state_stored, 1 << 14)
 _external_id_entry = _entry(_norm_external_id, None)
 _maid_entry = _entry(_norm_maid, None)
 
@@ -1078,9 +1161,9 @@ def prepare_records(rows: Iterable[Mapping[str, object]], *, default_region: str
     """``prepare_record`` for many rows at once (the importer's entry point): column by column, so each
     key's normalizer runs in a tight loop and repeated values come from cache."""
     rows = rows if isinstance(rows, list | tuple) else list(rows)
-    return prepare_columns(
-        {key: [row.get(key) for row in rows] for key in _present_keys(rows)}, len(rows), default_region=default_region
-    )
+    with _gc_paused():
+        columns = {key: [row.get(key) for row in rows] for key in _present_keys(rows)}
+        return _prepare_columns(columns, len(rows), default_region)
 
 
 def prepare_rows(
@@ -1091,9 +1174,10 @@ def prepare_rows(
     cheapest way in for an importer."""
     if not rows:
         return []
-    # zip_longest: a short row (missing trailing cells) must not shift or truncate the columns.
-    columns = {key: cells for key, cells in zip(keys, zip_longest(*rows)) if key}  # noqa: B905
-    return prepare_columns(columns, len(rows), default_region=default_region)
+    with _gc_paused():
+        # zip_longest: a short row (missing trailing cells) must not shift or truncate the columns.
+        columns = {key: cells for key, cells in zip(keys, zip_longest(*rows)) if key}  # noqa: B905
+        return _prepare_columns(columns, len(rows), default_region)
 
 
 def _present_keys(rows) -> list[str]:
@@ -1112,52 +1196,79 @@ def prepare_columns(
     columns: Mapping[str, Sequence[object]], count: int, *, default_region: str | None
 ) -> list[PreparedRecord]:
     """``prepare_records`` for data already in columns ({match key: [cell per row]}, ``count`` rows)."""
-    # The batch allocates a few objects per cell and the value caches hold hundreds of thousands of entries:
-    # with the cyclic GC running, its full collections rescan those caches again and again (measured: ~45 %
-    # of the time). Nothing here creates reference cycles, so the collector pauses for the batch.
-    paused = gc.isenabled()
-    if paused:
-        gc.disable()
-    try:
+    with _gc_paused():
         return _prepare_columns(columns, count, default_region)
-    finally:
-        if paused:
+
+
+class _gc_paused:  # noqa: N801 - used as a context manager, like contextlib's
+    """Pause the cyclic GC for a batch. The batch allocates a few objects per cell while the caches and the
+    caller hold many: with the collector running, its full collections rescan all of them again and again
+    (measured: ~45 % of the time; ~20 % when only the transposition ran unpaused). Nothing here creates
+    reference cycles. Re-entrant: only the outermost pause re-enables."""
+
+    __slots__ = ("paused",)
+
+    def __enter__(self):
+        self.paused = gc.isenabled()
+        if self.paused:
+            gc.disable()
+
+    def __exit__(self, *exc):
+        if self.paused:
             gc.enable()
 
 
 def _prepare_columns(columns, count, default_region):
     region = default_region.upper() if default_region else None
 
-    def col(key, entry, regional=False):
+    def col(key, cache):
+        cells = columns.get(key)
+        return repeat(None, count) if cells is None else cache.column(cells)
+
+    countries = col("country", _country_col)
+    # The row's own country (when valid) sets its region; without a country column every row has the default
+    # (an endless repeat: each map below stops with its own cells).
+    others = ()
+    if "country" in columns:
+        region_of = {c: (c if c.__class__ is str else region) for c in set(countries)}
+        regions = list(map(region_of.__getitem__, countries))
+        if any(r != region for r in region_of.values()):
+            foreign = {c for c, r in region_of.items() if r != region}
+            others = list(compress(range(count), map(foreign.__contains__, countries)))
+    else:
+        regions = repeat(region)
+
+    def regional(key, per_region):
         cells = columns.get(key)
         if cells is None:
             return repeat(None, count)
-        if not regional:
-            return list(map(entry, cells))
-        if entry is _phone_entry:
-            return list(map(entry, cells, regions))
-        if uniform:
-            return list(map(entry.for_region(region), cells))
-        by_region = {r: entry.for_region(r) for r in set(regions)}
-        return [by_region[r](v) for v, r in zip(cells, regions)]  # noqa: B905 - one region per cell
+        if not others:
+            return per_region.for_region(region).column(cells)
+        # Rows of another country: out of the default region's column, then one by one in their own.
+        local = list(cells)
+        for i in others:
+            local[i] = None
+        out = per_region.for_region(region).column(local)
+        for i in others:
+            out[i] = per_region.for_region(regions[i]).one(cells[i])
+        return out
 
-    countries = col("country", _country_entry)
-    # The row's own country sets its region; without a country column every row has the default (an endless
-    # repeat: each map below stops with its own cells).
-    regions = [c if c.__class__ is str else region for c in countries] if "country" in columns else repeat(region)
-    uniform = "country" not in columns or set(regions) <= {region}
-    emails = col("email", _email_entry)
-    phones = col("phone", _phone_entry, True)
-    initials = col("first_initial", _initial_entry)
-    firsts = col("first_name", _first_name_entry)
-    lasts = col("last_name", _name_entry)
-    postals = col("postal_code", _postal_entry, True)
-    dobs = col("date_of_birth", _dob_entry, True)
-    genders = col("gender", _gender_entry)
-    cities = col("city", _name_entry)
-    states = col("state", _state_entry, True)
-    externals = col("external_id", _external_id_entry)
-    maids = col("maid", _maid_entry)
+    def unique(key, entry):  # keys whose values rarely repeat: no cache
+        cells = columns.get(key)
+        return repeat(None, count) if cells is None else list(map(entry, cells))
+
+    emails = unique("email", _email_entry)
+    phones = list(map(_phone_entry, columns["phone"], regions)) if "phone" in columns else repeat(None, count)
+    initials = col("first_initial", _initial_col)
+    firsts = col("first_name", _first_name_col)
+    lasts = col("last_name", _name_col)
+    postals = regional("postal_code", _postal_col)
+    dobs = regional("date_of_birth", _dob_col)
+    genders = col("gender", _gender_col)
+    cities = col("city", _name_col)
+    states = regional("state", _state_col)
+    externals = unique("external_id", _external_id_entry)
+    maids = unique("maid", _maid_entry)
 
     out = []
     append = out.append
@@ -1286,10 +1397,10 @@ _ENCODERS = {
 }
 
 
-def _compile_platform_values(code: str):
-    """Straight-line code for one platform, generated from PLATFORM_KEYS (this runs once per member per sync)."""
+def _compile_platform_values_slow(code: str):
+    """Straight-line code for one platform, generated from PLATFORM_KEYS: any subset of stored keys."""
     namespace: dict = {}
-    lines = [f"def platform_values_{code}(stored):", "    get = stored.get", "    out = {}"]
+    lines = [f"def platform_values_{code}_slow(stored):", "    get = stored.get", "    out = {}"]
     for out_key, (sources, encoding) in PLATFORM_KEYS[code].items():
         lines.append(f"    v = get({sources[0]!r})")
         for source in sources[1:]:
@@ -1302,7 +1413,39 @@ def _compile_platform_values(code: str):
             lines.append(f"    if v is not None: out[{out_key!r}] = enc_{encoding}(v)")
     lines.append("    return out")
     exec("\n".join(lines), namespace)  # noqa: S102 - source built from our own constant table
-    return namespace[f"platform_values_{code}"]
+    return namespace[f"platform_values_{code}_slow"]
+
+
+def _compile_platform_values(code: str):
+    """The per-member function the sync calls (once per member per sync), generated from PLATFORM_KEYS.
+
+    Fast path: a member with every key the platform takes (the common case for a full file) is one dict
+    display with constant keys (the dict is built presized, in one step). A missing key raises KeyError
+    before anything is built and the member goes the slow, key-by-key way. Same result, same key order.
+    """
+    slow = _compile_platform_values_slow(code)
+    namespace: dict = {"slow": slow}
+    items = []
+    for out_key, (sources, encoding) in PLATFORM_KEYS[code].items():
+        value = f"stored[{sources[-1]!r}]"
+        for source in reversed(sources[:-1]):  # first present wins
+            value = f"(stored[{source!r}] if {source!r} in stored else {value})"
+        encoder = _ENCODERS[encoding]
+        if encoder is not None:
+            namespace[f"enc_{encoding}"] = encoder
+            value = f"enc_{encoding}({value})"
+        items.append(f"{out_key!r}: {value}")
+    lines = [
+        f"def platform_values_{code}(stored):",
+        "    try:",
+        f"        return {{{', '.join(items)}}}",
+        "    except KeyError:",
+        "        return slow(stored)",
+    ]
+    exec("\n".join(lines), namespace)  # noqa: S102 - source built from our own constant table
+    fast = namespace[f"platform_values_{code}"]
+    fast.slow = slow
+    return fast
 
 
 _PLATFORM_VALUES = {code: _compile_platform_values(code) for code in PLATFORM_KEYS}

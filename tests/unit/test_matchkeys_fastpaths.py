@@ -1,0 +1,250 @@
+"""The batch fast paths of platforms.matchkeys equal a plain reference built from the one-value normalizers.
+
+``prepare_records`` / ``prepare_rows`` work column by column with bounded value caches and per-region
+columns; ``platform_values`` builds a full member in one dict display and falls back to a key-by-key
+function. Each is checked here against a straightforward reimplementation of the documented rules (stored
+key order and rejection order included), on batches with repeated values, mixed countries, non-string cells
+and short rows, and with caches small enough to rotate many times.
+"""
+
+import gc
+from hashlib import sha256
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from platforms import matchkeys as mk
+from platforms.matchkeys import KEYS, PLATFORM_CODES, PLATFORM_KEYS, STORED_KEYS, platform_values
+
+from .test_matchkeys_properties import REALISTIC
+
+REGIONS = ["US", "GB", "CA", "FR", "DE", "IN", None]
+many = settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+
+
+def h(value):
+    return sha256(value.encode()).hexdigest()
+
+
+def reference_record(row, default_region):
+    """PreparedRecord.stored (in insertion order) and rejections for one row, one key at a time."""
+    region = default_region.upper() if default_region else None
+    stored, rejections = {}, []
+
+    def norm(key, platform=None, reg=None):
+        raw = row.get(key)
+        if not raw:  # empty cells are skipped silently
+            return None
+        value, reason = mk._normalize(key, raw, platform, reg)
+        if value is None:
+            rejections.append((key, reason))
+        return value
+
+    country = norm("country", "google_ads")
+    if country is not None:
+        stored["c"] = country
+    reg = country or region
+    email = norm("email")
+    if email is not None:
+        stored["e"] = h(email)
+        google, uid2 = mk._google_email(email), mk._uid2_email(email)
+        if google != email:
+            stored["eg"] = h(google)
+        if uid2 != email:
+            stored["eu"] = h(uid2)
+    phone = norm("phone", reg=reg)
+    if phone is not None:
+        stored["p"], stored["pd"] = h(phone), h(phone[1:])
+    initial = norm("first_initial")
+    if initial is not None:
+        stored["fi"] = h(initial)
+    first = norm("first_name")
+    if first is not None:
+        stored["fn"] = h(first)
+        stored.setdefault("fi", h(first[0]))
+    for key, short, hashed, regional in (
+        ("last_name", "ln", True, False),
+        ("postal_code", "z", False, True),
+        ("date_of_birth", None, True, True),
+        ("gender", "g", True, False),
+        ("city", "ct", True, False),
+        ("state", "st", True, True),
+        ("external_id", "x", False, False),
+        ("maid", "m", False, False),
+    ):
+        value = norm(key, reg=reg if regional else None)
+        if value is None:
+            continue
+        if key == "date_of_birth":
+            stored["dy"], stored["dm"], stored["dd"] = h(value[:4]), h(value[4:6]), h(value[6:])
+        else:
+            stored[short] = h(value) if hashed else value
+    return list(stored.items()), rejections
+
+
+def as_reference(records):
+    return [(list(r.stored.items()), r.rejections) for r in records]
+
+
+# Small pools make values repeat inside a batch and across batches (cache hits, and misses after rotation).
+POOLS = {key: st.lists(strategy, min_size=1, max_size=4) for key, strategy in REALISTIC.items()}
+ODD = st.one_of(st.text(max_size=12), st.integers(-3, 10**12), st.just(""), st.none(), st.just("  "))
+
+
+@st.composite
+def batches(draw, max_rows=25):
+    pools = {key: draw(pool) for key, pool in POOLS.items()}
+    keys = draw(st.lists(st.sampled_from(KEYS), unique=True, min_size=1))
+    rows = []
+    for _ in range(draw(st.integers(0, max_rows))):
+        row = {}
+        for key in keys:
+            kind = draw(st.integers(0, 9))
+            if kind < 7:
+                row[key] = draw(st.sampled_from(pools[key]))
+            elif kind < 9:
+                row[key] = draw(ODD)
+        rows.append(row)
+    return rows
+
+
+@many
+@given(rows=batches(), region=st.sampled_from(REGIONS))
+def test_prepare_records_equals_the_one_key_at_a_time_reference(rows, region):
+    expected = [reference_record(row, region) for row in rows]
+    assert as_reference(mk.prepare_records(rows, default_region=region)) == expected
+
+
+@many
+@given(rows=batches(), region=st.sampled_from(REGIONS), data=st.data())
+def test_prepare_rows_equals_the_reference_with_short_rows(rows, region, data):
+    keys = [*KEYS, None]
+    cells = []
+    for row in rows:
+        line = [row.get(k) for k in KEYS] + ["ignored column"]
+        cells.append(line[: data.draw(st.integers(0, len(line)))])  # short rows: missing trailing cells
+    expected = [
+        reference_record({k: v for k, v in zip(KEYS, line, strict=False) if v is not None}, region) for line in cells
+    ]
+    assert as_reference(mk.prepare_rows(cells, keys, default_region=region)) == expected
+
+
+@pytest.fixture
+def tiny_caches(monkeypatch):
+    """Column caches of two entries per generation: every batch rotates them many times."""
+    caches = [mk._country_col, mk._initial_col, mk._first_name_col, mk._name_col, mk._gender_col]
+    for cache in caches:
+        monkeypatch.setattr(cache, "half", 2)
+        cache.cache_clear()
+    for regional in (mk._postal_col, mk._dob_col, mk._state_col):
+        monkeypatch.setattr(regional, "maxsize", 4)
+        regional.cache_clear()
+    yield
+    for cache in (*caches, mk._postal_col, mk._dob_col, mk._state_col):
+        cache.cache_clear()  # drop entries made under the tiny bound
+
+
+@settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture]
+)
+@given(rows=batches(max_rows=40), region=st.sampled_from(REGIONS))
+def test_rotating_caches_give_the_same_records(tiny_caches, rows, region):
+    expected = [reference_record(row, region) for row in rows]
+    assert as_reference(mk.prepare_records(rows, default_region=region)) == expected
+    assert as_reference(mk.prepare_records(rows, default_region=region)) == expected  # now from cache
+
+
+def test_column_cache_is_bounded_and_keeps_values_in_use():
+    calls = []
+    cache = mk._ColumnCache(lambda v: calls.append(v) or v.upper(), maxsize=100)
+    for start in range(0, 10_000, 37):
+        values = [f"v{i}" for i in range(start, start + 37)] + ["hot"] * 5
+        assert cache.column(values) == [v.upper() for v in values]
+        assert len(cache.young) + len(cache.old) <= 100 + 38
+    assert calls.count("hot") <= 2  # survives rotations while in use
+    assert cache.one("hot") == "HOT" and cache.one(7) == "7"
+
+
+def test_column_cache_keys_numbers_as_their_text():
+    # 1, 1.0 and True are the same dict key; as cells they are "1", "1.0" and "True".
+    records = mk.prepare_records(
+        [{"external_id": 1}, {"external_id": 1.0}, {"external_id": True}, {"postal_code": 94107}],
+        default_region="US",
+    )
+    assert [r.stored for r in records] == [{"x": "1"}, {"x": "1.0"}, {"x": "True"}, {"z": "94107"}]
+
+
+def test_rows_of_another_country_use_their_own_region_in_a_mostly_default_batch():
+    rows = [{"country": "US", "postal_code": "94107-1234", "date_of_birth": "03/04/1985", "state": "california"}] * 3
+    rows.insert(1, {"country": "GB", "postal_code": "sw1a  1aa", "date_of_birth": "03/04/1985", "state": "Wales"})
+    out = mk.prepare_records(rows, default_region="US")
+    assert [r.stored["z"] for r in out] == ["94107", "SW1A 1AA", "94107", "94107"]
+    assert [mk.normalize("dob_month", "03/04/1985", default_region=r.stored["c"]) for r in out] == [
+        "03", "04", "03", "03"
+    ]  # fmt: skip
+    assert [r.stored["dm"] for r in out] == [h("03"), h("04"), h("03"), h("03")]
+    assert out[1].stored["st"] == h("wales") and out[0].stored["st"] == h("ca")
+
+
+# --- platform_values: one dict display, or key by key ----------------------------------------------------
+
+UNHASHED = {"z", "c", "x", "m"}  # stored as text; every other stored key holds a SHA-256 hex digest
+TEXT = st.one_of(st.sampled_from(["94107", "SW1A 1AA", "us", "GB", "x-1"]), st.text(min_size=1, max_size=10))
+
+
+@st.composite
+def stored_members(draw):
+    keys = draw(st.lists(st.sampled_from(STORED_KEYS), unique=True))
+    return {k: draw(TEXT) if k in UNHASHED else h(draw(st.text(max_size=8))) for k in keys}
+
+
+@many
+@given(stored=stored_members(), code=st.sampled_from(PLATFORM_CODES))
+def test_platform_values_fast_path_equals_key_by_key(stored, code):
+    fast = platform_values(code, stored)
+    slow = mk._PLATFORM_VALUES[code].slow(stored)
+    assert list(fast.items()) == list(slow.items())
+    assert list(fast) == [k for k in PLATFORM_KEYS[code] if k in fast]
+
+
+@pytest.mark.parametrize("code", PLATFORM_CODES)
+def test_platform_values_of_a_full_member_takes_the_fast_path(code):
+    stored = {k: h(k) for k in STORED_KEYS} | {"z": "94107", "c": "US", "x": "CRM-1", "m": "a" * 36}
+    slow = mk._PLATFORM_VALUES[code].slow
+    assert platform_values(code, stored) == slow(stored)
+    assert len(platform_values(code, stored)) == len(PLATFORM_KEYS[code])
+
+
+# --- the GC pause ---------------------------------------------------------------------------------------
+
+
+def test_gc_pause_covers_the_transposition_and_restores_the_collector():
+    seen = []
+
+    class Row(list):
+        def __iter__(self):  # runs during prepare_rows' transposition
+            seen.append(gc.isenabled())
+            return super().__iter__()
+
+    assert gc.isenabled()
+    mk.prepare_rows([Row(["a@b.com"]), Row(["c@d.com"])], ["email"], default_region="US")
+    assert seen and not any(seen)
+    assert gc.isenabled()
+    with pytest.raises(TypeError):
+        mk.prepare_rows([["a@b.com"], 5], ["email"], default_region="US")
+    assert gc.isenabled()
+    gc.disable()
+    try:
+        mk.prepare_records([{"email": "a@b.com"}], default_region="US")
+        assert not gc.isenabled()  # left as found
+    finally:
+        gc.enable()
+
+
+def test_falsy_and_unhashable_cells_read_as_before():
+    # Falsy cells are empty (as they always were); unhashable ones read as their text (they used to raise).
+    rows = [{"first_name": 0, "city": False, "gender": 0.0, "last_name": ["Do", "e"], "state": ["CA"]}]
+    (record,) = mk.prepare_records(rows, default_region="US")
+    assert (list(record.stored.items()), record.rejections) == reference_record(rows[0], "US")
+    assert list(record.stored.items()) == [("ln", h("doe")), ("st", h("ca"))]
