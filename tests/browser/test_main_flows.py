@@ -166,3 +166,9 @@ def test_sync_to_two_platforms_reaches_100_percent_then_disconnect(signed_in, li
     page.locator("#platform-linkedin").get_by_role("button", name=re.compile("disconnect", re.I)).first.click()
     expect(page.locator("#platform-linkedin .badge-disconnected").first).to_be_visible()
     assert Connection.objects.get(owner=user, platform__code="linkedin").status == Connection.Status.DISCONNECTED
+
+    # The dashboard puts what needs attention first: the disconnected LinkedIn account's sync.
+    page.goto(f"{live_server.url}/")
+    expect(page.get_by_role("heading", name="Dashboard")).to_be_visible()
+    expect(page.get_by_text("Newsletter subscribers").first).to_be_visible()
+    _shot(page, "dashboard")
