@@ -72,6 +72,12 @@ STALE_MESSAGE = (
 )
 
 
+QUEUED_STALE_MESSAGE = (
+    "No worker picked this run up within {minutes} minutes (are the Celery workers running?). Resume it to "
+    "queue it again."
+)
+
+
 class SyncError(Exception):
     """A request about syncs that cannot be honoured; ``message`` is safe to show."""
 
@@ -260,7 +266,9 @@ def resume_run(*, run: SyncRun) -> SyncRun:
         )
     with transaction.atomic():
         updated = SyncRun.objects.filter(pk=run.pk, status=Status.FAILED).update(
-            status=Status.QUEUED, error_message="", finished_at=None, cancel_requested=False, heartbeat_at=None
+            # heartbeat_at marks when it was queued again (see fail_stale_runs)
+            status=Status.QUEUED, error_message="", finished_at=None, cancel_requested=False,
+            heartbeat_at=timezone.now()
         )
         if updated:
             _queue(run)
@@ -270,31 +278,38 @@ def resume_run(*, run: SyncRun) -> SyncRun:
 
 
 def fail_stale_runs(*, now=None) -> list[int]:
-    """The watchdog: running runs without a heartbeat for SYNC_STALE_AFTER seconds (and queued runs never
-    picked up within SYNC_QUEUED_STALE_AFTER) become failed with a message saying how to resume."""
+    """The watchdog: running runs without a heartbeat for SYNC_STALE_AFTER seconds, and queued runs no worker
+    picked up within SYNC_QUEUED_STALE_AFTER, become failed with a message saying how to resume them.
+
+    A queued run's ``heartbeat_at`` is when it was (re)queued (None: at creation).
+    """
     now = now or timezone.now()
     stale_after = settings.SYNC_STALE_AFTER
-    stale = SyncRun.objects.filter(
-        Q(status=Status.RUNNING, heartbeat_at__lt=now - timedelta(seconds=stale_after))
-        | Q(status=Status.RUNNING, heartbeat_at__isnull=True, created_at__lt=now - timedelta(seconds=stale_after))
-        | Q(status=Status.QUEUED, created_at__lt=now - timedelta(seconds=settings.SYNC_QUEUED_STALE_AFTER),
-            heartbeat_at__isnull=True)
+    running_cutoff = now - timedelta(seconds=stale_after)
+    queued_cutoff = now - timedelta(seconds=settings.SYNC_QUEUED_STALE_AFTER)
+    silent = Q(status=Status.RUNNING) & (
+        Q(heartbeat_at__lt=running_cutoff) | Q(heartbeat_at__isnull=True, created_at__lt=running_cutoff)
     )
-    ids = list(stale.values_list("pk", flat=True))
-    failed = []
-    minutes = max(1, round(stale_after / 60))
-    for pk in ids:
-        # Re-check in the UPDATE: a heartbeat that arrived meanwhile keeps the run alive.
-        changed = SyncRun.objects.filter(pk=pk).filter(
-            Q(status=Status.RUNNING, heartbeat_at__lt=now - timedelta(seconds=stale_after))
-            | Q(status=Status.RUNNING, heartbeat_at__isnull=True)
-            | Q(status=Status.QUEUED, heartbeat_at__isnull=True)
-        ).update(status=Status.FAILED, finished_at=now, error_message=STALE_MESSAGE.format(minutes=minutes))
-        if changed:
-            failed.append(pk)
+    waiting = Q(status=Status.QUEUED) & (
+        Q(heartbeat_at__lt=queued_cutoff) | Q(heartbeat_at__isnull=True, created_at__lt=queued_cutoff)
+    )
+    messages = {
+        "silent": (silent, STALE_MESSAGE.format(minutes=max(1, round(stale_after / 60)))),
+        "waiting": (waiting, QUEUED_STALE_MESSAGE.format(minutes=max(1, round(settings.SYNC_QUEUED_STALE_AFTER / 60)))),
+    }
+    failed: list[int] = []
+    for condition, message in messages.values():
+        ids = list(SyncRun.objects.filter(condition).values_list("pk", flat=True))
+        if not ids:
+            continue
+        # The condition again in the UPDATE: a heartbeat (or a claim) that arrived meanwhile keeps the run alive.
+        SyncRun.objects.filter(condition, pk__in=ids).update(status=Status.FAILED, finished_at=now,
+                                                              error_message=message)
+        failed += list(SyncRun.objects.filter(pk__in=ids, status=Status.FAILED, finished_at=now)
+                       .values_list("pk", flat=True))
     if failed:
         logger.warning("watchdog failed %s stale sync run(s): %s", len(failed), failed)
-    return failed
+    return sorted(failed)
 
 
 # Progress (for the run page) -------------------------------------------------------------------

@@ -356,3 +356,16 @@ def test_the_next_run_resends_the_people_of_a_failed_batch(setup, sleeps, free_l
     again = run_once(sync, adapter, sleeps, free_limiter)
     assert (again.status, again.to_add, again.sent) == (SyncRun.Status.SUCCEEDED, 10, 10)
     assert adapter.audiences["aud-1"] == emails(0, 30)
+
+
+def test_the_watchdog_fails_runs_no_worker_picked_up_but_not_freshly_resumed_ones(setup, settings):
+    _, sync, _ = setup(5)
+    long_ago = timezone.now() - timedelta(seconds=settings.SYNC_QUEUED_STALE_AFTER + 60)
+    waiting = new_run(sync)
+    SyncRun.objects.filter(pk=waiting.pk).update(created_at=long_ago)
+    assert engine.fail_stale_runs() == [waiting.pk]
+    waiting.refresh_from_db()
+    assert waiting.status == "failed" and "No worker picked this run up" in waiting.error_message
+    engine.resume_run(run=waiting)  # queued again now: the watchdog leaves it alone
+    assert engine.fail_stale_runs() == []
+    assert SyncRun.objects.get(pk=waiting.pk).status == "queued"

@@ -126,13 +126,13 @@ def test_a_storm_of_throttling_5xx_timeouts_and_drops_ends_with_exact_counts(met
             2, "An unexpected error has occurred. Please retry your request later.", status=500,
             error_type="OAuthException", is_transient=True)),
         Fault(path_regex=users, drop=True),
-        Fault(path_regex=users, delay=0.3, drop=True),  # a timeout: no answer within PLATFORM_HTTP_TIMEOUT
+        Fault(path_regex=users, delay=1.2, drop=True),  # a timeout: no answer within PLATFORM_HTTP_TIMEOUT
         Fault(path_regex=users, response=meta_fake.error_response(1, "Please reduce the amount of data", status=503)),
     ]:
         meta_fake.inject(fault)
     meta_fake.record_requests = False
     with FakeServer([meta_fake]) as server, override_settings(
-        PLATFORM_ENDPOINTS={**settings.PLATFORM_ENDPOINTS, "meta": f"{server.url}/meta"}, PLATFORM_HTTP_TIMEOUT=0.1,
+        PLATFORM_ENDPOINTS={**settings.PLATFORM_ENDPOINTS, "meta": f"{server.url}/meta"}, PLATFORM_HTTP_TIMEOUT=0.6,
     ):
         result = run(sync, sleeps, free_limiter)
     assert result.status == SyncRun.Status.SUCCEEDED, result.error_message
