@@ -32,6 +32,7 @@ import logging
 import time
 import traceback
 from collections.abc import Callable, Iterator
+from contextlib import closing
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -687,18 +688,20 @@ class _Engine:
             for row in self.run.batches.values("kind").annotate(first=Min("seq"), last=Max("seq"))
         }
         pending = list(self.run.batches.filter(status=SyncBatch.Status.PENDING).order_by("seq"))
-        for batch, values in self._with_values(pending):
-            self._check_cancel()
-            self._check_generation()
-            self._heartbeat()
-            first, last = spans[batch.kind]
-            session = UploadSession(
-                session_id=self.run.pk * 4 + SESSION_KIND_OFFSET[batch.kind],
-                batch_seq=batch.seq - first + 1,
-                last_batch=batch.seq == last,
-                estimated_total=self.run.to_remove if batch.kind == Kind.REMOVE else self.run.to_add,
-            )
-            self._send(batch, session, values)
+        # closing(): on a stop or an error the reader thread is wound down here, not whenever GC gets to it.
+        with closing(self._with_values(pending)) as batches:
+            for batch, values in batches:
+                self._check_cancel()
+                self._check_generation()
+                self._heartbeat()
+                first, last = spans[batch.kind]
+                session = UploadSession(
+                    session_id=self.run.pk * 4 + SESSION_KIND_OFFSET[batch.kind],
+                    batch_seq=batch.seq - first + 1,
+                    last_batch=batch.seq == last,
+                    estimated_total=self.run.to_remove if batch.kind == Kind.REMOVE else self.run.to_add,
+                )
+                self._send(batch, session, values)
 
     def _values(self, batch: SyncBatch) -> list[dict]:
         """The batch's members as the platform takes them (read by keyset range, decoded, mapped)."""
