@@ -438,7 +438,12 @@ class _Engine:
     @property
     def adapter(self) -> PlatformAdapter:
         if self._adapter is None:
-            self._adapter = self.connection.adapter()
+            try:
+                self._adapter = self.connection.adapter()
+            except (LookupError, ImportError, AttributeError):
+                logger.error("sync run %s: no adapter for platform %s", self.run.pk, self.code)
+                raise _Stop(Status.FAILED, f"Syncing to {self.connection.platform.name} is not available "
+                                           "(its adapter is missing).") from None
         return self._adapter
 
     @property

@@ -369,3 +369,12 @@ def test_the_watchdog_fails_runs_no_worker_picked_up_but_not_freshly_resumed_one
     engine.resume_run(run=waiting)  # queued again now: the watchdog leaves it alone
     assert engine.fail_stale_runs() == []
     assert SyncRun.objects.get(pk=waiting.pk).status == "queued"
+
+
+def test_a_platform_without_an_adapter_fails_the_run_with_a_clear_message(setup, sleeps, free_limiter, monkeypatch):
+    from platforms.adapters import registry
+
+    _, sync, _ = setup(3)
+    monkeypatch.setitem(registry.ADAPTER_PATHS, "tiktok", "platforms.adapters.nowhere.Missing")
+    run = engine.execute_run(run_id=new_run(sync).pk, sleep=sleeps, limiter=free_limiter)
+    assert run.status == SyncRun.Status.FAILED and "not available" in run.error_message
