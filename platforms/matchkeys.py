@@ -937,59 +937,109 @@ class _Rejected:
         self.reason = reason
 
 
-def _entry(normalize_and_hash, maxsize: int | None):
-    def entry(value, *args):
+# Keys whose values rarely repeat (email, phone, ids) get no cache; each has a column function: one Python
+# loop over the column, the per-cell work inline (a call per cell from map() costs more than the work itself
+# for ids). Entries: None (empty cell), the stored value(s), or a _Rejected.
+
+
+def _email_column(cells) -> list:
+    """Entries: the hash, or (hash, Google hash or None, UID2 hash or None) for gmail addresses whose
+    variants differ."""
+    out = []
+    append = out.append
+    fullmatch = _EMAIL_RE.fullmatch
+    for value in cells:
         if not value:
-            return None
+            append(None)
+            continue
+        if value.__class__ is not str:
+            value = str(value)
+        email = value.strip()
+        if not email.isascii():
+            email = unicodedata.normalize("NFC", email)
+        email = email.lower()
+        if fullmatch(email) is None:
+            # ":" never matches, so a "mailto:" prefix is only looked for here.
+            if email.startswith("mailto:"):
+                email = email[7:]
+            if fullmatch(email) is None:
+                append(_Rejected("not an email address" if email else "empty"))
+                continue
+        e = sha256(email.encode()).hexdigest()
+        if "@g" not in email:
+            append(e)
+            continue
+        g = _google_email(email)
+        u = _uid2_email(email)
+        if g == email and u == email:
+            append(e)
+            continue
+        eg = _h(g) if g != email else None
+        append((e, eg, None if u == email else (eg if u == g else _h(u))))
+    return out
+
+
+def _phone_column(cells, regions) -> list:
+    """Entries: (hash of "+E164", hash of the E.164 digits)."""
+    out = []
+    append = out.append
+    fast = _phone_fast_bytes
+    for value, region in zip(cells, regions):  # noqa: B905 - regions may be an endless repeat
+        if not value:
+            append(None)
+            continue
+        if value.__class__ is not str:
+            value = str(value)
+        e164 = fast(value, region) if len(value) <= 40 else None
+        if e164 is None:
+            try:
+                e164 = _norm_phone(value, region).encode()
+            except _Reject as reject:
+                append(_Rejected(reject.reason))
+                continue
+        append((sha256(e164).hexdigest(), sha256(e164[1:]).hexdigest()))
+    return out
+
+
+def _external_id_column(cells) -> list:
+    out = []
+    append = out.append
+    for value in cells:
+        if not value:
+            append(None)
+            continue
+        if value.__class__ is not str:
+            value = str(value)
+        value = value.strip()
+        if value and len(value) <= 256 and value.isascii():
+            append(value)
+            continue
         try:
-            return normalize_and_hash(value if value.__class__ is str else str(value), *args)
+            append(_norm_external_id(value))
         except _Reject as reject:
-            return _Rejected(reject.reason)
-
-    entry.__name__ = f"entry_{normalize_and_hash.__name__}"
-    return lru_cache(maxsize=maxsize)(entry) if maxsize else entry
+            append(_Rejected(reject.reason))
+    return out
 
 
-def _email_entry(value):
-    """Batch entry for email: its hash, or (hash, Google hash or None, UID2 hash or None) for gmail addresses
-    whose variants differ; _Rejected / None."""
-    if not value:
-        return None
-    if value.__class__ is not str:
-        value = str(value)
-    email = value.strip()
-    if not email.isascii():
-        email = unicodedata.normalize("NFC", email)
-    email = email.lower()
-    if email.startswith("mailto:"):
-        email = email[7:]
-    if _EMAIL_RE.fullmatch(email) is None:
-        return _Rejected("not an email address" if email else "empty")
-    e = sha256(email.encode()).hexdigest()
-    if "@g" not in email:
-        return e
-    g = _google_email(email)
-    u = _uid2_email(email)
-    if g == email and u == email:
-        return e
-    eg = _h(g) if g != email else None
-    eu = None if u == email else (eg if u == g else _h(u))
-    return (e, eg, eu)
-
-
-def _phone_entry(value, region):
-    """Batch entry for phone: (hash of "+E164", hash of the digits) or _Rejected / None."""
-    if not value:
-        return None
-    if value.__class__ is not str:
-        value = str(value)
-    e164 = _phone_fast_bytes(value, region) if len(value) <= 40 else None
-    if e164 is None:
+def _maid_column(cells) -> list:
+    out = []
+    append = out.append
+    uuid = _UUID.fullmatch
+    for value in cells:
+        if not value:
+            append(None)
+            continue
+        if value.__class__ is not str:
+            value = str(value)
+        value = value.strip().lower()
+        if uuid(value) is not None and value != _ZERO_MAID:
+            append(value)
+            continue
         try:
-            e164 = _norm_phone(value, region).encode()
+            append(_norm_maid(value))
         except _Reject as reject:
-            return _Rejected(reject.reason)
-    return sha256(e164).hexdigest(), sha256(e164[1:]).hexdigest()
+            append(_Rejected(reject.reason))
+    return out
 
 
 _MISS = object()
@@ -1143,8 +1193,6 @@ _gender_col = _cached_column(_gender_stored, 1 << 10)
 _postal_col = _RegionalColumn(_norm_postal_u, 1 << 17)
 _dob_col = _RegionalColumn(_dob_stored, 1 << 17)
 _state_col = _RegionalColumn(_state_stored, 1 << 14)
-_external_id_entry = _entry(_norm_external_id, None)
-_maid_entry = _entry(_norm_maid, None)
 
 
 def prepare_record(raw: Mapping[str, object], *, default_region: str | None) -> PreparedRecord:
@@ -1253,12 +1301,12 @@ def _prepare_columns(columns, count, default_region):
             out[i] = per_region.for_region(regions[i]).one(cells[i])
         return out
 
-    def unique(key, entry):  # keys whose values rarely repeat: no cache
+    def unique(key, column):  # keys whose values rarely repeat: no cache
         cells = columns.get(key)
-        return repeat(None, count) if cells is None else list(map(entry, cells))
+        return repeat(None, count) if cells is None else column(cells)
 
-    emails = unique("email", _email_entry)
-    phones = list(map(_phone_entry, columns["phone"], regions)) if "phone" in columns else repeat(None, count)
+    emails = unique("email", _email_column)
+    phones = _phone_column(columns["phone"], regions) if "phone" in columns else repeat(None, count)
     initials = col("first_initial", _initial_col)
     firsts = col("first_name", _first_name_col)
     lasts = col("last_name", _name_col)
@@ -1267,8 +1315,8 @@ def _prepare_columns(columns, count, default_region):
     genders = col("gender", _gender_col)
     cities = col("city", _name_col)
     states = regional("state", _state_col)
-    externals = unique("external_id", _external_id_entry)
-    maids = unique("maid", _maid_entry)
+    externals = unique("external_id", _external_id_column)
+    maids = unique("maid", _maid_column)
 
     out = []
     append = out.append
