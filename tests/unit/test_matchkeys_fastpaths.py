@@ -248,3 +248,20 @@ def test_falsy_and_unhashable_cells_read_as_before():
     (record,) = mk.prepare_records(rows, default_region="US")
     assert (list(record.stored.items()), record.rejections) == reference_record(rows[0], "US")
     assert list(record.stored.items()) == [("ln", h("doe")), ("st", h("ca"))]
+
+
+@pytest.mark.parametrize("with_initial", [False, True])
+def test_full_rows_with_gmail_variants_take_the_display_path_and_match_the_reference(with_initial):
+    base = {"country": "US", "phone": "(650) 253-0000", "first_name": "Ann", "last_name": "Lee", "city": "Reno",
+            "state": "NV", "postal_code": "89501", "date_of_birth": "1980-02-03", "gender": "f",
+            "external_id": "CRM-1", "maid": "6D92078A-8246-4BA4-AE5B-76104861E7DC"}  # fmt: skip
+    if with_initial:
+        base["first_initial"] = "B"
+    emails = ["a.b@gmail.com", "a.b+x@gmail.com", "ab+x@gmail.com", "a.b@googlemail.com", "ab@gmail.com",
+              "x@example.com", "nope", ""]  # fmt: skip
+    rows = [{**base, "email": email} for email in emails]
+    records = mk.prepare_records(rows, default_region="US")
+    assert as_reference(records) == [reference_record(row, "US") for row in rows]
+    assert [("eg" in r.stored, "eu" in r.stored) for r in records[:6]] == [
+        (True, True), (True, True), (False, True), (True, False), (False, False), (False, False)
+    ]  # fmt: skip
