@@ -347,6 +347,8 @@ def progress_of(run: SyncRun) -> Progress:
 
 PLAN_PAGE = 50_000
 HEARTBEAT_EVERY = 500_000
+# Rows changed by a run above which PostgreSQL's statistics of SyncMember are refreshed (see _refresh_statistics).
+ANALYZE_AFTER = 50_000
 
 
 class _Chunker:
@@ -850,6 +852,7 @@ class _Engine:
     # Finishing --------------------------------------------------------------------------
     def _finish(self) -> None:
         self._heartbeat()
+        self._refresh_statistics()
         failed = self.run.batches.filter(status=SyncBatch.Status.FAILED).count()
         figures = self._status_figures()
         status = Status.PARTIAL if failed else Status.SUCCEEDED
@@ -864,6 +867,19 @@ class _Engine:
         )
         if updated:
             logger.info("sync run %s ended: %s", self.run.pk, status)
+
+    def _refresh_statistics(self) -> None:
+        """After a large run, refresh PostgreSQL's statistics of the confirmed members.
+
+        The next run's plan reads them in keyset pages; with statistics from before this run (autovacuum has
+        not caught up yet) PostgreSQL sorts the whole set per page instead of walking the index (measured:
+        30 s instead of 3 s to plan a 1,000,000-member no-op run).
+        """
+        run = SyncRun.objects.filter(pk=self.run.pk).values("sent", "removed").get()
+        if connection.vendor != "postgresql" or run["sent"] + run["removed"] < ANALYZE_AFTER:
+            return
+        with connection.cursor() as cursor:
+            cursor.execute(f"ANALYZE {connection.ops.quote_name(SyncMember._meta.db_table)}")
 
     def _status_figures(self) -> dict:
         if Operation.STATUS not in self.adapter.capabilities.operations:
