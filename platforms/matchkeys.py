@@ -1190,8 +1190,8 @@ _initial_col = _cached_column(_initial_stored, 1 << 12)
 _first_name_col = _cached_column(_first_name_stored, 1 << 16)
 _name_col = _cached_column(_name_stored, 1 << 17)  # last names and cities
 _gender_col = _cached_column(_gender_stored, 1 << 10)
-_postal_col = _RegionalColumn(_norm_postal_u, 1 << 17)
-_dob_col = _RegionalColumn(_dob_stored, 1 << 17)
+_postal_col = _RegionalColumn(_norm_postal_u, 1 << 18)
+_dob_col = _RegionalColumn(_dob_stored, 1 << 18)
 _state_col = _RegionalColumn(_state_stored, 1 << 14)
 
 
