@@ -10,8 +10,9 @@ and short rows, and with caches small enough to rotate many times.
 import gc
 from hashlib import sha256
 
+import phonenumbers
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from platforms import matchkeys as mk
@@ -265,3 +266,26 @@ def test_full_rows_with_gmail_variants_take_the_display_path_and_match_the_refer
     assert [("eg" in r.stored, "eu" in r.stored) for r in records[:6]] == [
         (True, True), (True, True), (False, True), (True, False), (False, False), (False, False)
     ]  # fmt: skip
+
+
+# --- phone column: the batch loop agrees with the one-value normalizer ---------------------------------
+
+PHONE_REGIONS = sorted(phonenumbers.SUPPORTED_REGIONS)
+
+
+def phone_entry(text, region):
+    value, reason = mk._normalize("phone", text, None, region)
+    return (h(value), h(value[1:])) if value is not None else reason
+
+
+@settings(max_examples=3000, deadline=None)
+@given(
+    texts=st.lists(st.from_regex(r"\+?[0-9 ()./-]{2,20}", fullmatch=True), min_size=1, max_size=5),
+    region=st.sampled_from([*PHONE_REGIONS, None]),
+)
+@example(texts=["(212) 555-0123", "212-555-0123", "1 212 555 0123", "011 44 20 7946 0958"], region="US")
+@example(texts=["07911 123456", "020 7946 0958", "0044 20 7946 0958", "447911123456"], region="GB")
+@example(texts=["3912345678", "0612345678"], region="IT")
+def test_phone_column_equals_the_one_value_normalizer(texts, region):
+    entries = mk._phone_column(texts, [region] * len(texts))
+    assert [e if e.__class__ is tuple else e.reason for e in entries] == [phone_entry(t, region) for t in texts]
