@@ -238,6 +238,20 @@ def main(argv=None) -> int:
     adapter = connection.adapter()
     limiter = limiter_for(args.platform, f"bench-{os.getpid()}", adapter.capabilities.rate_limit, sleep=limiter_sleep)
 
+    # Where the engine's own time goes (bench-only instrumentation of two engine steps).
+    phases = {"_plan": 0.0, "_checkpoint_sent": 0.0}
+    for name in phases:
+        method = getattr(engine._Engine, name)
+
+        def timed(self, *a, _method=method, _name=name, **kw):
+            started = time.perf_counter()
+            try:
+                return _method(self, *a, **kw)
+            finally:
+                phases[_name] += time.perf_counter() - started
+
+        setattr(engine._Engine, name, timed)
+
     rss_before = rss_mb()
     results = []
     for label in ("first run", "no-change re-run"):
@@ -266,7 +280,9 @@ def main(argv=None) -> int:
         if profiler is not None:
             profiler.disable()
             profiler.dump_stats(args.profile)
-        results.append((label, run, wall, in_adapter[0]))
+        results.append((label, run, wall, in_adapter[0], dict(phases)))
+        print(f"  planning {phases['_plan']:.2f} s, checkpoints {phases['_checkpoint_sent']:.2f} s", flush=True)
+        phases.update(dict.fromkeys(phases, 0.0))
         print(f"{label}: {run.status}, {run.sent:,} sent in {run.total_batches} batches, {wall:.2f} s wall, "
               f"{run.sent / wall if wall else 0:,.0f} records/s; rate-limiter waits so far {waited[0]:.1f} s; "
               f"peak RSS {rss_mb():.0f} MB", flush=True)
@@ -302,6 +318,9 @@ def main(argv=None) -> int:
         "records_per_second": round(first.sent / results[0][2]) if results[0][2] else None,
         "rate_limiter_wait_seconds": round(waited[0], 2),
         "adapter_add_seconds": round(results[0][3], 2),
+        "plan_seconds": round(results[0][4]["_plan"], 2),
+        "checkpoint_seconds": round(results[0][4]["_checkpoint_sent"], 2),
+        "rerun_plan_seconds": round(results[1][4]["_plan"], 2),
         "rerun_status": second.status,
         "rerun_sent": second.sent,
         "rerun_wall_seconds": round(results[1][2], 2),
