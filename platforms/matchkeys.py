@@ -574,6 +574,9 @@ def _norm_postal(raw: str, region: str | None) -> str:
     """Stored / Google form: US 5 digits; elsewhere trimmed, uppercase, single spaces."""
     if len(raw) == 5 and raw.isdigit() and raw.isascii():
         return raw
+    zip4 = region == "US" and len(raw) == 10 and raw[5] == "-" and raw.isascii()
+    if zip4 and raw[:5].isdigit() and raw[6:].isdigit():
+        return raw[:5]  # ZIP+4, every one a different value
     value = _SPACES.sub(" ", raw.strip()).upper()
     if not value:
         raise _Reject("empty")
@@ -592,7 +595,7 @@ def _meta_zip(stored_zip: str) -> str:
     return stored_zip.lower().replace(" ", "").replace("-", "")
 
 
-@lru_cache(maxsize=1 << 16)
+@lru_cache(maxsize=1 << 17)  # holds every 5-digit US ZIP: a US audience's sync stops hashing ZIPs once warm
 def _h_meta_zip(stored_zip: str) -> str:
     return _h(stored_zip if stored_zip.isdigit() else _meta_zip(stored_zip))
 

@@ -289,3 +289,14 @@ def phone_entry(text, region):
 def test_phone_column_equals_the_one_value_normalizer(texts, region):
     entries = mk._phone_column(texts, [region] * len(texts))
     assert [e if e.__class__ is tuple else e.reason for e in entries] == [phone_entry(t, region) for t in texts]
+
+
+@settings(max_examples=1000, deadline=None)
+@given(raw=st.from_regex(r"[0-9][0-9 a-]{8,10}[0-9]", fullmatch=True))
+@example(raw="9410--1234")
+@example(raw="94107-1234")
+def test_us_zip_plus_four_shortcut_equals_the_zip_pattern(raw):
+    value = mk._SPACES.sub(" ", raw.strip()).upper()
+    m = mk._US_ZIP.fullmatch(value)
+    expected = (m.group(1).zfill(5), "") if m else (None, "not a US ZIP code")
+    assert mk._normalize("postal_code", raw, None, "US") == expected
