@@ -3,6 +3,7 @@
 import csv
 
 from django.contrib import messages
+from django.core.paginator import Paginator
 from django.db.models import OuterRef, Subquery
 from django.http import StreamingHttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
@@ -31,6 +32,9 @@ def _create_import(request, form, audience):
     return imports.create_import_from_path(owner=request.user, audience=audience, path=imports.sample_file_path())
 
 
+AUDIENCES_PER_PAGE = 50
+
+
 @require_GET
 def audience_list(request):
     latest = ImportJob.objects.filter(audience=OuterRef("pk")).order_by("-created_at", "-id")
@@ -38,7 +42,8 @@ def audience_list(request):
         last_import_at=Subquery(latest.values("created_at")[:1]),
         last_import_status=Subquery(latest.values("status")[:1]),
     )
-    return render(request, "audiences/audience_list.html", {"audiences": audiences})
+    page = Paginator(audiences, AUDIENCES_PER_PAGE).get_page(request.GET.get("page"))
+    return render(request, "audiences/audience_list.html", {"audiences": page.object_list, "page": page})
 
 
 @require_http_methods(["GET", "POST"])

@@ -3,6 +3,8 @@ larger account (more audiences, syncs, runs, batches, imports, rejected rows, co
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from django.db import connection as db_connection
 from django.test.utils import CaptureQueriesContext
@@ -70,3 +72,13 @@ def test_page_queries_do_not_grow_with_the_account(alice_client, user):
     after = {name: queries_for(alice_client, url) for name, url in large.items()}
     assert after == before
     assert max(before.values()) <= 20, before
+
+
+def test_the_audience_list_pages_a_large_account(alice_client, user):
+    Audience.objects.bulk_create(Audience(owner=user, name=f"Audience {i}", default_country="US") for i in range(120))
+    first = alice_client.get(reverse("audience_list"))
+    assert len(re.findall(rb'href="/audiences/\d+/"', first.content)) == 50
+    assert b"Page 1 of 3" in first.content
+    last = alice_client.get(reverse("audience_list"), {"page": 3})
+    assert b"Audience 0<" in last.content
+    assert alice_client.get(reverse("audience_list"), {"page": "junk"}).status_code == 200
