@@ -1,6 +1,7 @@
 """Normalize-and-hash benchmark: our match-key path against the hashing floor and the Meta SDK's helper.
 
     .venv/bin/python bench/normalize.py [N] [--seed 7] [--chunk 50000] [--clock cpu|wall] [--repeat 1]
+                                        [--matchkeys FILE]
 
 Generates N synthetic raw rows from a seed (every match key, with the mess real files have: case and
 whitespace, phone formats, full state names, ZIP+4, country names, dates in several formats, gender
@@ -36,6 +37,7 @@ from __future__ import annotations
 import argparse
 import gc
 import hashlib
+import importlib.util
 import json
 import random
 import statistics
@@ -259,7 +261,18 @@ def main(argv=None) -> None:
         help="cpu: process CPU time (default; robust on a shared machine); wall: perf_counter",
     )
     parser.add_argument("--repeat", type=int, default=1, help="run K times, report medians")
+    parser.add_argument(
+        "--matchkeys",
+        metavar="FILE",
+        help="time this copy of platforms/matchkeys.py instead (before/after comparisons in the same conditions: "
+        "git show REV:platforms/matchkeys.py > FILE)",
+    )
     args = parser.parse_args(argv)
+    if args.matchkeys:
+        global matchkeys
+        spec = importlib.util.spec_from_file_location("matchkeys_under_test", args.matchkeys)
+        matchkeys = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(matchkeys)
     clock = time.process_time if args.clock == "cpu" else time.perf_counter
     runs = []
     for i in range(args.repeat):
@@ -278,7 +291,9 @@ def main(argv=None) -> None:
     sdk = result["sdk_rows_per_s"]
     print(
         f"rows: {args.rows:,}  (seed {args.seed}; floor hashes per row: {runs[0]['floor_hashes_per_row']}; "
-        f"clock: {args.clock}; {'median of ' + str(args.repeat) + ' runs' if args.repeat > 1 else '1 run'})"
+        f"clock: {args.clock}; {'median of ' + str(args.repeat) + ' runs' if args.repeat > 1 else '1 run'}"
+        + (f"; matchkeys from {args.matchkeys}" if args.matchkeys else "")
+        + ")"
     )
     print(f"{'path':<16}{'rows/s':>12}{'/ floor':>10}{'/ sdk':>10}")
     for label, key in (("ours (meta)", "ours_meta_rows_per_s"), ("ours (google)", "ours_google_rows_per_s"),
