@@ -435,6 +435,7 @@ class _Engine:
         self._sleep = sleep
         self._limiter = limiter
         self.policy = RetryPolicy(sleep=self._pause)
+        self._checkpoints = 0
 
     # Plumbing ---------------------------------------------------------------------------
     @property
@@ -581,8 +582,11 @@ class _Engine:
     def _members(self, generation: int):
         return Member.objects.filter(audience_id=self.audience.pk, generation=generation)
 
-    def _add_candidates(self, generation: int):
-        confirmed = SyncMember.objects.filter(sync_id=self.sync.pk, fingerprint=OuterRef("fingerprint"))
+    def _add_candidates(self, generation: int, bounds: dict | None = None):
+        # The batch's range is repeated inside the subquery: it bounds the confirmed rows PostgreSQL may look at
+        # even when its statistics are stale and it picks the plain sync_id index for the anti-join.
+        confirmed = SyncMember.objects.filter(sync_id=self.sync.pk, fingerprint=OuterRef("fingerprint"),
+                                              **(bounds or {}))
         return self._members(generation).filter(~Exists(confirmed))
 
     def _remove_candidates(self, generation: int):
@@ -648,6 +652,7 @@ class _Engine:
             return
         generation = Audience.objects.filter(pk=self.audience.pk).values_list("generation", flat=True).get()
         caps = self.adapter.capabilities
+        self._analyze_confirmed()
         adds, removes, everyone = self._diff(generation, caps.batch_size)
         mirror = self.sync.mode == Sync.Mode.MIRROR
         removals = mirror and removes.total > 0
@@ -749,7 +754,7 @@ class _Engine:
         generation = self.run.audience_generation
         bounds = {"fingerprint__gte": batch.first_fingerprint, "fingerprint__lte": batch.last_fingerprint}
         if batch.kind == Kind.ADD:
-            qs = self._add_candidates(generation).filter(**bounds)
+            qs = self._add_candidates(generation, bounds).filter(**bounds)
         elif batch.kind == Kind.REPLACE:
             qs = self._members(generation).filter(**bounds)
         else:
@@ -808,6 +813,9 @@ class _Engine:
                     SyncMember.objects.filter(sync_id=self.sync.pk).delete()
                 self._confirm(batch)
         self.lease = now
+        self._checkpoints += 1
+        if self._checkpoints & (self._checkpoints - 1) == 0:  # after checkpoint 1, 2, 4, 8, ...
+            self._analyze_confirmed()
 
     def _checkpoint_failed(self, batch: SyncBatch, attempts: int, message: str) -> None:
         now = timezone.now()
@@ -867,6 +875,14 @@ class _Engine:
         )
         if updated:
             logger.info("sync run %s ended: %s", self.run.pk, status)
+
+    def _analyze_confirmed(self) -> None:
+        """PostgreSQL: refresh the statistics of SyncMember while this run grows it (0 -> N rows), so the
+        planner keeps choosing index lookups for the next batches' reads (stale statistics saying "empty" made
+        it scan every confirmed row per member: minutes per batch)."""
+        if connection.vendor == "postgresql":
+            with connection.cursor() as cursor:
+                cursor.execute(f"ANALYZE {connection.ops.quote_name(SyncMember._meta.db_table)}")
 
     def _refresh_statistics(self) -> None:
         """After a large run, refresh PostgreSQL's statistics of the confirmed members.
