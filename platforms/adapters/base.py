@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import ClassVar
 
 from django import forms
+from django.conf import settings
 
 # One member as the adapter receives it: match key -> the exact string to send.
 PreparedMember = Mapping[str, str]
@@ -144,6 +145,11 @@ class PlatformAdapter:
 
     def __repr__(self):  # never show credentials
         return f"<{type(self).__name__} account={self.account_id!r}>"
+
+    @property
+    def base_url(self) -> str:
+        """The platform's API root from settings (tests, benchmarks and the demo point it at a fake)."""
+        return settings.PLATFORM_ENDPOINTS[self.code].rstrip("/")
 
     @property
     def account_id(self) -> str:

@@ -39,7 +39,6 @@ from collections.abc import Mapping, Sequence
 from urllib.parse import quote
 
 import requests
-from django.conf import settings
 
 from platforms.adapters.base import (
     AudienceStatus,
@@ -96,10 +95,6 @@ class LinkedInAdapter(PlatformAdapter):
         self._session: requests.Session | None = None
 
     # Plumbing ---------------------------------------------------------------------------
-    @property
-    def base_url(self) -> str:
-        return settings.PLATFORM_ENDPOINTS["linkedin"].rstrip("/")
-
     @property
     def ad_account_id(self) -> str:
         value = str(self.credentials.get("ad_account_id", "")).strip()

@@ -132,7 +132,7 @@ class MetaAdapter(PlatformAdapter):
                 access_token=str(self.credentials.get("access_token", "")),
                 timeout=settings.PLATFORM_HTTP_TIMEOUT,
             )
-            session.GRAPH = settings.PLATFORM_ENDPOINTS["meta"].rstrip("/")
+            session.GRAPH = self.base_url
             self._api = FacebookAdsApi(session, api_version=API_VERSION)
         return self._api
 

@@ -41,7 +41,6 @@ import json as jsonlib
 from collections.abc import Mapping, Sequence
 
 import requests
-from django.conf import settings
 
 from platforms.adapters.base import (
     AudienceStatus,
@@ -120,10 +119,6 @@ class TikTokAdapter(PlatformAdapter):
         self._session: requests.Session | None = None
 
     # Plumbing ---------------------------------------------------------------------------
-    @property
-    def base_url(self) -> str:
-        return settings.PLATFORM_ENDPOINTS["tiktok"].rstrip("/")
-
     @property
     def advertiser_id(self) -> str:
         return str(self.credentials.get("advertiser_id", "")).strip()

@@ -39,7 +39,6 @@ from collections.abc import Mapping, Sequence
 from urllib.parse import quote, urlsplit
 
 import requests
-from django.conf import settings
 
 from platforms.adapters.base import (
     AudienceStatus,
@@ -103,10 +102,6 @@ class TradeDeskAdapter(PlatformAdapter):
         self._drops: requests.Session | None = None
 
     # Plumbing ---------------------------------------------------------------------------
-    @property
-    def base_url(self) -> str:
-        return settings.PLATFORM_ENDPOINTS["ttd"].rstrip("/")
-
     @property
     def advertiser_id(self) -> str:
         return str(self.credentials.get("advertiser_id", "")).strip()
