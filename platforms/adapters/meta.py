@@ -26,6 +26,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Mapping, Sequence
+from urllib.parse import quote_plus
 
 import requests
 from django.conf import settings
@@ -133,6 +134,7 @@ class MetaAdapter(PlatformAdapter):
                 timeout=settings.PLATFORM_HTTP_TIMEOUT,
             )
             session.GRAPH = self.base_url
+            session.requests = _FastFormSession.replacing(session.requests)
             self._api = FacebookAdsApi(session, api_version=API_VERSION)
         return self._api
 
@@ -295,6 +297,52 @@ class MetaAdapter(PlatformAdapter):
             }
         body = self._call(method, (str(audience_id), edge), params)
         return _batch_result(body, sent=len(batch))
+
+
+# quote_plus, done with C string methods: member payloads are megabytes of hex digits and JSON punctuation, and
+# urllib quotes them one byte at a time in Python (half a second per 10,000-member batch, more than the rest
+# of the request). The result is identical to urlencode's; anything outside the expected alphabet falls back.
+_FORM_ESCAPES = (("%", "%25"), ("+", "%2B"), (" ", "+"), ('"', "%22"), (",", "%2C"), (":", "%3A"),
+                 ("[", "%5B"), ("]", "%5D"), ("{", "%7B"), ("}", "%7D"), ("/", "%2F"), ("=", "%3D"), ("&", "%26"))
+_FORM_SAFE = re.compile(r"[A-Za-z0-9_.~%+\-]*")
+
+
+def form_quote(value: str) -> str:
+    quoted = value
+    for char, escape in _FORM_ESCAPES:
+        if char in quoted:
+            quoted = quoted.replace(char, escape)
+    return quoted if _FORM_SAFE.fullmatch(quoted) else quote_plus(value)
+
+
+def form_encode(fields: Mapping) -> str:
+    """``urllib.parse.urlencode(fields)`` for str / int / float values, as requests would send them."""
+    return "&".join(
+        f"{form_quote(str(key))}={form_quote(value if isinstance(value, str) else str(value))}"
+        for key, value in fields.items()
+        if value is not None
+    )
+
+
+class _FastFormSession(requests.Session):
+    """The SDK's requests session, with form bodies encoded by ``form_encode`` instead of urllib."""
+
+    @classmethod
+    def replacing(cls, original: requests.Session) -> _FastFormSession:
+        session = cls()
+        session.verify = original.verify
+        session.params.update(original.params)
+        session.proxies.update(original.proxies)
+        return session
+
+    def request(self, method, url, data=None, **kwargs):
+        plain = isinstance(data, Mapping) and all(isinstance(v, (str, int, float)) or v is None for v in data.values())
+        if data and plain and not kwargs.get("files"):
+            data = form_encode(data)
+            headers = dict(kwargs.pop("headers", None) or {})
+            headers.setdefault("Content-Type", "application/x-www-form-urlencoded")
+            kwargs["headers"] = headers
+        return super().request(method, url, data=data, **kwargs)
 
 
 def build_payload(batch: Sequence[PreparedMember]) -> dict:

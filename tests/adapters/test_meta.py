@@ -9,6 +9,8 @@ import json
 import pytest
 import responses
 from django.test import override_settings
+from hypothesis import given
+from hypothesis import strategies as st
 
 from platforms.adapters import get_adapter_class
 from platforms.adapters.base import Operation, UploadSession
@@ -443,3 +445,25 @@ def test_a_slow_answer_beyond_the_timeout_is_transient_over_loopback():
     ), pytest.raises(TransientError, match="did not answer within 0.05 s") as caught:
         adapter().validate_credentials()
     assert CREDS["access_token"] not in caught.value.message
+
+
+FORM_VALUES = st.one_of(st.text(), st.integers(), st.floats(allow_nan=False))
+
+
+@given(st.dictionaries(st.text(max_size=20), FORM_VALUES, max_size=5))
+def test_form_encode_equals_urlencode(fields):
+    from urllib.parse import urlencode
+
+    from platforms.adapters.meta import form_encode
+
+    assert form_encode(fields) == urlencode(fields)
+
+
+def test_form_encode_equals_urlencode_on_a_member_payload():
+    from urllib.parse import urlencode
+
+    from platforms.adapters.meta import build_payload, form_encode
+
+    batch = [{"email": "a" * 64, "phone": "b" * 64, "external_id": "CR-1 ü&=+/%"}, {"email": "c" * 64}]
+    fields = {"payload": json.dumps(build_payload(batch)), "session": json.dumps({"session_id": 7, "batch_seq": 1})}
+    assert form_encode(fields) == urlencode(fields)
