@@ -33,8 +33,13 @@ class FakeRequest:
     def json(self):
         return json.loads(self.body or b"null")
 
+    _form: dict[str, str] | None = field(default=None, init=False, repr=False, compare=False)
+
     def form(self) -> dict[str, str]:
-        return {k: v[-1] for k, v in parse_qs(self.body.decode("utf-8"), keep_blank_values=True).items()}
+        # Parsed once: a Graph request reads several parameters from one multi-megabyte body.
+        if self._form is None:
+            self._form = {k: v[-1] for k, v in parse_qs(self.body.decode("utf-8"), keep_blank_values=True).items()}
+        return self._form
 
     def param(self, name: str, default=None):
         """A parameter from the query string or an urlencoded body (Graph API style)."""
