@@ -38,3 +38,14 @@ def test_login_form_requires_a_csrf_token(user):
         "/accounts/login/", {"username": "alice", "password": "correct-horse-battery"}
     )
     assert response.status_code == 403
+
+
+@pytest.mark.django_db
+@override_settings(AXES_ENABLED=True, AXES_FAILURE_LIMIT=5)
+def test_a_junk_length_username_is_refused_and_throttled_not_a_500(client, user):
+    # django-axes stores the attempted username in a 255-character column; PostgreSQL refused longer ones.
+    junk = "a" * 5000
+    for _ in range(5):
+        response = client.post("/accounts/login/", {"username": junk, "password": "0"})
+        assert response.status_code in {200, 429}
+    assert client.post("/accounts/login/", {"username": junk, "password": "0"}).status_code == 429
