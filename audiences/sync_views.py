@@ -105,6 +105,7 @@ def _progress(request, run: SyncRun, *, notice: str = "", error: str = ""):
     })
     if request.htmx and not progress.active:
         response.status_code = STOP_POLLING
+        response["HX-Trigger"] = "run-ended"  # the run page re-reads its history
     return response
 
 

@@ -154,6 +154,7 @@ def test_sync_to_two_platforms_reaches_100_percent_then_disconnect(signed_in, li
         page.locator(f"#sync-{sync.pk}").get_by_role("button", name=re.compile("sync now", re.I)).click()
         expect(page.locator("#run-progress progress")).to_be_visible()
         expect(page.locator("#run-progress").get_by_text("100 %").first).to_be_visible(timeout=90_000)
+        expect(page.locator("#run-history tbody tr").first).to_contain_text("Succeeded")
 
     runs = SyncRun.objects.filter(sync__audience__owner=user)
     assert runs.count() == 2 and all(r.status == SyncRun.Status.SUCCEEDED for r in runs)
