@@ -650,7 +650,7 @@ def _stream(job: ImportJob, audience: Audience) -> None:
             base += len(chunk)
             del results, chunk
             if _resident_mb() > MEMORY_BUDGET_MB:
-                _clear_value_caches()
+                matchkeys.clear_value_caches()
             with transaction.atomic():
                 inserted = writer.write(members)
                 tally.rows_imported += inserted
@@ -680,20 +680,6 @@ def _resident_mb() -> float:
 
 
 _PAGE_SIZE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
-_KEEP_CACHES = {"_plan", "_plan_for_cc", "_country_tables"}  # compiled tables, built once, small
-
-
-def _clear_value_caches() -> None:
-    """Empty matchkeys' per-value caches (lru_cache functions and regional entries), not its compiled tables."""
-    for name in dir(matchkeys):
-        obj = getattr(matchkeys, name)
-        if name in _KEEP_CACHES or isinstance(obj, type):
-            continue
-        clear = getattr(obj, "cache_clear", None)
-        if callable(clear):
-            clear()
-
-
 def _bad_text_column(cells: list[str], mapped: list[int]) -> int | None:
     """Index of the first mapped cell holding undecodable bytes, or None."""
     for i in mapped:

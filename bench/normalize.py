@@ -169,6 +169,11 @@ def normalized_strings(stored_row: dict, default_region: str) -> list[str]:
 
 def clear_caches() -> None:
     """Empty our value caches (not the compiled phone plans and country tables, built once per process)."""
+    clear = getattr(matchkeys, "clear_value_caches", None)
+    if clear is not None:
+        clear()
+        return
+    # An older copy of the module (--matchkeys FILE) has no clear_value_caches.
     for name in dir(matchkeys):
         fn = getattr(matchkeys, name)
         if isinstance(fn, type) or name in ("_plan", "_plan_for_cc", "_country_tables"):

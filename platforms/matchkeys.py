@@ -1525,3 +1525,18 @@ def accepted_keys(platform_code: str) -> tuple[str, ...]:
 def coverage_keys(stored: Mapping[str, str]) -> tuple[str, ...]:
     """The match keys (KEYS names) a member carries, for the audience's key coverage counts."""
     return tuple(key for key, short in _COVERAGE if short in stored)
+
+
+# Compiled tables, built once per process and small: never emptied.
+_BUILT_ONCE = frozenset({"_plan", "_plan_for_cc", "_country_tables"})
+
+
+def clear_value_caches() -> None:
+    """Empty every per-value cache (lru_cache functions and column caches), not the compiled phone plans and
+    country tables. The importer calls it when its memory budget is reached; benchmarks between passes."""
+    for name, obj in list(globals().items()):
+        if name in _BUILT_ONCE or isinstance(obj, type):
+            continue
+        clear = getattr(obj, "cache_clear", None)
+        if callable(clear):
+            clear()

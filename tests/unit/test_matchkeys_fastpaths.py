@@ -300,3 +300,18 @@ def test_us_zip_plus_four_shortcut_equals_the_zip_pattern(raw):
     m = mk._US_ZIP.fullmatch(value)
     expected = (m.group(1).zfill(5), "") if m else (None, "not a US ZIP code")
     assert mk._normalize("postal_code", raw, None, "US") == expected
+
+
+def test_clear_value_caches_empties_value_caches_but_keeps_the_compiled_tables():
+    from platforms import matchkeys
+
+    matchkeys.prepare_rows([["ANN@example.com", "+1 212 555 0100", "Ann", "US"]],
+                           ["email", "phone", "first_name", "country"], default_region="US")
+    plan_before = matchkeys._plan("US")
+    sizes = {name: obj.cache_info().currsize for name, obj in vars(matchkeys).items()
+             if hasattr(obj, "cache_info") and name not in matchkeys._BUILT_ONCE}
+    assert any(sizes.values())
+    matchkeys.clear_value_caches()
+    after = {name: getattr(matchkeys, name).cache_info().currsize for name in sizes}
+    assert not any(after.values())
+    assert matchkeys._plan("US") is plan_before
