@@ -184,8 +184,8 @@ def test_memory_budget_empties_value_caches_without_changing_results(run_file, a
     monkeypatch.setattr(imports, "MEMORY_BUDGET_MB", 0)  # over budget after every chunk
     monkeypatch.setattr(imports, "CHUNK_ROWS", 7)
     cleared = []
-    real_clear = imports._clear_value_caches
-    monkeypatch.setattr(imports, "_clear_value_caches", lambda: (cleared.append(1), real_clear()))
+    real_clear = matchkeys.clear_value_caches
+    monkeypatch.setattr(matchkeys, "clear_value_caches", lambda: (cleared.append(1), real_clear()))
     run_file(GOOD, target=other)
     assert len(cleared) == 8
     assert set(members(other).values_list("fingerprint", flat=True)) == expected
