@@ -35,17 +35,26 @@ class Dashboard:
         return not (self.connections or self.audiences)
 
 
+# The columns a run row on the dashboard shows (and links by); nothing else is loaded, secrets least of all.
+RUN_ROW_FIELDS = (
+    "status", "created_at", "sent", "match_rate", "sync__audience__name",
+    "sync__connection__label", "sync__connection__platform__name",
+)
+
+
 def dashboard_for(user) -> Dashboard:
     """The dashboard of one user: attention items first, then connections, audiences, runs."""
     connections = list(
         # The dashboard never shows secrets: skip loading (and decrypting) them.
-        Connection.objects.filter(owner=user).select_related("platform").defer("secrets")
+        Connection.objects.filter(owner=user).select_related("platform")
+        .only("label", "status", "last_error", "last_validated_at", "platform__name", "platform__code")
         .order_by("platform__name", "label")
     )
 
     latest_run = SyncRun.objects.filter(sync__audience=OuterRef("pk")).order_by("-created_at")
     audiences = list(
         Audience.objects.filter(owner=user)
+        .only("name", "status", "member_count")
         .annotate(
             last_sync_at=Subquery(latest_run.values("created_at")[:1]),
             last_sync_status=Subquery(latest_run.values("status")[:1]),
@@ -56,7 +65,7 @@ def dashboard_for(user) -> Dashboard:
     recent_runs = list(
         SyncRun.objects.filter(sync__owner=user)
         .select_related("sync__audience", "sync__connection__platform")
-        .defer("sync__connection__secrets")
+        .only(*RUN_ROW_FIELDS)
         .order_by("-created_at")[:RECENT_RUNS]
     )
 
@@ -81,7 +90,7 @@ def dashboard_for(user) -> Dashboard:
             created_at__gte=since,
         )
         .select_related("sync__audience", "sync__connection__platform")
-        .defer("sync__connection__secrets")
+        .only(*RUN_ROW_FIELDS, "error_message")
         .order_by("-created_at")
     )
     attention += [
