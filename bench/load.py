@@ -112,7 +112,8 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=20.0)
     parser.add_argument("--think", type=float, default=1.0,
                         help="mean pause of a simulated user between pages, seconds (uniform 0.5x..1.5x; 0 = hammer)")
-    parser.add_argument("--workers", type=int, default=4, help="gunicorn worker processes")
+    parser.add_argument("--workers", type=int, default=os.cpu_count() or 2,
+                        help="gunicorn worker processes (default: one per core; more only queue on the CPU)")
     parser.add_argument("--port", type=int, default=8799)
     args = parser.parse_args()
 
@@ -181,6 +182,8 @@ def run_load(args, plans, settings, reverse) -> None:
 
     def user_loop(plan):
         rng = random.Random(plan["session"])
+        # Users arrive spread over one think time, not all in the same millisecond.
+        time.sleep(rng.uniform(0, args.think))
         session = requests.Session()
         session.cookies.set(settings.SESSION_COOKIE_NAME, plan["session"])
         while time.perf_counter() < deadline:
