@@ -154,7 +154,8 @@ def serve_fake(pipe, platform: str) -> None:
                                "audience_size": len(fake.members.get(audience_id, ()))})
             else:
                 fake.finish_jobs()  # Google processes offline user data jobs later; count what they added
-                pipe.send({"received": None, "requests": None,
+                pipe.send({"received": fake.counters["operations"],
+                           "requests": fake.counters["AddOfflineUserDataJobOperations"],
                            "audience_size": len(fake.list_members(audience_id))})
         else:
             if platform != "meta":
