@@ -165,6 +165,37 @@ def serve_fake(pipe, platform: str) -> None:
             return
 
 
+def reimport_with_changes(audience, n: int, percent: float) -> int:
+    """A re-import as the importer leaves it: generation + 1 holding the same members except the first
+    ``percent`` %, which are replaced by as many new people. Returns how many were replaced."""
+    from django.db import connection, transaction
+
+    from audiences.models import Member
+    from platforms.matchkeys import fingerprint, prepare_records
+
+    changed = int(n * percent / 100)
+    old, new = audience.generation, audience.generation + 1
+    dropped = [fingerprint(r.stored) for r in prepare_records(synthetic_rows(0, changed), default_region="US")]
+    added = [Member(audience=audience, generation=new, fingerprint=fingerprint(r.stored), keys=r.stored)
+             for r in prepare_records(synthetic_rows(n, changed), default_region="US")]
+    with transaction.atomic():
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "INSERT INTO audiences_member (audience_id, generation, fingerprint, keys) "
+                "SELECT audience_id, %s, fingerprint, keys FROM audiences_member WHERE audience_id = %s "
+                "AND generation = %s", [new, audience.pk, old])
+        for start in range(0, len(dropped), 500):
+            Member.objects.filter(audience=audience, generation=new,
+                                  fingerprint__in=dropped[start:start + 500]).delete()
+        Member.objects.bulk_create(added, batch_size=5000)
+        audience.generation = new
+        audience.save(update_fields=["generation", "updated_at"])
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute("VACUUM ANALYZE audiences_member")  # as autovacuum would after a bulk import
+    return changed
+
+
 def rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
@@ -175,6 +206,8 @@ def main(argv=None) -> int:
     parser.add_argument("--db", choices=("sqlite", "postgres"), default="sqlite")
     parser.add_argument("--platform", choices=("meta", "google_ads"), default="meta")
     parser.add_argument("--profile", metavar="PATH", help="write a cProfile of the first run to PATH")
+    parser.add_argument("--change", type=float, default=0.0, metavar="PCT",
+                        help="before the second run, replace PCT %% of the members by new people (a re-import)")
     parser.add_argument("--seed-only", type=int, default=None, help=argparse.SUPPRESS)  # internal: child process
     args = parser.parse_args(argv)
     configure(args.db)
@@ -255,7 +288,11 @@ def main(argv=None) -> int:
 
     rss_before = rss_mb()
     results = []
-    for label in ("first run", "no-change re-run"):
+    second_label = f"{args.change:g} % changed re-run" if args.change else "no-change re-run"
+    for label in ("first run", second_label):
+        if label == second_label and args.change:
+            changed = reimport_with_changes(audience, args.n, args.change)
+            print(f"re-imported with {changed:,} of {args.n:,} members replaced by new people", flush=True)
         run = SyncRun.objects.create(sync=sync)
         profiler = None
         if args.profile and not results:
@@ -325,6 +362,10 @@ def main(argv=None) -> int:
         "rerun_status": second.status,
         "rerun_sent": second.sent,
         "rerun_wall_seconds": round(results[1][2], 2),
+        "rerun_changed_percent": args.change,
+        "rerun_removed": second.removed,
+        "rerun_sent_fraction": round(second.sent / args.n, 5) if args.n else None,
+        "rerun_speedup": round(results[0][2] / results[1][2], 1) if results[1][2] else None,
         "fake_received_rows": stats["received"],
         "fake_handle_seconds": stats.get("fake_seconds"),
         "fake_audience_size": on_platform,
