@@ -154,6 +154,45 @@ def delete_sync(*, sync: Sync) -> None:
             task.delete()
 
 
+def delete_audience(*, audience: Audience, on_platforms: bool = False) -> list[str]:
+    """Delete the audience with its syncs, runs and schedules. With ``on_platforms``, the audiences its syncs
+    created on the platforms are deleted too, in the background (one task each, retried on transient
+    errors). Returns the names of the destinations being cleaned up."""
+    syncs = list(audience.syncs.select_related("connection__platform"))
+    targets = [(s.connection_id, s.platform_audience_id, f"{s.connection.platform.name} · {s.connection.label}")
+               for s in syncs if on_platforms and s.platform_audience_id]
+    with transaction.atomic():
+        tasks = [s.periodic_task_id for s in syncs if s.periodic_task_id]
+        audience.delete()
+        if tasks:
+            from django_celery_beat.models import PeriodicTask
+
+            PeriodicTask.objects.filter(pk__in=tasks).delete()
+        for connection_id, platform_audience_id, _ in targets:
+            transaction.on_commit(
+                lambda c=connection_id, a=platform_audience_id: _queue_platform_delete(c, a)
+            )
+    return [name for _, _, name in targets]
+
+
+def _queue_platform_delete(connection_id: int, platform_audience_id: str) -> None:
+    from audiences.sync_tasks import delete_platform_audience
+
+    delete_platform_audience.delay(connection_id, platform_audience_id)
+
+
+def delete_platform_audience(*, connection_id: int, platform_audience_id: str) -> bool:
+    """Delete one audience on its platform; False when the connection is gone or no longer usable."""
+    connection = Connection.objects.filter(pk=connection_id).select_related("platform").first()
+    if connection is None or connection.status != Connection.Status.ACTIVE:
+        logger.warning("platform audience of connection %s not deleted: connection missing or inactive",
+                       connection_id)
+        return False
+    connection.adapter().delete_audience(platform_audience_id)
+    logger.info("deleted platform audience on connection %s", connection_id)
+    return True
+
+
 def _apply_schedule(sync: Sync) -> None:
     """Create, update or delete the sync's django-celery-beat PeriodicTask to match ``sync.schedule``."""
     from django_celery_beat.models import IntervalSchedule, PeriodicTask

@@ -5,6 +5,7 @@ from __future__ import annotations
 from celery import shared_task
 
 from audiences import sync
+from platforms.errors import RateLimited, TransientError
 
 
 @shared_task(acks_late=True, ignore_result=True, time_limit=6 * 3600)
@@ -25,3 +26,10 @@ def run_scheduled_sync(sync_id: int) -> int | None:
 def fail_stale_runs() -> int:
     """The watchdog (every minute): runs without a heartbeat for SYNC_STALE_AFTER become failed and resumable."""
     return len(sync.fail_stale_runs())
+
+
+@shared_task(acks_late=True, ignore_result=True, autoretry_for=(TransientError, RateLimited), retry_backoff=30,
+             retry_jitter=True, max_retries=6, soft_time_limit=120, time_limit=180)
+def delete_platform_audience(connection_id: int, platform_audience_id: str) -> bool:
+    """Delete an audience on its platform after the marketer deleted it here (and asked for that)."""
+    return sync.delete_platform_audience(connection_id=connection_id, platform_audience_id=platform_audience_id)

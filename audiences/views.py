@@ -12,6 +12,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from django_htmx.http import HttpResponseClientRedirect
 
 from audiences import imports
+from audiences import sync as sync_service
 from audiences.forms import AudienceUploadForm, MappingForm, ReimportForm
 from audiences.models import Audience, ImportJob
 from platforms import matchkeys
@@ -151,8 +152,10 @@ def audience_detail(request, audience_pk):
     # One row per key a platform takes, one column per platform.
     key_rows = [(OUTPUT_KEY_LABELS.get(key, key), [key in accepted for _, accepted in platforms])
                 for key in matchkeys.OUTPUT_KEYS if any(key in accepted for _, accepted in platforms)]
+    platform_copies = [f"{s.connection.platform.name} · {s.connection.label}"
+                       for s in audience.syncs.select_related("connection__platform").exclude(platform_audience_id="")]
     context = {"audience": audience, "latest": latest, "pending": pending, "coverage": coverage,
-               "platforms": [p for p, _ in platforms], "key_rows": key_rows}
+               "platforms": [p for p, _ in platforms], "key_rows": key_rows, "platform_copies": platform_copies}
     if latest:
         context.update(_progress_context(latest))
         context["audience"] = audience
@@ -181,8 +184,9 @@ def audience_delete(request, audience_pk):
     for job in audience.imports.exclude(stored_path=""):
         imports.delete_upload(job)
     name = audience.name
-    audience.delete()
-    messages.success(request, f"Deleted the audience “{name}”.")
+    cleaned_up = sync_service.delete_audience(audience=audience, on_platforms=bool(request.POST.get("on_platforms")))
+    messages.success(request, f"Deleted the audience “{name}”."
+                     + (f" Deleting it on {', '.join(cleaned_up)} in the background." if cleaned_up else ""))
     if request.htmx:
         return HttpResponseClientRedirect(reverse("audience_list"))
     return redirect("audience_list")
