@@ -205,6 +205,9 @@ class SyncBatch(models.Model):
     first_fingerprint = models.CharField(max_length=64)
     last_fingerprint = models.CharField(max_length=64)
     size = models.PositiveIntegerField()
+    # Space-separated fingerprints of a sparse batch (a few changes scattered over a large audience), read and
+    # checkpointed by exact lookups; empty when the range itself is tight.
+    fingerprints = models.TextField(blank=True, default="")
     attempts = models.PositiveSmallIntegerField(default=0)
     error_message = models.TextField(blank=True)
     sent_at = models.DateTimeField(null=True, blank=True)

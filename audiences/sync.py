@@ -386,34 +386,57 @@ def progress_of(run: SyncRun) -> Progress:
 
 PLAN_PAGE = 50_000
 HEARTBEAT_EVERY = 500_000
+# A planned batch whose fingerprint range spans more than this many times its own size lists its fingerprints.
+SPARSE_SPAN = 2
 # Rows changed by a run above which PostgreSQL's statistics of SyncMember are refreshed (see _refresh_statistics).
 ANALYZE_AFTER = 50_000
 
 
 class _Chunker:
-    """Cuts a sorted stream of fingerprints into (first, last, count) bounds of at most ``size``."""
+    """Cuts a sorted stream of fingerprints into (first, last, count, listed) bounds of at most ``size``.
+
+    ``step`` is the position in the merged stream the planner walks. A chunk whose range spans many more
+    rows than it holds (a re-run after a small change: 10,000 adds scattered over a million members) also
+    lists its fingerprints, so the batch is read and checkpointed by exact lookups instead of a range scan.
+    """
 
     def __init__(self, size: int):
         self.size = size
-        self.chunks: list[tuple[str, str, int]] = []
+        self.chunks: list[tuple[str, str, int, list[str]]] = []
         self.total = 0
-        self._first = self._last = ""
-        self._count = 0
+        self._fingerprints: list[str] = []
+        self._first_step = self._last_step = 0
 
-    def take(self, fingerprint: str) -> None:
-        if not self._count:
-            self._first = fingerprint
-        self._last = fingerprint
-        self._count += 1
+    def take(self, fingerprint: str, step: int) -> None:
+        if not self._fingerprints:
+            self._first_step = step
+        self._fingerprints.append(fingerprint)
+        self._last_step = step
         self.total += 1
-        if self._count == self.size:
+        if len(self._fingerprints) == self.size:
             self.done()
 
     def done(self) -> _Chunker:
-        if self._count:
-            self.chunks.append((self._first, self._last, self._count))
-            self._count = 0
+        fingerprints = self._fingerprints
+        if fingerprints:
+            sparse = self._last_step - self._first_step + 1 > SPARSE_SPAN * len(fingerprints)
+            self.chunks.append((fingerprints[0], fingerprints[-1], len(fingerprints), fingerprints if sparse else []))
+            self._fingerprints = []
         return self
+
+
+def _pieces(items: list[str], size: int = 5_000) -> Iterator[list[str]]:
+    for start in range(0, len(items), size):
+        yield items[start:start + size]
+
+
+def _fingerprint_conditions(column: str, batch: SyncBatch) -> Iterator[tuple[str, list[str]]]:
+    """SQL conditions (with parameters) selecting a batch's fingerprints: its listed ones in pieces, else its range."""
+    if batch.fingerprints:
+        for piece in _pieces(batch.fingerprints.split()):
+            yield f"{column} IN ({', '.join(['%s'] * len(piece))})", piece
+    else:
+        yield f"{column} >= %s AND {column} <= %s", [batch.first_fingerprint, batch.last_fingerprint]
 
 
 class _LeaseLost(Exception):
@@ -673,14 +696,14 @@ class _Engine:
             if steps % HEARTBEAT_EVERY == 0:  # planning tens of millions takes a while: stay visibly alive
                 self._heartbeat()
             if c is None or (m is not None and m < c):
-                adds.take(m)
-                everyone.take(m)
+                adds.take(m, steps)
+                everyone.take(m, steps)
                 m = next(members, None)
             elif m is None or c < m:
-                removes.take(c)
+                removes.take(c, steps)
                 c = next(confirmed, None)
             else:  # in both: already on the platform
-                everyone.take(m)
+                everyone.take(m, steps)
                 m, c = next(members, None), next(confirmed, None)
         return adds.done(), removes.done(), everyone.done()
 
@@ -696,7 +719,7 @@ class _Engine:
         mirror = self.sync.mode == Sync.Mode.MIRROR
         removals = mirror and removes.total > 0
         note = ""
-        planned: list[tuple[str, str, str, int]] = []
+        planned: list[tuple[str, str, str, int, list[str]]] = []
         to_add = to_remove = 0
         if removals and Operation.REMOVE not in caps.operations and Operation.REPLACE in caps.operations:
             planned = [(Kind.REPLACE, *bounds) for bounds in everyone.chunks]
@@ -723,8 +746,8 @@ class _Engine:
             SyncBatch.objects.bulk_create(
                 [
                     SyncBatch(run_id=self.run.pk, seq=seq, kind=kind, first_fingerprint=first, last_fingerprint=last,
-                              size=count)
-                    for seq, (kind, first, last, count) in enumerate(planned, start=1)
+                              size=count, fingerprints=" ".join(listed))
+                    for seq, (kind, first, last, count, listed) in enumerate(planned, start=1)
                 ],
                 batch_size=500,
             )
@@ -793,12 +816,17 @@ class _Engine:
         generation = self.run.audience_generation
         bounds = {"fingerprint__gte": batch.first_fingerprint, "fingerprint__lte": batch.last_fingerprint}
         if batch.kind == Kind.ADD:
-            qs = self._add_candidates(generation, bounds).filter(**bounds)
+            qs = self._add_candidates(generation, bounds)
         elif batch.kind == Kind.REPLACE:
-            qs = self._members(generation).filter(**bounds)
+            qs = self._members(generation)
         else:
-            qs = self._remove_candidates(generation).filter(**bounds)
-        return qs.order_by("fingerprint").values_list("keys", flat=True)
+            qs = self._remove_candidates(generation)
+        if not batch.fingerprints:
+            return qs.filter(**bounds).order_by("fingerprint").values_list("keys", flat=True)
+        rows = []  # a sparse batch: exact lookups, in pieces a SQLite statement can take
+        for piece in _pieces(batch.fingerprints.split()):
+            rows += qs.filter(fingerprint__in=piece).order_by("fingerprint").values_list("keys", flat=True)
+        return rows
 
     def _send(self, batch: SyncBatch, session: UploadSession, values: list[dict]) -> None:
         if len(values) > batch.size:
@@ -874,27 +902,29 @@ class _Engine:
         """SyncMember rows for the batch's range, copied in SQL from the members (keys never pass through Python)."""
         sm, member = SyncMember._meta.db_table, Member._meta.db_table
         qn = connection.ops.quote_name
-        sql = (
+        select = (
             f"INSERT INTO {qn(sm)} (sync_id, fingerprint, {qn('keys')}) "  # noqa: S608 — table names from _meta
             f"SELECT %s, m.fingerprint, m.{qn('keys')} FROM {qn(member)} m "
-            "WHERE m.audience_id = %s AND m.generation = %s AND m.fingerprint >= %s AND m.fingerprint <= %s "
+            "WHERE m.audience_id = %s AND m.generation = %s AND {} "
             "ON CONFLICT (sync_id, fingerprint) DO NOTHING"
         )
+        head = [self.sync.pk, self.audience.pk, self.run.audience_generation]
         with connection.cursor() as cursor:
-            cursor.execute(sql, [self.sync.pk, self.audience.pk, self.run.audience_generation,
-                                 batch.first_fingerprint, batch.last_fingerprint])
+            for condition, params in _fingerprint_conditions("m.fingerprint", batch):
+                cursor.execute(select.format(condition), [*head, *params])
 
     def _unconfirm(self, batch: SyncBatch) -> None:
         sm, member = SyncMember._meta.db_table, Member._meta.db_table
         qn = connection.ops.quote_name
-        sql = (
-            f"DELETE FROM {qn(sm)} WHERE sync_id = %s AND fingerprint >= %s AND fingerprint <= %s "  # noqa: S608
+        delete = (
+            f"DELETE FROM {qn(sm)} WHERE sync_id = %s AND {{}} "  # noqa: S608 — table names from _meta
             f"AND NOT EXISTS (SELECT 1 FROM {qn(member)} m WHERE m.audience_id = %s AND m.generation = %s "
             f"AND m.fingerprint = {qn(sm)}.fingerprint)"
         )
         with connection.cursor() as cursor:
-            cursor.execute(sql, [self.sync.pk, batch.first_fingerprint, batch.last_fingerprint, self.audience.pk,
-                                 self.run.audience_generation])
+            for condition, params in _fingerprint_conditions("fingerprint", batch):
+                cursor.execute(delete.format(condition),
+                               [self.sync.pk, *params, self.audience.pk, self.run.audience_generation])
 
     # Finishing --------------------------------------------------------------------------
     def _finish(self) -> None:
