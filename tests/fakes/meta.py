@@ -74,6 +74,7 @@ class FakeMetaGraph(FakePlatform):
         # Below this many matched people Meta reports -1 for both bounds.
         self.min_reportable = min_reportable
         self.audiences: dict[str, dict] = {}
+        self._match_cache: dict[frozenset, bool] = {}
         self.members: dict[str, set[frozenset]] = {}
         self.sessions: dict[tuple[str, int], dict] = {}
         self.received_rows = {"add": 0, "remove": 0, "replace": 0}
@@ -236,8 +237,12 @@ class FakeMetaGraph(FakePlatform):
         return self._unknown_object(method, f"{audience_id}/{edge}")
 
     def _matched(self, member: frozenset) -> bool:
-        digest = hashlib.sha256(repr(sorted(member)).encode()).hexdigest()
-        return int(digest[:8], 16) % 100 < self.match_percent
+        # Remembered per member: a status read of a million-member audience must not re-hash everyone.
+        matched = self._match_cache.get(member)
+        if matched is None:
+            digest = hashlib.sha256(repr(sorted(member)).encode()).hexdigest()
+            matched = self._match_cache[member] = int(digest[:8], 16) % 100 < self.match_percent
+        return matched
 
     def _audience_view(self, audience_id: str) -> dict:
         audience = self.audiences[audience_id]
