@@ -206,6 +206,7 @@ def main(argv=None) -> int:
     parser.add_argument("--db", choices=("sqlite", "postgres"), default="sqlite")
     parser.add_argument("--platform", choices=("meta", "google_ads"), default="meta")
     parser.add_argument("--profile", metavar="PATH", help="write a cProfile of the first run to PATH")
+    parser.add_argument("--profile-rerun", action="store_true", help="with --profile: profile the second run")
     parser.add_argument("--change", type=float, default=0.0, metavar="PCT",
                         help="before the second run, replace PCT %% of the members by new people (a re-import)")
     parser.add_argument("--seed-only", type=int, default=None, help=argparse.SUPPRESS)  # internal: child process
@@ -295,7 +296,7 @@ def main(argv=None) -> int:
             print(f"re-imported with {changed:,} of {args.n:,} members replaced by new people", flush=True)
         run = SyncRun.objects.create(sync=sync)
         profiler = None
-        if args.profile and not results:
+        if args.profile and len(results) == (1 if args.profile_rerun else 0):
             import cProfile
 
             profiler = cProfile.Profile()

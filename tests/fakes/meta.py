@@ -318,7 +318,7 @@ class FakeMetaGraph(FakePlatform):
             doomed = {(k, v) for member in valid for k, v in member if k in REMOVAL_KEYS}
             whole = set(valid)
             self.members[audience_id] = {
-                m for m in self.members[audience_id] if m not in whole and not any(p in doomed for p in m)
+                m for m in self.members[audience_id] if m not in whole and doomed.isdisjoint(m)
             }
         else:
             self.replace_requests += 1
