@@ -3,11 +3,12 @@ and every fake platform on loopback.
 
 Sign in; connect Meta with a wrong then a right token; upload the sample CSV, fix a column mapping,
 import and read the rejection report; sync to two platforms and watch both progress bars reach 100 %;
-disconnect a platform. Screenshots for the README are written to docs/screenshots/.
+disconnect a platform. README screenshots: `UPDATE_SCREENSHOTS=1 make test` writes them to docs/screenshots/.
 """
 
 from __future__ import annotations
 
+import os
 import re
 from pathlib import Path
 
@@ -54,8 +55,11 @@ def signed_in(page, live_server, user):
 
 
 def _shot(page, name):
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=True)
+    """README screenshots: written to docs/screenshots/ with UPDATE_SCREENSHOTS=1, else to test-artifacts/
+    (so a test run leaves the tracked files alone)."""
+    folder = SCREENSHOTS if os.environ.get("UPDATE_SCREENSHOTS") else ROOT / "test-artifacts" / "screenshots"
+    folder.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(folder / f"{name}.png"), full_page=True)
 
 
 def _open_connect_form(page, live_server, code):
@@ -159,7 +163,8 @@ def test_sync_to_two_platforms_reaches_100_percent_then_disconnect(signed_in, li
     runs = SyncRun.objects.filter(sync__audience__owner=user)
     assert runs.count() == 2 and all(r.status == SyncRun.Status.SUCCEEDED for r in runs)
     meta_sync = runs.get(sync__connection__platform__code="meta").sync
-    assert len(platforms.http["meta"].audience_members(meta_sync.platform_audience_id)) == meta_sync.audience.member_count
+    on_meta = platforms.http["meta"].audience_members(meta_sync.platform_audience_id)
+    assert len(on_meta) == meta_sync.audience.member_count
     _shot(page, "sync-run")
 
     page.goto(f"{live_server.url}/platforms/")
