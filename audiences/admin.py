@@ -51,13 +51,14 @@ class ImportJobAdmin(admin.ModelAdmin):
 
 @admin.register(Member)
 class MemberAdmin(admin.ModelAdmin):
-    """Hashed keys only; read-only."""
+    """Read-only and without the keys: some are kept unhashed (external id, device id, postal code), and an
+    operator needs the fingerprint to find a member, never the identifiers."""
 
     list_display = ("id", "audience", "generation", "fingerprint")
     list_filter = ("generation",)
     search_fields = ("fingerprint",)
     list_select_related = ("audience",)
-    readonly_fields = ("audience", "generation", "fingerprint", "keys")
+    fields = readonly_fields = ("audience", "generation", "fingerprint")
     show_full_result_count = False  # millions of rows: no COUNT(*) per page
 
     def has_add_permission(self, request):
