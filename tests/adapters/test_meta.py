@@ -467,3 +467,30 @@ def test_form_encode_equals_urlencode_on_a_member_payload():
     batch = [{"email": "a" * 64, "phone": "b" * 64, "external_id": "CR-1 ü&=+/%"}, {"email": "c" * 64}]
     fields = {"payload": json.dumps(build_payload(batch)), "session": json.dumps({"session_id": 7, "batch_seq": 1})}
     assert form_encode(fields) == urlencode(fields)
+
+
+def test_a_removal_row_removes_every_member_holding_one_of_its_identifiers(meta_graph):
+    meta = adapter()
+    audience_id = meta.create_audience("Shared")
+    shared = sha("family@example.com")
+    meta.add_members(audience_id, [
+        {"email": shared, "phone": sha("15550000001")},
+        {"email": shared, "phone": sha("15550000002")},  # another row naming the same address
+        {"email": sha("solo@example.com"), "first_name": sha("ann")},
+        {"maid": "ab-cd", "first_name": sha("bob")},
+    ])
+    before = meta.status(audience_id)
+    # A row holding only the shared address takes both; the first name alone removes nobody.
+    meta.remove_members(audience_id, [{"email": shared}, {"first_name": sha("ann")}])
+    assert meta_graph.audience_values(audience_id, "EMAIL") == {sha("solo@example.com")}
+    meta.remove_members(audience_id, [{"maid": "ab-cd"}])
+    assert meta_graph.audience_values(audience_id, "MADID") == set()
+    assert len(meta_graph.audience_members(audience_id)) == 1
+    # Removing someone absent changes nothing; adding the same row twice counts it once.
+    meta.remove_members(audience_id, [{"email": sha("nobody@example.com")}])
+    meta.add_members(audience_id, [{"email": shared}, {"email": shared}])
+    assert len(meta_graph.audience_members(audience_id)) == 2
+    # The fake's matched count follows the membership (it is kept, not recounted).
+    roster = meta_graph.members[audience_id]
+    assert roster.matched == sum(meta_graph._matched(m) for m in roster.members)
+    assert before.size is not None

@@ -45,6 +45,67 @@ def appsecret_proof(access_token: str, app_secret: str) -> str:
     return hmac.new(app_secret.encode(), access_token.encode(), hashlib.sha256).hexdigest()
 
 
+class _Roster:
+    """One audience's members, with what removal and status need kept current as members come and go: who
+    holds each removal identifier, and how many are matched. Both then cost O(change), not O(audience): a
+    10,000-row removal from a million-member audience was a 1.3 s scan."""
+
+    def __init__(self, is_matched):
+        self.members: set[frozenset] = set()
+        # (key, value) -> the member holding it, or a set when several do (rare: shared e-mail addresses).
+        self._holders: dict[tuple[str, str], frozenset | set[frozenset]] = {}
+        self.matched = 0
+        self._is_matched = is_matched
+
+    def add(self, members) -> None:
+        holders = self._holders
+        for member in members:
+            if member in self.members:
+                continue
+            self.members.add(member)
+            self.matched += self._is_matched(member)
+            for pair in member:
+                if pair[0] in REMOVAL_KEYS:
+                    held = holders.get(pair)
+                    if held is None:
+                        holders[pair] = member
+                    elif type(held) is frozenset:
+                        holders[pair] = {held, member}
+                    else:
+                        held.add(member)
+
+    def remove(self, rows) -> None:
+        """Remove each row's member and every member sharing one of its removal identifiers."""
+        doomed = set()
+        for row in rows:
+            if row in self.members:
+                doomed.add(row)
+            for pair in row:
+                held = self._holders.get(pair) if pair[0] in REMOVAL_KEYS else None
+                if held is None:
+                    continue
+                if type(held) is frozenset:
+                    doomed.add(held)
+                else:
+                    doomed.update(held)
+        for member in doomed:
+            self._discard(member)
+
+    def _discard(self, member: frozenset) -> None:
+        self.members.remove(member)
+        self.matched -= self._is_matched(member)
+        for pair in member:
+            if pair[0] not in REMOVAL_KEYS:
+                continue
+            held = self._holders[pair]
+            if type(held) is frozenset:
+                del self._holders[pair]
+            else:
+                held.discard(member)
+                if len(held) == 1:
+                    self._holders[pair] = next(iter(held))
+
+
 class FakeMetaGraph(FakePlatform):
     prefix = "/meta"
 
@@ -74,8 +135,7 @@ class FakeMetaGraph(FakePlatform):
         # Below this many matched people Meta reports -1 for both bounds.
         self.min_reportable = min_reportable
         self.audiences: dict[str, dict] = {}
-        self._match_cache: dict[frozenset, bool] = {}
-        self.members: dict[str, set[frozenset]] = {}
+        self.members: dict[str, _Roster] = {}
         self.sessions: dict[tuple[str, int], dict] = {}
         self.received_rows = {"add": 0, "remove": 0, "replace": 0}
         self.add_requests = 0
@@ -88,7 +148,8 @@ class FakeMetaGraph(FakePlatform):
     def audience_members(self, audience_id: str) -> set[frozenset]:
         """Members of an audience: each a frozenset of (schema key, value) pairs."""
         with self.lock:
-            return set(self.members.get(str(audience_id), set()))
+            roster = self.members.get(str(audience_id))
+            return set(roster.members) if roster is not None else set()
 
     def audience_values(self, audience_id: str, key: str) -> set[str]:
         """Every value of one schema column (e.g. "EMAIL") held by an audience's members."""
@@ -215,7 +276,7 @@ class FakeMetaGraph(FakePlatform):
             "customer_file_source": source,
             "replacing": None,
         }
-        self.members[audience_id] = set()
+        self.members[audience_id] = _Roster(self._matched)
         return FakeResponse(200, {"id": audience_id})
 
     def _invalid(self, message: str, *, subcode: int | None = None) -> FakeResponse:
@@ -237,16 +298,13 @@ class FakeMetaGraph(FakePlatform):
         return self._unknown_object(method, f"{audience_id}/{edge}")
 
     def _matched(self, member: frozenset) -> bool:
-        # Remembered per member: a status read of a million-member audience must not re-hash everyone.
-        matched = self._match_cache.get(member)
-        if matched is None:
-            digest = hashlib.sha256(repr(sorted(member)).encode()).hexdigest()
-            matched = self._match_cache[member] = int(digest[:8], 16) % 100 < self.match_percent
-        return matched
+        """A deterministic ``match_percent`` of members "match a Facebook account"."""
+        digest = hashlib.sha256(repr(sorted(member)).encode()).hexdigest()
+        return int(digest[:8], 16) % 100 < self.match_percent
 
     def _audience_view(self, audience_id: str) -> dict:
         audience = self.audiences[audience_id]
-        matched = sum(1 for member in self.members[audience_id] if self._matched(member))
+        matched = self.members[audience_id].matched
         if self.min_reportable and matched < self.min_reportable:
             lower = upper = -1
         else:
@@ -312,19 +370,15 @@ class FakeMetaGraph(FakePlatform):
             valid.append(member)
         if kind == "add":
             self.add_requests += 1
-            self.members[audience_id].update(valid)
+            self.members[audience_id].add(valid)
         elif kind == "remove":
             self.remove_requests += 1
-            doomed = {(k, v) for member in valid for k, v in member if k in REMOVAL_KEYS}
-            whole = set(valid)
-            self.members[audience_id] = {
-                m for m in self.members[audience_id] if m not in whole and doomed.isdisjoint(m)
-            }
+            self.members[audience_id].remove(valid)
         else:
             self.replace_requests += 1
             if audience["replacing"] is None or audience["replacing"]["session_id"] != session["session_id"]:
-                audience["replacing"] = {"session_id": session["session_id"], "members": set()}
-            audience["replacing"]["members"].update(valid)
+                audience["replacing"] = {"session_id": session["session_id"], "members": _Roster(self._matched)}
+            audience["replacing"]["members"].add(valid)
             if session["last_batch_flag"]:
                 self.members[audience_id] = audience["replacing"]["members"]
                 audience["replacing"] = None

@@ -8,13 +8,30 @@ from audiences.models import SyncBatch
 from tests.sync.test_engine import run_once, setup  # noqa: F401 — the fixture
 
 
+def hexpoint(share: float) -> str:
+    """A fingerprint at ``share`` (0..1) of the SHA-256 hex space."""
+    return f"{int(share * (16 ** 64 - 1)):064x}"
+
+
 def test_chunker_lists_the_fingerprints_of_scattered_chunks_only():
-    chunker = engine._Chunker(3)
-    for step, fingerprint in enumerate(["a", "b", "c"]):  # contiguous in the merged stream
-        chunker.take(fingerprint, step)
-    for step, fingerprint in [(10, "d"), (50, "e")]:  # two picks spread over 41 rows
-        chunker.take(fingerprint, step)
-    assert chunker.done().chunks == [("a", "c", 3, []), ("d", "e", 2, ["d", "e"])]
+    # 100,000 rows spread over the space: 100 consecutive ones span about 0.1 % of it.
+    chunker = engine._Chunker(100, population=100_000)
+    dense = [hexpoint(0.5 + i / 100_000) for i in range(100)]
+    scattered = [hexpoint(i / 100) for i in range(100)]  # 100 picks over the whole space
+    for fingerprint in dense + scattered:
+        chunker.take(fingerprint)
+    chunks = chunker.done().chunks
+    assert [(first, last, count) for first, last, count, _ in chunks] == [
+        (dense[0], dense[-1], 100), (scattered[0], scattered[-1], 100)]
+    assert chunks[0][3] == [] and chunks[1][3] == scattered
+    assert chunker.total == 200
+
+
+def test_a_chunk_of_one_or_of_unparsable_fingerprints_is_a_range():
+    chunker = engine._Chunker(2, population=1_000_000)
+    for fingerprint in ["a", "zz", hexpoint(0.3)]:
+        chunker.take(fingerprint)
+    assert [listed for *_, listed in chunker.done().chunks] == [[], []]
 
 
 def test_a_small_change_is_sent_and_checkpointed_exactly(setup, sleeps, free_limiter):  # noqa: F811
