@@ -151,7 +151,7 @@ def serve_fake(pipe, platform: str) -> None:
                 with fake.lock:
                     pipe.send({"received": fake.received_rows["add"], "requests": fake.add_requests,
                                "fake_seconds": round(handled[0], 2),
-                               "audience_size": len(fake.members.get(audience_id, ()))})
+                               "audience_size": len(fake.audience_members(audience_id))})
             else:
                 fake.finish_jobs()  # Google processes offline user data jobs later; count what they added
                 pipe.send({"received": fake.counters["operations"],
