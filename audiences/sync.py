@@ -33,7 +33,7 @@ import math
 import time
 import traceback
 from collections.abc import Callable, Iterator
-from contextlib import closing
+from contextlib import closing, suppress
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -387,6 +387,8 @@ def progress_of(run: SyncRun) -> Progress:
 # The engine -----------------------------------------------------------------------------------
 
 PLAN_PAGE = 50_000
+# The plan's join is split at this fingerprint (the middle of the hex space) to run on two connections.
+PLAN_SPLIT = "8"
 HEARTBEAT_EVERY = 500_000
 # A planned batch whose fingerprint range spans more than this many times its own size lists its fingerprints.
 SPARSE_SPAN = 2
@@ -705,23 +707,86 @@ class _Engine:
 
     def _changes(self, generation: int) -> Iterator[tuple[str, bool]]:
         """(fingerprint, is_removal), ascending, for every member not confirmed yet and every confirmed one that
-        is no longer a member: one full join in the database, streamed (a merge of both sets in Python cost
-        2.3 s per million members, most of it fetching a million unchanged fingerprints twice)."""
+        is no longer a member: a full join in the database, streamed (a merge of both sets in Python cost
+        2.3 s per million members, most of it fetching a million unchanged fingerprints twice).
+
+        On PostgreSQL the two halves of the fingerprint space are joined at once on two connections (the join
+        is CPU work, and a full join does not run in parallel workers): the upper half in a helper thread,
+        handed over in pages through a small queue, while this thread streams the lower half.
+        """
+        if connection.vendor != "postgresql" or connection.in_atomic_block:
+            yield from self._change_rows(generation, None, None)
+            return
+        import queue
+        import threading
+
+        from django.db import connections
+
+        pages: queue.Queue = queue.Queue(maxsize=4)
+        stop = threading.Event()
+
+        def upper_half() -> None:
+            try:
+                for page in self._change_pages(generation, PLAN_SPLIT, None):
+                    while not stop.is_set():
+                        try:
+                            pages.put(page, timeout=0.5)
+                            break
+                        except queue.Full:
+                            continue
+                    if stop.is_set():
+                        return
+                pages.put(None)
+            except BaseException as exc:  # handed to the consumer, which raises it
+                pages.put(exc)
+            finally:
+                connections.close_all()  # this thread's own connection
+
+        helper = threading.Thread(target=upper_half, name=f"sync-run-{self.run.pk}-plan", daemon=True)
+        helper.start()
+        try:
+            yield from self._change_rows(generation, None, PLAN_SPLIT)
+            while (page := pages.get()) is not None:
+                if isinstance(page, BaseException):
+                    raise page
+                for fingerprint, removal in page:
+                    yield fingerprint, bool(removal)
+        finally:
+            stop.set()
+            while helper.is_alive():  # unblock a helper waiting on a full queue, then let it finish
+                with suppress(queue.Empty):
+                    pages.get(timeout=0.1)
+            helper.join()
+
+    def _change_rows(self, generation: int, low: str | None, high: str | None) -> Iterator[tuple[str, bool]]:
+        for page in self._change_pages(generation, low, high):
+            for fingerprint, removal in page:
+                yield fingerprint, bool(removal)
+
+    def _change_pages(self, generation: int, low: str | None, high: str | None) -> Iterator[list[tuple]]:
+        """Pages of the full join for fingerprints in [low, high) (None: unbounded)."""
         qn = connection.ops.quote_name
         member, confirmed = qn(Member._meta.db_table), qn(SyncMember._meta.db_table)
+        bounds, bound_params = "", []
+        if low is not None:
+            bounds += " AND fingerprint >= %s"
+            bound_params.append(low)
+        if high is not None:
+            bounds += " AND fingerprint < %s"
+            bound_params.append(high)
         sql = (
             "SELECT COALESCE(m.fingerprint, c.fingerprint) AS fingerprint, m.fingerprint IS NULL AS removal "  # noqa: S608
-            f"FROM (SELECT fingerprint FROM {member} WHERE audience_id = %s AND generation = %s) m "
-            f"FULL JOIN (SELECT fingerprint FROM {confirmed} WHERE sync_id = %s) c "
+            f"FROM (SELECT fingerprint FROM {member} WHERE audience_id = %s AND generation = %s{bounds}) m "
+            f"FULL JOIN (SELECT fingerprint FROM {confirmed} WHERE sync_id = %s{bounds}) c "
             "ON m.fingerprint = c.fingerprint "
             "WHERE m.fingerprint IS NULL OR c.fingerprint IS NULL ORDER BY 1"
         )
+        params = [self.audience.pk, generation, *bound_params, self.sync.pk, *bound_params]
         # A server-side cursor on PostgreSQL: a first run streams every member without holding them all.
         with connection.chunked_cursor() as cursor:
-            cursor.execute(sql, [self.audience.pk, generation, self.sync.pk])
+            cursor.execute(sql, params)
             while page := cursor.fetchmany(PLAN_PAGE):
-                for fingerprint, removal in page:
-                    yield fingerprint, bool(removal)
+                yield page
 
     def _diff(self, generation: int, members: int, size: int) -> tuple[_Chunker, _Chunker]:
         """Chunk bounds of the adds and of the removes, each in batches of ``size``."""
@@ -852,6 +917,8 @@ class _Engine:
 
     def _batch_rows(self, batch: SyncBatch):
         generation = self.run.audience_generation
+        if batch.fingerprints:
+            return self._listed_rows(batch)
         bounds = {"fingerprint__gte": batch.first_fingerprint, "fingerprint__lte": batch.last_fingerprint}
         if batch.kind == Kind.ADD:
             qs = self._add_candidates(generation, bounds)
@@ -859,9 +926,17 @@ class _Engine:
             qs = self._members(generation)
         else:
             qs = self._remove_candidates(generation)
-        if not batch.fingerprints:
-            return qs.filter(**bounds).order_by("fingerprint").values_list("keys", flat=True)
-        rows = []  # a sparse batch: exact lookups
+        return qs.filter(**bounds).order_by("fingerprint").values_list("keys", flat=True)
+
+    def _listed_rows(self, batch: SyncBatch) -> list:
+        """A sparse batch's rows by exact lookups. The plan chose exactly these fingerprints, so the add / remove
+        test is not repeated: the generation is fixed for the run, and only this batch's own checkpoint (in
+        the transaction that marks it sent) confirms or unconfirms them."""
+        if batch.kind == Kind.REMOVE:
+            qs = SyncMember.objects.filter(sync_id=self.sync.pk)
+        else:
+            qs = self._members(self.run.audience_generation)
+        rows = []
         column = f"{connection.ops.quote_name(qs.model._meta.db_table)}.{connection.ops.quote_name('fingerprint')}"
         for condition, params in _fingerprint_conditions(column, batch):
             selected = RawSQL(condition, params, output_field=BooleanField())  # noqa: S611 — our SQL, bound values
@@ -956,15 +1031,15 @@ class _Engine:
     def _unconfirm(self, batch: SyncBatch) -> None:
         sm, member = SyncMember._meta.db_table, Member._meta.db_table
         qn = connection.ops.quote_name
-        delete = (
-            f"DELETE FROM {qn(sm)} WHERE sync_id = %s AND {{}} "  # noqa: S608 — table names from _meta
-            f"AND NOT EXISTS (SELECT 1 FROM {qn(member)} m WHERE m.audience_id = %s AND m.generation = %s "
-            f"AND m.fingerprint = {qn(sm)}.fingerprint)"
-        )
+        delete = f"DELETE FROM {qn(sm)} WHERE sync_id = %s AND {{}}"  # noqa: S608 — table names from _meta
+        tail = []
+        if not batch.fingerprints:  # a range also holds confirmed people who are still members: keep those
+            delete += (f" AND NOT EXISTS (SELECT 1 FROM {qn(member)} m WHERE m.audience_id = %s "  # noqa: S608
+                       f"AND m.generation = %s AND m.fingerprint = {qn(sm)}.fingerprint)")
+            tail = [self.audience.pk, self.run.audience_generation]
         with connection.cursor() as cursor:
             for condition, params in _fingerprint_conditions("fingerprint", batch):
-                cursor.execute(delete.format(condition),
-                               [self.sync.pk, *params, self.audience.pk, self.run.audience_generation])
+                cursor.execute(delete.format(condition), [self.sync.pk, *params, *tail])
 
     # Finishing --------------------------------------------------------------------------
     def _finish(self) -> None:

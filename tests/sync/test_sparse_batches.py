@@ -3,6 +3,8 @@ fingerprint range, so their batches list their fingerprints and are read and che
 
 from __future__ import annotations
 
+import pytest
+
 from audiences import sync as engine
 from audiences.models import SyncBatch
 from tests.sync.test_engine import run_once, setup  # noqa: F401 — the fixture
@@ -53,3 +55,49 @@ def test_a_small_change_is_sent_and_checkpointed_exactly(setup, sleeps, free_lim
     assert sync.confirmed_members.count() == 300
     assert set(sync.confirmed_members.values_list("fingerprint", flat=True)) == set(
         audience.members.filter(generation=audience.generation).values_list("fingerprint", flat=True))
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_plan_joins_both_halves_of_the_space_and_matches_the_single_query(setup, sleeps, free_limiter):  # noqa: F811
+    """Outside a transaction PostgreSQL plans on two connections (the upper half in a helper thread); the
+    changes come out in order and equal to one query over the whole space, on every database."""
+    from django.db import connection
+
+    audience, sync, adapter = setup(count=400, mode="mirror")
+    assert run_once(sync, adapter, sleeps, free_limiter).status == "succeeded"
+    from tests.sync.conftest import new_generation
+
+    new_generation(audience, [(0, 350), (380, 20), (2000, 60)])  # 30 leave, 60 join, over the whole space
+    run = engine.SyncRun.objects.create(sync=sync, status="running", heartbeat_at=engine.timezone.now())
+    planner = engine._Engine(run, lease=run.heartbeat_at, adapter=adapter, sleep=sleeps, limiter=free_limiter)
+    changes = list(planner._changes(audience.generation))
+    whole = list(planner._change_rows(audience.generation, None, None))
+    assert changes == whole and [f for f, _ in changes] == sorted(f for f, _ in changes)
+    assert sum(removal for _, removal in changes) == 30 and sum(not removal for _, removal in changes) == 60
+    assert {f[0] >= engine.PLAN_SPLIT for f, _ in changes} == {True, False}  # both halves hold changes
+    # An abandoned stream (the run lost its lease mid-plan) winds the helper down.
+    stream = planner._changes(audience.generation)
+    next(stream)
+    stream.close()
+    assert connection.vendor in ("postgresql", "sqlite")
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_failure_in_the_upper_half_reaches_the_run(setup, sleeps, free_limiter, monkeypatch):  # noqa: F811
+    from django.db import connection
+
+    if connection.vendor != "postgresql":
+        pytest.skip("the plan is split across connections on PostgreSQL only")
+    audience, sync, adapter = setup(count=50, mode="mirror")
+    run = engine.SyncRun.objects.create(sync=sync, status="running", heartbeat_at=engine.timezone.now())
+    planner = engine._Engine(run, lease=run.heartbeat_at, adapter=adapter, sleep=sleeps, limiter=free_limiter)
+    original = planner._change_pages
+
+    def failing(generation, low, high):
+        if low == engine.PLAN_SPLIT:
+            raise engine.DatabaseError("connection lost")
+        return original(generation, low, high)
+
+    monkeypatch.setattr(planner, "_change_pages", failing)
+    with pytest.raises(engine.DatabaseError):
+        list(planner._changes(audience.generation))
