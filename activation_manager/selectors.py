@@ -53,7 +53,7 @@ def dashboard_for(user) -> Dashboard:
 
     latest_run = SyncRun.objects.filter(sync__audience=OuterRef("pk")).order_by("-created_at")
     audiences = list(
-        Audience.objects.filter(owner=user)
+        Audience.objects.visible().filter(owner=user)
         .only("name", "status", "member_count")
         .annotate(
             last_sync_at=Subquery(latest_run.values("created_at")[:1]),
@@ -63,7 +63,7 @@ def dashboard_for(user) -> Dashboard:
     )
 
     recent_runs = list(
-        SyncRun.objects.filter(sync__owner=user)
+        SyncRun.objects.filter(sync__owner=user).exclude(sync__audience__status=Audience.Status.DELETING)
         .select_related("sync__audience", "sync__connection__platform")
         .only(*RUN_ROW_FIELDS)
         .order_by("-created_at")[:RECENT_RUNS]
@@ -79,7 +79,7 @@ def dashboard_for(user) -> Dashboard:
     since = timezone.now() - ATTENTION_WINDOW
     latest_per_sync = SyncRun.objects.filter(sync=OuterRef("pk")).order_by("-created_at")
     troubled_syncs = (
-        Sync.objects.filter(owner=user)
+        Sync.objects.filter(owner=user).exclude(audience__status=Audience.Status.DELETING)
         .annotate(latest_run_id=Subquery(latest_per_sync.values("pk")[:1]))
         .values_list("latest_run_id", flat=True)
     )

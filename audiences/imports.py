@@ -57,6 +57,7 @@ BAD_TEXT_REASON = "text is not valid {encoding} (mixed encodings?)"
 FIELD_TOO_LARGE = "field too large"
 LINE_TOO_LONG = "line too long"
 UNEXPECTED_FAILURE = "The import failed unexpectedly; nothing was changed. Try again, or contact support."
+AUDIENCE_DELETED = "The audience was deleted while this file was importing."
 
 # A marker the line reader yields in place of an over-long line (private-use characters never in real data).
 _OVERSIZE_MARK = "\ue000\ue001oversize\ue001\ue000"
@@ -562,6 +563,11 @@ def run_import(job_id: int) -> ImportJob | None:
         if job is None or job.status not in (ImportJob.Status.QUEUED, ImportJob.Status.RUNNING):
             return job
         audience = Audience.objects.select_for_update().get(pk=job.audience_id)
+        if audience.status == Audience.Status.DELETING:
+            ImportJob.objects.filter(pk=job.pk).update(status=ImportJob.Status.FAILED, error_message=AUDIENCE_DELETED,
+                                                       finished_at=timezone.now())
+            job.refresh_from_db()
+            return job
         restarting = job.status == ImportJob.Status.RUNNING or job.target_generation is not None
         if job.target_generation is None or job.target_generation <= audience.generation:
             # Past every generation this audience has had, so a partial or previous one is never reused.
@@ -689,6 +695,8 @@ def _bad_text_column(cells: list[str], mapped: list[int]) -> int | None:
 
 
 def _checkpoint(job: ImportJob, tally: _Tally, position: int) -> None:
+    if Audience.objects.filter(pk=job.audience_id, status=Audience.Status.DELETING).exists():
+        raise UnusableFile(AUDIENCE_DELETED)  # stop here: the deletion waits for this import to end
     job.rows_total, job.rows_imported = tally.rows_total, tally.rows_imported
     job.rows_rejected, job.rows_duplicate = tally.rows_rejected, tally.rows_duplicate
     job.rejections_by_reason = dict(tally.reasons.most_common())
@@ -705,10 +713,12 @@ def _succeed(job: ImportJob, audience: Audience, tally: _Tally) -> None:
     coverage = _key_coverage(audience.pk, job.target_generation)
     now = timezone.now()
     with transaction.atomic():
-        swapped = Audience.objects.filter(pk=audience.pk, generation__lt=job.target_generation).update(
+        swapped = Audience.objects.visible().filter(pk=audience.pk, generation__lt=job.target_generation).update(
             generation=job.target_generation, member_count=tally.rows_imported, key_coverage=coverage,
             status=Audience.Status.READY, updated_at=now,
         )
+        if not swapped and Audience.objects.filter(pk=audience.pk, status=Audience.Status.DELETING).exists():
+            raise UnusableFile(AUDIENCE_DELETED)
         if not swapped:  # two imports of one audience ran at once and the later upload finished first
             raise UnusableFile("A newer import of this audience finished first, so this one was discarded.")
         ImportJob.objects.filter(pk=job.pk).update(
@@ -728,8 +738,9 @@ def _fail(job: ImportJob, message: str) -> None:
     if job.target_generation is not None:
         Member.objects.filter(audience_id=job.audience_id, generation=job.target_generation).delete()
     audience = Audience.objects.get(pk=job.audience_id)
-    audience.status = Audience.Status.READY if audience.generation else Audience.Status.FAILED
-    audience.save(update_fields=["status", "updated_at"])
+    if audience.status != Audience.Status.DELETING:
+        audience.status = Audience.Status.READY if audience.generation else Audience.Status.FAILED
+        audience.save(update_fields=["status", "updated_at"])
     logger.info("import %s failed: %s", job.pk, message)
 
 

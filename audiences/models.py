@@ -2,6 +2,12 @@ from django.conf import settings
 from django.db import models
 
 
+class AudienceQuerySet(models.QuerySet):
+    def visible(self):
+        """Audiences a marketer sees: not those being deleted in the background."""
+        return self.exclude(status=Audience.Status.DELETING)
+
+
 class Audience(models.Model):
     """A marketer's customer list, stored as hashed match keys only."""
 
@@ -10,6 +16,7 @@ class Audience(models.Model):
         IMPORTING = "importing", "Importing"
         READY = "ready", "Ready"
         FAILED = "failed", "Last import failed"
+        DELETING = "deleting", "Being deleted"
 
     owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="audiences")
     name = models.CharField(max_length=200)
@@ -25,6 +32,8 @@ class Audience(models.Model):
     key_coverage = models.JSONField(default=dict, blank=True, help_text="match key -> members carrying it")
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
+
+    objects = AudienceQuerySet.as_manager()
 
     class Meta:
         ordering = ["-updated_at", "-id"]

@@ -43,7 +43,7 @@ from django.db.models import BooleanField, Exists, F, Max, Min, OuterRef, Q
 from django.db.models.expressions import RawSQL
 from django.utils import timezone
 
-from audiences.models import Audience, Member, Sync, SyncBatch, SyncMember, SyncRun
+from audiences.models import Audience, ImportJob, Member, Sync, SyncBatch, SyncMember, SyncRun
 from credentials.models import Connection, mask_secret
 from platforms.adapters.base import Operation, PlatformAdapter, UploadSession
 from platforms.errors import AuthError, PermanentError, PlatformError, RateLimited, TransientError
@@ -157,15 +157,20 @@ def delete_sync(*, sync: Sync) -> None:
 
 
 def delete_audience(*, audience: Audience, on_platforms: bool = False) -> list[str]:
-    """Delete the audience with its syncs, runs and schedules. With ``on_platforms``, the audiences its syncs
-    created on the platforms are deleted too, in the background (one task each, retried on transient
-    errors). Returns the names of the destinations being cleaned up."""
+    """Delete the audience: it leaves every page at once, and its members, syncs, runs and files are removed
+    in the background (``purge_audience``: a ten-million-member audience takes longer than a web request may).
+    Its schedules stop and its running syncs are cancelled now; an import still running stops at its next
+    checkpoint. With ``on_platforms``, the audiences its syncs created on the platforms are deleted too (one
+    task each, retried on transient errors). Returns the names of the destinations being cleaned up."""
     syncs = list(audience.syncs.select_related("connection__platform"))
     targets = [(s.connection_id, s.platform_audience_id, f"{s.connection.platform.name} · {s.connection.label}")
                for s in syncs if on_platforms and s.platform_audience_id]
+    now = timezone.now()
     with transaction.atomic():
+        Audience.objects.filter(pk=audience.pk).update(status=Audience.Status.DELETING, updated_at=now)
+        SyncRun.objects.filter(sync__audience=audience, status__in=SyncRun.ACTIVE_STATUSES).update(
+            status=Status.CANCELLED, finished_at=now, error_message="The audience was deleted.")
         tasks = [s.periodic_task_id for s in syncs if s.periodic_task_id]
-        audience.delete()
         if tasks:
             from django_celery_beat.models import PeriodicTask
 
@@ -174,7 +179,55 @@ def delete_audience(*, audience: Audience, on_platforms: bool = False) -> list[s
             transaction.on_commit(
                 lambda c=connection_id, a=platform_audience_id: _queue_platform_delete(c, a)
             )
+        transaction.on_commit(lambda: _queue_purge(audience.pk))
+    audience.status = Audience.Status.DELETING
     return [name for _, _, name in targets]
+
+
+# Rows deleted per statement by the purge: small enough that no statement holds locks for long.
+PURGE_SLICE = 20_000
+
+
+def _queue_purge(audience_id: int) -> None:
+    from audiences.sync_tasks import purge_audience as purge_task
+
+    purge_task.delay(audience_id)
+
+
+def purge_audience(*, audience_id: int) -> bool:
+    """Remove an audience being deleted, its biggest tables in slices (each slice moves ``updated_at``, which
+    the watchdog reads as a heartbeat). True when the audience is gone; False while an import of it is still
+    running (it stops at its next checkpoint; try again shortly). Safe to run twice."""
+    from audiences import imports
+
+    audience = Audience.objects.filter(pk=audience_id, status=Audience.Status.DELETING).first()
+    if audience is None:
+        return True
+    fresh = timezone.now() - timedelta(seconds=settings.SYNC_STALE_AFTER)
+    if audience.imports.filter(status=ImportJob.Status.RUNNING, heartbeat_at__gte=fresh).exists():
+        return False
+    for model, where in ((SyncMember, {"sync__audience_id": audience_id}), (Member, {"audience_id": audience_id})):
+        while ids := list(model.objects.filter(**where).values_list("pk", flat=True)[:PURGE_SLICE]):
+            model.objects.filter(pk__in=ids).delete()
+            Audience.objects.filter(pk=audience_id).update(updated_at=timezone.now())
+    for job in audience.imports.exclude(stored_path=""):
+        imports.delete_upload(job)
+    audience.delete()  # what is left (syncs, runs, batches, import reports) is small
+    logger.info("audience %s deleted", audience_id)
+    return True
+
+
+def requeue_stale_deletions(*, now=None) -> list[int]:
+    """Audiences left "deleting" without progress for SYNC_STALE_AFTER seconds (their purge task was lost with
+    its worker, or gave up waiting on an import): queue the purge again."""
+    cutoff = (now or timezone.now()) - timedelta(seconds=settings.SYNC_STALE_AFTER)
+    stale = list(Audience.objects.filter(status=Audience.Status.DELETING, updated_at__lt=cutoff)
+                 .values_list("pk", flat=True))
+    for audience_id in stale:
+        Audience.objects.filter(pk=audience_id).update(updated_at=timezone.now())
+        _queue_purge(audience_id)
+        logger.warning("audience %s: deletion had stalled, queued again", audience_id)
+    return stale
 
 
 def _queue_platform_delete(connection_id: int, platform_audience_id: str) -> None:
@@ -265,7 +318,8 @@ def start_run(*, sync: Sync, trigger: str = SyncRun.Trigger.MANUAL) -> SyncRun:
 
 def start_scheduled_run(*, sync_id: int) -> SyncRun | None:
     """The schedule fired: a new run, unless the sync is gone, its connection is not active or a run is active."""
-    sync = Sync.objects.select_related("connection").filter(pk=sync_id).first()
+    sync = Sync.objects.select_related("connection").exclude(audience__status=Audience.Status.DELETING).filter(
+        pk=sync_id).first()
     if sync is None:
         return None
     if sync.connection.status != Connection.Status.ACTIVE:

@@ -24,8 +24,18 @@ def run_scheduled_sync(sync_id: int) -> int | None:
 
 @shared_task(acks_late=True, ignore_result=True, soft_time_limit=60, time_limit=120)
 def fail_stale_runs() -> int:
-    """The watchdog (every minute): runs without a heartbeat for SYNC_STALE_AFTER become failed and resumable."""
+    """The watchdog (every minute): runs without a heartbeat for SYNC_STALE_AFTER become failed and resumable,
+    and audience deletions that stalled are queued again."""
+    sync.requeue_stale_deletions()
     return len(sync.fail_stale_runs())
+
+
+@shared_task(bind=True, acks_late=True, ignore_result=True, max_retries=60, time_limit=6 * 3600)
+def purge_audience(self, audience_id: int) -> bool:
+    """Remove a deleted audience's rows in the background; waits (retries) while an import of it stops."""
+    if not sync.purge_audience(audience_id=audience_id):
+        raise self.retry(countdown=5)
+    return True
 
 
 @shared_task(acks_late=True, ignore_result=True, autoretry_for=(TransientError, RateLimited), retry_backoff=30,

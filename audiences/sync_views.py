@@ -28,14 +28,14 @@ def _audience_url(audience_id: int) -> str:
 
 
 def _own_sync(request, sync_pk: int) -> Sync:
-    return get_object_or_404(Sync.objects.select_related("audience", "connection__platform"), pk=sync_pk,
-                             owner=request.user)
+    return get_object_or_404(Sync.objects.select_related("audience", "connection__platform")
+                             .exclude(audience__status=Audience.Status.DELETING), pk=sync_pk, owner=request.user)
 
 
 def _own_run(request, run_pk: int) -> SyncRun:
     return get_object_or_404(
-        SyncRun.objects.select_related("sync__audience", "sync__connection__platform"), pk=run_pk,
-        sync__owner=request.user,
+        SyncRun.objects.select_related("sync__audience", "sync__connection__platform")
+        .exclude(sync__audience__status=Audience.Status.DELETING), pk=run_pk, sync__owner=request.user,
     )
 
 
@@ -57,7 +57,7 @@ def _done(request, audience: Audience, *, error: str = "", error_field: str = ""
 
 @require_POST
 def sync_create(request, audience_pk: int):
-    audience = get_object_or_404(Audience, pk=audience_pk, owner=request.user)
+    audience = get_object_or_404(Audience.objects.visible(), pk=audience_pk, owner=request.user)
     try:
         sync = sync_service.create_sync(
             owner=request.user, audience=audience, connection_id=request.POST.get("connection"),

@@ -22,6 +22,11 @@ OUTPUT_KEY_LABELS = {**matchkeys.KEY_LABELS, "dob_year": "Birth year", "dob_mont
                      "dob_day": "Birth day", "maid": "Mobile advertiser ID (MAID)"}
 
 
+def _own_imports():
+    """Imports, less those of audiences being deleted (the caller adds ``owner=request.user``)."""
+    return ImportJob.objects.select_related("audience").exclude(audience__status=Audience.Status.DELETING)
+
+
 def _redirect(request, url):
     return HttpResponseClientRedirect(url) if request.htmx else redirect(url)
 
@@ -39,7 +44,7 @@ AUDIENCES_PER_PAGE = 50
 @require_GET
 def audience_list(request):
     latest = ImportJob.objects.filter(audience=OuterRef("pk")).order_by("-created_at", "-id")
-    audiences = Audience.objects.filter(owner=request.user).annotate(
+    audiences = Audience.objects.visible().filter(owner=request.user).annotate(
         last_import_at=Subquery(latest.values("created_at")[:1]),
         last_import_status=Subquery(latest.values("status")[:1]),
     )
@@ -72,7 +77,7 @@ def audience_create(request):
 
 @require_http_methods(["GET", "POST"])
 def audience_import(request, audience_pk):
-    audience = get_object_or_404(Audience, pk=audience_pk, owner=request.user)
+    audience = get_object_or_404(Audience.objects.visible(), pk=audience_pk, owner=request.user)
     form = ReimportForm(request.POST or None, request.FILES or None, audience=audience)
     if request.method == "POST" and form.is_valid():
         if ImportJob.objects.filter(audience=audience, status__in=[ImportJob.Status.QUEUED,
@@ -92,7 +97,7 @@ def audience_import(request, audience_pk):
 
 @require_http_methods(["GET", "POST"])
 def import_mapping(request, import_pk):
-    job = get_object_or_404(ImportJob.objects.select_related("audience"), pk=import_pk, owner=request.user)
+    job = get_object_or_404(_own_imports(), pk=import_pk, owner=request.user)
     detail = reverse("audience_detail", kwargs={"audience_pk": job.audience_id})
     if job.status != ImportJob.Status.UPLOADED:
         return _redirect(request, detail)
@@ -121,7 +126,7 @@ def _progress_context(job):
 
 @require_GET
 def import_progress(request, import_pk):
-    job = get_object_or_404(ImportJob.objects.select_related("audience"), pk=import_pk, owner=request.user)
+    job = get_object_or_404(_own_imports(), pk=import_pk, owner=request.user)
     context = _progress_context(job)
     response = render(request, "audiences/partials/import_progress.html", context)
     if request.htmx and not context["running"]:
@@ -134,7 +139,7 @@ def import_progress(request, import_pk):
 
 @require_GET
 def audience_detail(request, audience_pk):
-    audience = get_object_or_404(Audience, pk=audience_pk, owner=request.user)
+    audience = get_object_or_404(Audience.objects.visible(), pk=audience_pk, owner=request.user)
     latest = audience.imports.exclude(status=ImportJob.Status.UPLOADED).first()
     pending = audience.imports.filter(status=ImportJob.Status.UPLOADED).first()
     coverage = [(matchkeys.KEY_LABELS.get(key, "First + last name + postal code"), audience.key_coverage.get(key, 0))
@@ -169,7 +174,7 @@ class _Echo:
 
 @require_GET
 def import_rejections_csv(request, import_pk):
-    job = get_object_or_404(ImportJob, pk=import_pk, owner=request.user)
+    job = get_object_or_404(_own_imports(), pk=import_pk, owner=request.user)
     writer = csv.writer(_Echo())
     response = StreamingHttpResponse((writer.writerow(row) for row in imports.rejections_csv_rows(job)),
                                      content_type="text/csv; charset=utf-8")
@@ -180,12 +185,9 @@ def import_rejections_csv(request, import_pk):
 
 @require_POST
 def audience_delete(request, audience_pk):
-    audience = get_object_or_404(Audience, pk=audience_pk, owner=request.user)
-    for job in audience.imports.exclude(stored_path=""):
-        imports.delete_upload(job)
-    name = audience.name
+    audience = get_object_or_404(Audience.objects.visible(), pk=audience_pk, owner=request.user)
     cleaned_up = sync_service.delete_audience(audience=audience, on_platforms=bool(request.POST.get("on_platforms")))
-    messages.success(request, f"Deleted the audience “{name}”."
+    messages.success(request, f"Deleted the audience “{audience.name}”."
                      + (f" Deleting it on {', '.join(cleaned_up)} in the background." if cleaned_up else ""))
     if request.htmx:
         return HttpResponseClientRedirect(reverse("audience_list"))
