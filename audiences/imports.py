@@ -36,7 +36,7 @@ from django.db import connection, transaction
 from django.db.models import Count, Max, Q
 from django.utils import timezone
 
-from audiences.models import Audience, ImportJob, Member, RejectedRow
+from audiences.models import Audience, ImportJob, Member, MemberChange, RejectedRow
 from platforms import matchkeys
 
 logger = logging.getLogger(__name__)
@@ -709,13 +709,55 @@ def _checkpoint(job: ImportJob, tally: _Tally, position: int) -> None:
     )
 
 
+# A re-import that changes more than this share of the audience is not recorded as MemberChanges: syncs plan
+# it with the full join, which then costs about the same.
+CHANGES_MAX_SHARE = 0.25
+
+
+def record_changes(audience_id: int, generation: int, base_generation: int, *, limit: int) -> bool:
+    """Record who joins and who leaves the audience between ``base_generation`` and ``generation`` as
+    MemberChange rows (one join in the database), unless there are more than ``limit``. Returns whether they
+    were recorded. Changes of older generations go; those of ``base_generation`` stay (a sync may be planning
+    from them right now)."""
+    MemberChange.objects.filter(audience_id=audience_id).exclude(generation=base_generation).delete()
+    qn = connection.ops.quote_name
+    member, change = qn(Member._meta.db_table), qn(MemberChange._meta.db_table)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"INSERT INTO {change} (audience_id, generation, fingerprint, removed) "  # noqa: S608 — names from _meta
+            "SELECT %s, %s, COALESCE(n.fingerprint, o.fingerprint), n.fingerprint IS NULL "
+            f"FROM (SELECT fingerprint FROM {member} WHERE audience_id = %s AND generation = %s) n "
+            f"FULL JOIN (SELECT fingerprint FROM {member} WHERE audience_id = %s AND generation = %s) o "
+            "ON n.fingerprint = o.fingerprint WHERE n.fingerprint IS NULL OR o.fingerprint IS NULL LIMIT %s",
+            [audience_id, generation, audience_id, generation, audience_id, base_generation, limit + 1],
+        )
+        recorded = cursor.rowcount
+    if recorded > limit:
+        MemberChange.objects.filter(audience_id=audience_id, generation=generation).delete()
+        return False
+    return True
+
+
+def swap_generation(audience_id: int, generation: int, base_generation: int, *, recorded: bool, **fields) -> int:
+    """Make ``generation`` the audience's membership (unless a newer one already is), noting which generation its
+    recorded changes are relative to. Returns 1 when swapped, 0 when not."""
+    audiences = Audience.objects.visible().filter(pk=audience_id, generation__lt=generation)
+    # The changes hold only if the generation replaced is the one they were recorded against.
+    swapped = audiences.filter(generation=base_generation).update(
+        generation=generation, changes_base_generation=base_generation if recorded else None, **fields)
+    return swapped or audiences.update(generation=generation, changes_base_generation=None, **fields)
+
+
 def _succeed(job: ImportJob, audience: Audience, tally: _Tally) -> None:
     coverage = _key_coverage(audience.pk, job.target_generation)
+    base = Audience.objects.filter(pk=audience.pk).values_list("generation", flat=True).get()
+    limit = int(CHANGES_MAX_SHARE * max(tally.rows_imported, audience.member_count))
+    recorded = bool(base) and record_changes(audience.pk, job.target_generation, base, limit=limit)
     now = timezone.now()
     with transaction.atomic():
-        swapped = Audience.objects.visible().filter(pk=audience.pk, generation__lt=job.target_generation).update(
-            generation=job.target_generation, member_count=tally.rows_imported, key_coverage=coverage,
-            status=Audience.Status.READY, updated_at=now,
+        swapped = swap_generation(
+            audience.pk, job.target_generation, base, recorded=recorded,
+            member_count=tally.rows_imported, key_coverage=coverage, status=Audience.Status.READY, updated_at=now,
         )
         if not swapped and Audience.objects.filter(pk=audience.pk, status=Audience.Status.DELETING).exists():
             raise UnusableFile(AUDIENCE_DELETED)
@@ -725,7 +767,7 @@ def _succeed(job: ImportJob, audience: Audience, tally: _Tally) -> None:
             status=ImportJob.Status.SUCCEEDED, finished_at=now, heartbeat_at=now, bytes_processed=job.size_bytes,
         )
     # Keep the previous generation (a sync run may still be reading it); older ones go.
-    Member.objects.filter(audience_id=audience.pk, generation__lt=job.target_generation - 1).delete()
+    Member.objects.filter(audience_id=audience.pk, generation__lt=base).delete()
     logger.info("import %s: %s rows, %s imported, %s rejected, %s duplicates", job.pk, tally.rows_total,
                 tally.rows_imported, tally.rows_rejected, tally.rows_duplicate)
 

@@ -29,6 +29,9 @@ class Audience(models.Model):
     # so a re-import replaces membership atomically and a failed import leaves the old one.
     generation = models.PositiveIntegerField(default=0)
     member_count = models.PositiveIntegerField(default=0)
+    # The generation the current one's recorded MemberChanges are relative to (None: none recorded, e.g. the
+    # first import, or a re-import that replaced most of the audience).
+    changes_base_generation = models.PositiveIntegerField(null=True, blank=True)
     key_coverage = models.JSONField(default=dict, blank=True, help_text="match key -> members carrying it")
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
@@ -62,6 +65,21 @@ class Member(models.Model):
                 fields=["audience", "generation", "fingerprint"], name="unique_member_per_generation"
             )
         ]
+
+
+class MemberChange(models.Model):
+    """A member who joined (or left) the audience with its current generation, against the generation before
+    it, recorded by the import that made it. A sync whose platform holds exactly the previous generation plans
+    from these few rows instead of joining two whole generations."""
+
+    audience = models.ForeignKey(Audience, on_delete=models.CASCADE, related_name="changes")
+    generation = models.PositiveIntegerField()
+    fingerprint = models.CharField(max_length=64)
+    removed = models.BooleanField()
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["audience", "generation", "fingerprint"],
+                                               name="unique_member_change")]
 
 
 class ImportJob(models.Model):
@@ -137,6 +155,9 @@ class Sync(models.Model):
         "django_celery_beat.PeriodicTask", on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
     )
     platform_audience_id = models.CharField(max_length=200, blank=True)
+    # Set when a run succeeded leaving the platform with exactly that generation of the audience (mirror mode);
+    # cleared as soon as another run starts changing what is confirmed.
+    confirmed_generation = models.PositiveIntegerField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -173,6 +194,9 @@ class SyncRun(models.Model):
     done_batches = models.PositiveIntegerField(default=0)
     to_add = models.PositiveIntegerField(default=0)
     to_remove = models.PositiveIntegerField(default=0)
+    # Set by the plan: when every batch goes through, the platform holds exactly the planned generation (all its
+    # adds, and every confirmed member who left it removed).
+    leaves_exact = models.BooleanField(default=False)
     processed = models.PositiveIntegerField(default=0)
     sent = models.PositiveIntegerField(default=0)
     removed = models.PositiveIntegerField(default=0)

@@ -174,9 +174,11 @@ def serve_fake(pipe, platform: str) -> None:
 
 def reimport_with_changes(audience, n: int, percent: float) -> int:
     """A re-import as the importer leaves it: generation + 1 holding the same members except the first
-    ``percent`` %, which are replaced by as many new people. Returns how many were replaced."""
+    ``percent`` %, which are replaced by as many new people, with the changes recorded and the generation
+    swapped in by the importer's own functions. Returns how many were replaced."""
     from django.db import connection, transaction
 
+    from audiences.imports import CHANGES_MAX_SHARE, record_changes, swap_generation
     from audiences.models import Member
     from platforms.matchkeys import fingerprint, prepare_records
 
@@ -195,8 +197,12 @@ def reimport_with_changes(audience, n: int, percent: float) -> int:
             Member.objects.filter(audience=audience, generation=new,
                                   fingerprint__in=dropped[start:start + 500]).delete()
         Member.objects.bulk_create(added, batch_size=5000)
-        audience.generation = new
-        audience.save(update_fields=["generation", "updated_at"])
+    started = time.perf_counter()
+    recorded = record_changes(audience.pk, new, old, limit=int(CHANGES_MAX_SHARE * n))
+    outcome = "recorded" if recorded else "too many to record"
+    print(f"  the import's change recording: {time.perf_counter() - started:.2f} s ({outcome})")
+    swap_generation(audience.pk, new, old, recorded=recorded, member_count=n)
+    audience.refresh_from_db()
     if connection.vendor == "postgresql":
         with connection.cursor() as cursor:
             cursor.execute("VACUUM ANALYZE audiences_member")  # as autovacuum would after a bulk import

@@ -204,7 +204,9 @@ def test_redis_restarting_mid_run_never_leaves_it_running(user, settings):
         log_path = ROOT / "var" / f"test-worker-redis-{port}.log"
         with celery_worker(**fakes.environment(), REDIS_URL=url, CELERY_BROKER_URL=url, log_path=log_path):
             run = SyncRun.objects.create(sync=sync)
-            Celery(broker=url).send_task("audiences.sync_tasks.run_sync", args=[run.pk])
+            # Not the current app: the suite's tasks after this test must keep going to the suite's broker.
+            with Celery(broker=url, set_as_current=False) as private_app:
+                private_app.send_task("audiences.sync_tasks.run_sync", args=[run.pk])
             wait_for(lambda: SyncRun.objects.get(pk=run.pk).done_batches >= 1, timeout=60,
                      message="the first batch to be confirmed")
             first_redis.kill()  # Redis goes away mid-run (broker and rate limiter) ...
