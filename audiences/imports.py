@@ -36,6 +36,7 @@ from django.db import connection, transaction
 from django.db.models import Count, Max, Q
 from django.utils import timezone
 
+from audiences.housekeeping import vacuum_analyze
 from audiences.models import Audience, ImportJob, Member, MemberChange, RejectedRow
 from platforms import matchkeys
 
@@ -749,6 +750,7 @@ def swap_generation(audience_id: int, generation: int, base_generation: int, *, 
 
 
 def _succeed(job: ImportJob, audience: Audience, tally: _Tally) -> None:
+    vacuum_analyze(Member)  # the new generation's rows: indexes alone serve the change join and the next plan
     coverage = _key_coverage(audience.pk, job.target_generation)
     base = Audience.objects.filter(pk=audience.pk).values_list("generation", flat=True).get()
     limit = int(CHANGES_MAX_SHARE * max(tally.rows_imported, audience.member_count))

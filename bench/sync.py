@@ -178,6 +178,7 @@ def reimport_with_changes(audience, n: int, percent: float) -> int:
     swapped in by the importer's own functions. Returns how many were replaced."""
     from django.db import connection, transaction
 
+    from audiences.housekeeping import vacuum_analyze
     from audiences.imports import CHANGES_MAX_SHARE, record_changes, swap_generation
     from audiences.models import Member
     from platforms.matchkeys import fingerprint, prepare_records
@@ -198,14 +199,14 @@ def reimport_with_changes(audience, n: int, percent: float) -> int:
                                   fingerprint__in=dropped[start:start + 500]).delete()
         Member.objects.bulk_create(added, batch_size=5000)
     started = time.perf_counter()
+    vacuum_analyze(Member)  # as the importer's last steps do
+    vacuumed = time.perf_counter()
     recorded = record_changes(audience.pk, new, old, limit=int(CHANGES_MAX_SHARE * n))
     outcome = "recorded" if recorded else "too many to record"
-    print(f"  the import's change recording: {time.perf_counter() - started:.2f} s ({outcome})")
+    print(f"  the import's last steps: VACUUM {vacuumed - started:.2f} s, change recording "
+          f"{time.perf_counter() - vacuumed:.2f} s ({outcome})")
     swap_generation(audience.pk, new, old, recorded=recorded, member_count=n)
     audience.refresh_from_db()
-    if connection.vendor == "postgresql":
-        with connection.cursor() as cursor:
-            cursor.execute("VACUUM ANALYZE audiences_member")  # as autovacuum would after a bulk import
     return changed
 
 
