@@ -879,7 +879,9 @@ class _Engine:
             "generation", "member_count", "changes_base_generation").get()
         confirmed = Sync.objects.filter(pk=self.sync.pk).values_list("confirmed_generation", flat=True).get()
         caps = self.adapter.capabilities
-        if changes_base is not None and changes_base == confirmed:
+        if confirmed is not None and confirmed == generation:
+            changes = iter(())  # the platform holds exactly this generation already: nothing to send
+        elif changes_base is not None and changes_base == confirmed:
             # The platform holds exactly the generation the import recorded this one's changes against.
             changes = self._recorded_changes(generation)
         else:

@@ -137,3 +137,14 @@ def test_the_importer_records_changes_against_the_generation_it_replaces(user, t
     import_file([f"q{i}@example.com" for i in range(100)])  # everyone replaced: not worth recording
     assert audience.changes_base_generation is None
     assert not MemberChange.objects.filter(audience=audience, generation__lt=second).exists()  # older ones go
+
+
+def test_a_rerun_with_nothing_reimported_plans_nothing_without_a_join(setup, sleeps, free_limiter, monkeypatch):  # noqa: F811
+    audience, sync, adapter = setup(25, mode="mirror")
+    run_once(sync, adapter, sleeps, free_limiter)
+    monkeypatch.setattr(engine._Engine, "_changes", lambda self, g: pytest.fail("planned with the full join"))
+    again = run_once(sync, adapter, sleeps, free_limiter)
+    assert (again.status, again.total_batches, again.sent, again.removed) == ("succeeded", 0, 0, 0)
+    sync.refresh_from_db()
+    assert sync.confirmed_generation == audience.generation
+    assert confirmed_fingerprints(sync) == members_of(audience)
