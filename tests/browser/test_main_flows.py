@@ -19,7 +19,7 @@ from audiences.models import Audience, Sync, SyncRun
 from credentials.models import Connection
 from platforms.demo import DEMO_CREDENTIALS
 from tests.support.platforms import running_fake_platforms
-from tests.support.worker import celery_worker
+from tests.support.worker import celery_worker, wait_for
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -178,3 +178,17 @@ def test_sync_to_two_platforms_reaches_100_percent_then_disconnect(signed_in, li
     expect(page.get_by_role("heading", name="Dashboard")).to_be_visible()
     expect(page.get_by_text("Newsletter subscribers").first).to_be_visible()
     _shot(page, "dashboard")
+
+    # Deleting the audience, on Meta too: gone from the app at once; the worker deletes the Meta copy and then
+    # the audience's rows (LinkedIn is disconnected, so its copy stays).
+    audience = meta_sync.audience
+    page.goto(audience_url)
+    page.get_by_label(re.compile("also delete it on", re.I)).check()
+    page.once("dialog", lambda dialog: dialog.accept())
+    page.get_by_role("button", name="Delete audience").click()
+    expect(page.get_by_text(re.compile("Deleted the audience")).first).to_be_visible()
+    assert page.goto(audience_url).status == 404
+    wait_for(lambda: meta_sync.platform_audience_id not in platforms.http["meta"].audiences, timeout=60,
+             message="the worker to delete the audience on Meta")
+    wait_for(lambda: not Audience.objects.filter(pk=audience.pk).exists(), timeout=60,
+             message="the worker to purge the audience")
