@@ -442,6 +442,9 @@ def progress_of(run: SyncRun) -> Progress:
 # The engine -----------------------------------------------------------------------------------
 
 PLAN_PAGE = 50_000
+# Rows fetched at a time from the plan's join (and queued at most twice over by its helper thread): a first run
+# streams every member through it, so this bounds the plan's memory (about 2 MB a page).
+CHANGES_PAGE = 10_000
 # The plan's join is split at this fingerprint (the middle of the hex space) to run on two connections.
 PLAN_SPLIT = "8"
 HEARTBEAT_EVERY = 500_000
@@ -777,7 +780,7 @@ class _Engine:
 
         from django.db import connections
 
-        pages: queue.Queue = queue.Queue(maxsize=4)
+        pages: queue.Queue = queue.Queue(maxsize=2)
         stop = threading.Event()
 
         def upper_half() -> None:
@@ -840,7 +843,7 @@ class _Engine:
         # A server-side cursor on PostgreSQL: a first run streams every member without holding them all.
         with connection.chunked_cursor() as cursor:
             cursor.execute(sql, params)
-            while page := cursor.fetchmany(PLAN_PAGE):
+            while page := cursor.fetchmany(CHANGES_PAGE):
                 yield page
 
     def _recorded_changes(self, generation: int) -> Iterator[tuple[str, bool]]:
@@ -848,7 +851,7 @@ class _Engine:
         platform holds exactly the previous generation has to send. A few rows instead of a join of two
         whole generations."""
         yield from (MemberChange.objects.filter(audience_id=self.audience.pk, generation=generation)
-                    .order_by("fingerprint").values_list("fingerprint", "removed").iterator(chunk_size=PLAN_PAGE))
+                    .order_by("fingerprint").values_list("fingerprint", "removed").iterator(chunk_size=CHANGES_PAGE))
 
     def _diff(self, changes: Iterator[tuple[str, bool]], members: int, size: int) -> tuple[_Chunker, _Chunker]:
         """Chunk bounds of the adds and of the removes, each in batches of ``size``."""
