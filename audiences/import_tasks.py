@@ -3,7 +3,6 @@
 from celery import shared_task
 from django.conf import settings
 
-from activation_manager.celery import app
 from audiences import imports
 
 
@@ -20,12 +19,3 @@ def requeue_stale_imports() -> None:
     """Watchdog: restart imports whose worker died and whose message was not re-delivered."""
     imports.requeue_stale_imports(stale_after_seconds=getattr(settings, "IMPORT_STALE_AFTER", 600))
 
-
-# celery-beat's DatabaseScheduler copies this entry into its PeriodicTask table when beat starts (visible and
-# editable in the admin); declared here so the import needs no schedule migration of its own.
-app.conf.beat_schedule = {
-    **(app.conf.beat_schedule or {}),
-    "Restart imports whose worker stopped responding": {
-        "task": "audiences.requeue_stale_imports", "schedule": 60.0,
-    },
-}

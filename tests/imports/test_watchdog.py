@@ -64,10 +64,16 @@ def test_finished_imports_are_left_alone(queued):
     assert imports.requeue_stale_imports(stale_after_seconds=600) == []
 
 
-def test_beat_entry_is_declared_for_the_database_scheduler():
-    # DatabaseScheduler copies app.conf.beat_schedule into its PeriodicTask table when beat starts.
+@pytest.mark.django_db
+def test_every_watchdog_is_a_beat_row_after_migrate():
+    from django_celery_beat.models import PeriodicTask
+
     from activation_manager.celery import app
 
-    entry = app.conf.beat_schedule["Restart imports whose worker stopped responding"]
-    assert entry["task"] == "audiences.requeue_stale_imports" and entry["schedule"] == 60.0
-    assert "audiences.requeue_stale_imports" in app.tasks
+    app.loader.import_default_modules()
+    for name, task in [("Restart imports whose worker stopped responding", "audiences.requeue_stale_imports"),
+                       ("Fail sync runs whose worker stopped responding", "audiences.sync_tasks.fail_stale_runs")]:
+        row = PeriodicTask.objects.get(name=name)
+        assert row.enabled and row.task == task and (row.interval.every, row.interval.period) == (1, "minutes")
+        assert task in app.tasks  # the name beat sends is a registered task
+    assert not app.conf.beat_schedule  # one mechanism: rows made by migrations
