@@ -1,5 +1,6 @@
 from django.contrib import admin
 
+from audiences import sync as sync_service
 from audiences.models import Audience, ImportJob, Member, RejectedRow
 
 # --- audiences and imports ---
@@ -23,6 +24,21 @@ class AudienceAdmin(admin.ModelAdmin):
     readonly_fields = ("generation", "member_count", "key_coverage", "created_at", "updated_at")
     list_select_related = ("owner",)
     inlines = [ImportJobInline]
+
+    # Deleting goes through the app's own deletion: marked at once, rows purged by a task. Django's cascade
+    # would delete (and its confirmation page list) every member inside the request.
+    def get_deleted_objects(self, objs, request):
+        audiences = list(objs)
+        summary = [f"{audience} ({audience.member_count:,} members, removed in the background)"
+                   for audience in audiences]
+        return summary, {"audiences": len(audiences)}, set(), []
+
+    def delete_model(self, request, obj):
+        sync_service.delete_audience(audience=obj)
+
+    def delete_queryset(self, request, queryset):
+        for audience in queryset.exclude(status=Audience.Status.DELETING):
+            sync_service.delete_audience(audience=audience)
 
 
 class RejectedRowInline(admin.TabularInline):

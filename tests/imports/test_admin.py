@@ -19,3 +19,30 @@ def test_admin_pages_render_read_only(client, user):
             assert response.status_code == 200, url
             assert b"CR-SECRET-REF" not in response.content  # unhashed identifiers stay out of the admin
     assert client.get(reverse("admin:audiences_importjob_add")).status_code == 403
+
+
+def test_admin_deletes_audiences_in_the_background_without_listing_their_members(
+        client, user, monkeypatch, django_assert_max_num_queries, django_capture_on_commit_callbacks):
+    from audiences import sync_tasks
+
+    queued = []
+    monkeypatch.setattr(sync_tasks.purge_audience, "delay", queued.append)
+    admin = get_user_model().objects.create_superuser("root", "root@example.com", "pw-long-enough-123")
+    audience = Audience.objects.create(owner=user, name="Big", default_country="US", generation=1, member_count=500)
+    Member.objects.bulk_create([Member(audience=audience, generation=1, fingerprint=f"{i:064x}", keys={})
+                                for i in range(500)])
+    client.force_login(admin)
+    url = reverse("admin:audiences_audience_delete", args=[audience.pk])
+    with django_assert_max_num_queries(20):  # the confirmation page does not walk the members
+        page = client.get(url)
+    assert page.status_code == 200 and b"removed in the background" in page.content
+    with django_capture_on_commit_callbacks(execute=True):
+        assert client.post(url, {"post": "yes"}).status_code == 302
+    assert queued == [audience.pk]
+    audience.refresh_from_db()
+    assert audience.status == Audience.Status.DELETING and Member.objects.filter(audience=audience).count() == 500
+
+    other = Audience.objects.create(owner=user, name="Other", default_country="US")
+    client.post(reverse("admin:audiences_audience_changelist"),
+                {"action": "delete_selected", "_selected_action": [other.pk], "post": "yes"})
+    assert Audience.objects.get(pk=other.pk).status == Audience.Status.DELETING
