@@ -207,7 +207,9 @@ def purge_audience(*, audience_id: int) -> bool:
     fresh = timezone.now() - timedelta(seconds=settings.SYNC_STALE_AFTER)
     if audience.imports.filter(status=ImportJob.Status.RUNNING, heartbeat_at__gte=fresh).exists():
         return False
-    for model, where in ((SyncMember, {"sync__audience_id": audience_id}), (Member, {"audience_id": audience_id})):
+    big_tables = ((SyncMember, {"sync__audience_id": audience_id}), (Member, {"audience_id": audience_id}),
+                  (MemberChange, {"audience_id": audience_id}))
+    for model, where in big_tables:
         while ids := list(model.objects.filter(**where).values_list("pk", flat=True)[:PURGE_SLICE]):
             model.objects.filter(pk__in=ids).delete()
             Audience.objects.filter(pk=audience_id).update(updated_at=timezone.now())

@@ -8,13 +8,14 @@ with a message, so everything also works without JavaScript.
 from __future__ import annotations
 
 from django.contrib import messages
-from django.http import HttpResponse
+from django.http import Http404, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import NoReverseMatch, reverse
 from django.views.decorators.http import require_GET, require_POST
 
 from audiences import sync as sync_service
 from audiences.models import Audience, Sync, SyncRun
+from audiences.views import gone_while_watching
 
 # htmx stops polling when a response has this status (and still swaps it in).
 STOP_POLLING = 286
@@ -122,7 +123,15 @@ def sync_run_detail(request, run_pk: int):
 
 @require_GET
 def sync_run_progress(request, run_pk: int):
-    return _progress(request, _own_run(request, run_pk))
+    try:
+        run = _own_run(request, run_pk)
+    except Http404:
+        deleted = SyncRun.objects.filter(pk=run_pk, sync__owner=request.user,
+                                         sync__audience__status=Audience.Status.DELETING)
+        if gone := gone_while_watching(request, deleted.exists()):
+            return gone
+        raise
+    return _progress(request, run)
 
 
 @require_POST

@@ -5,7 +5,7 @@ import csv
 from django.contrib import messages
 from django.core.paginator import Paginator
 from django.db.models import OuterRef, Subquery
-from django.http import StreamingHttpResponse
+from django.http import Http404, StreamingHttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
@@ -20,6 +20,15 @@ from platforms.models import Platform
 
 OUTPUT_KEY_LABELS = {**matchkeys.KEY_LABELS, "dob_year": "Birth year", "dob_month": "Birth month",
                      "dob_day": "Birth day", "maid": "Mobile advertiser ID (MAID)"}
+
+
+def gone_while_watching(request, being_deleted: bool):
+    """A page polling an import or a run of an audience deleted meanwhile (in another tab, say): send it to
+    the audience list with a word on why, instead of polling a 404 forever. None when that is not the case."""
+    if not (request.htmx and being_deleted):
+        return None
+    messages.info(request, "That audience was deleted.")
+    return HttpResponseClientRedirect(reverse("audience_list"))
 
 
 def _own_imports():
@@ -126,7 +135,14 @@ def _progress_context(job):
 
 @require_GET
 def import_progress(request, import_pk):
-    job = get_object_or_404(_own_imports(), pk=import_pk, owner=request.user)
+    try:
+        job = get_object_or_404(_own_imports(), pk=import_pk, owner=request.user)
+    except Http404:
+        deleted = ImportJob.objects.filter(pk=import_pk, owner=request.user,
+                                           audience__status=Audience.Status.DELETING)
+        if gone := gone_while_watching(request, deleted.exists()):
+            return gone
+        raise
     context = _progress_context(job)
     response = render(request, "audiences/partials/import_progress.html", context)
     if request.htmx and not context["running"]:

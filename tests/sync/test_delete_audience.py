@@ -84,6 +84,11 @@ def test_a_deleted_audience_leaves_every_page_at_once_and_its_rows_go_in_the_bac
     for name, args in [("audience_detail", [audience.pk]), ("sync_run_detail", [running.pk])]:
         assert alice_client.get(reverse(name, args=args)).status_code == 404, name
     assert alice_client.post(reverse("audience_delete", args=[audience.pk])).status_code == 404
+    # A run page still polling (another tab) is sent to the list with a word on why, not left polling a 404.
+    polled = alice_client.get(reverse("sync_run_progress", args=[running.pk]), HTTP_HX_REQUEST="true")
+    assert polled["HX-Redirect"] == reverse("audience_list")
+    assert "That audience was deleted." in alice_client.get(reverse("audience_list")).content.decode()
+    assert alice_client.get(reverse("sync_run_progress", args=[running.pk])).status_code == 404  # not htmx
     assert alice_client.post(reverse("sync_run_now", args=[sync.pk])).status_code == 404
     assert engine.start_scheduled_run(sync_id=sync.pk) is None
 
