@@ -8,8 +8,9 @@ from datetime import timedelta
 from django.db.models import OuterRef, Subquery
 from django.utils import timezone
 
-from audiences.models import Audience, ImportJob, Sync, SyncRun
+from audiences.models import Audience, ImportJob
 from credentials.models import Connection
+from syncs.models import Sync, SyncRun
 
 RECENT_RUNS = 10
 ATTENTION_WINDOW = timedelta(days=14)

@@ -37,6 +37,8 @@ INSTALLED_APPS = [
     "platforms",
     "credentials",
     "audiences",
+    "syncs",
+    "sandbox",
 ]
 
 MIDDLEWARE = [
@@ -164,7 +166,7 @@ CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 
-# Demo mode: adapters talk to the bundled fake platforms (fakes/) instead of the real APIs.
+# Demo mode: adapters talk to the sandbox platforms (sandbox/, `manage.py run_sandbox`) instead of the real APIs.
 DEMO_MODE = env.bool("DEMO_MODE", default=False) and not PRODUCTION
 FAKE_PLATFORMS_URL = env.str("FAKE_PLATFORMS_URL", default="http://127.0.0.1:8765")
 

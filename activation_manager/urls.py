@@ -11,6 +11,7 @@ urlpatterns = [
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("platforms/", include("credentials.urls")),
     path("audiences/", include("audiences.urls")),
+    path("audiences/", include("syncs.urls")),
     path("admin/", admin.site.urls),
     path("healthz", views.healthz, name="healthz"),
 ]

@@ -1,9 +1,7 @@
 from django.contrib import admin
 
-from audiences import sync as sync_service
+from audiences import services
 from audiences.models import Audience, ImportJob, Member, RejectedRow
-
-# --- audiences and imports ---
 
 
 class ImportJobInline(admin.TabularInline):
@@ -34,11 +32,11 @@ class AudienceAdmin(admin.ModelAdmin):
         return summary, {"audiences": len(audiences)}, set(), []
 
     def delete_model(self, request, obj):
-        sync_service.delete_audience(audience=obj)
+        services.delete_audience(audience=obj)
 
     def delete_queryset(self, request, queryset):
         for audience in queryset.exclude(status=Audience.Status.DELETING):
-            sync_service.delete_audience(audience=audience)
+            services.delete_audience(audience=audience)
 
 
 class RejectedRowInline(admin.TabularInline):
@@ -84,8 +82,3 @@ class MemberAdmin(admin.ModelAdmin):
         return False
 
 
-# --- end audiences and imports ---
-# --- syncs and runs ---
-# --- end syncs and runs ---
-
-from audiences import sync_admin  # noqa: E402,F401  (syncs and runs: audiences/sync_admin.py)

@@ -380,7 +380,7 @@ def start_import(job: ImportJob, mapping: dict[str, str] | None = None, *, enque
     job.save(update_fields=["column_mapping", "status", "error_message"])
     Audience.objects.filter(pk=job.audience_id).update(status=Audience.Status.IMPORTING, updated_at=timezone.now())
     if enqueue:
-        from audiences.import_tasks import import_audience
+        from audiences.tasks import import_audience
 
         transaction.on_commit(lambda: import_audience.delay(job.pk))
     return job
@@ -791,7 +791,7 @@ def _fail(job: ImportJob, message: str) -> None:
 def requeue_stale_imports(*, stale_after_seconds: int = 600) -> list[int]:
     """Re-queue imports whose worker stopped: RUNNING without a heartbeat, or QUEUED and never started, for
     ``stale_after_seconds``. The task restarts them cleanly. Returns the job ids re-queued."""
-    from audiences.import_tasks import import_audience
+    from audiences.tasks import import_audience
 
     cutoff = timezone.now() - timezone.timedelta(seconds=stale_after_seconds)
     stale = ImportJob.objects.filter(

@@ -11,12 +11,12 @@ from django.urls import reverse
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from django_htmx.http import HttpResponseClientRedirect
 
-from audiences import imports
-from audiences import sync as sync_service
+from audiences import imports, services
 from audiences.forms import AudienceUploadForm, MappingForm, ReimportForm
 from audiences.models import Audience, ImportJob
 from platforms import matchkeys
 from platforms.models import Platform
+from syncs import selectors as sync_selectors
 
 OUTPUT_KEY_LABELS = {**matchkeys.KEY_LABELS, "dob_year": "Birth year", "dob_month": "Birth month",
                      "dob_day": "Birth day", "maid": "Mobile advertiser ID (MAID)"}
@@ -176,6 +176,7 @@ def audience_detail(request, audience_pk):
     platform_copies = [f"{s.connection.platform.name} · {s.connection.label}"
                        for s in audience.syncs.select_related("connection__platform").exclude(platform_audience_id="")]
     context = {"audience": audience, "latest": latest, "pending": pending, "coverage": coverage,
+               "panel": sync_selectors.audience_sync_panel(audience),
                "platforms": [p for p, _ in platforms], "key_rows": key_rows, "platform_copies": platform_copies}
     if latest:
         context.update(_progress_context(latest))
@@ -202,7 +203,7 @@ def import_rejections_csv(request, import_pk):
 @require_POST
 def audience_delete(request, audience_pk):
     audience = get_object_or_404(Audience.objects.visible(), pk=audience_pk, owner=request.user)
-    cleaned_up = sync_service.delete_audience(audience=audience, on_platforms=bool(request.POST.get("on_platforms")))
+    cleaned_up = services.delete_audience(audience=audience, on_platforms=bool(request.POST.get("on_platforms")))
     messages.success(request, f"Deleted the audience “{audience.name}”."
                      + (f" Deleting it on {', '.join(cleaned_up)} in the background." if cleaned_up else ""))
     if request.htmx:

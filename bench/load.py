@@ -48,9 +48,10 @@ def seed(users: int, audiences: int, runs: int) -> list[dict]:
     from django.contrib.sessions.backends.db import SessionStore
     from django.utils import timezone
 
-    from audiences.models import Audience, Sync, SyncRun
+    from audiences.models import Audience
     from credentials.models import Connection
     from platforms.models import Platform
+    from syncs.models import Sync, SyncRun
 
     rng = random.Random(20261125)
     platforms = list(Platform.objects.all())

@@ -151,10 +151,10 @@ def import_file(path: str, audience_id: int) -> None:
 
 def serve_fake(pipe, platform: str) -> None:
     """Child process: the platform's fake on loopback; answers ("stats", audience id) and "stop" on the pipe."""
-    from tests.fakes.base import FakeServer
+    from sandbox.base import FakeServer
 
     if platform == "meta":
-        from tests.fakes.meta import FakeMetaGraph
+        from sandbox.meta import FakeMetaGraph
 
         fake = FakeMetaGraph()
         fake.record_requests = False
@@ -178,8 +178,8 @@ def serve_fake(pipe, platform: str) -> None:
         server = FakeServer([fake]).start()
         pipe.send({"meta": f"{server.url}/meta"})
     else:
-        from tests.fakes.google_ads import FakeGoogleAdsServer
-        from tests.fakes.google_oauth import FakeGoogleOAuth
+        from sandbox.google_ads import FakeGoogleAdsServer
+        from sandbox.google_oauth import FakeGoogleOAuth
 
         server = FakeServer([FakeGoogleOAuth()]).start()
         fake = FakeGoogleAdsServer()
@@ -288,12 +288,13 @@ def main(argv=None) -> int:
     from django.core.management import call_command
 
     call_command("migrate", verbosity=0)
-    from audiences import sync as engine
-    from audiences.models import Audience, Sync, SyncRun
+    from audiences.models import Audience
     from credentials.models import Connection
-    from platforms.demo import DEMO_CREDENTIALS
     from platforms.models import Platform
     from platforms.ratelimit import limiter_for
+    from sandbox.credentials import DEMO_CREDENTIALS
+    from syncs import engine
+    from syncs.models import Sync, SyncRun
 
     user = get_user_model().objects.create_user("bench", password="bench-password-123")
     if args.via_import:

@@ -21,8 +21,8 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from credentials import selectors, services
 from credentials.forms import credentials_form_for
 from credentials.models import Connection
-from platforms.demo import DEMO_CREDENTIALS
 from platforms.models import Platform
+from sandbox.credentials import DEMO_CREDENTIALS
 
 CARD_TEMPLATE = "credentials/partials/platform_card.html"
 PARTNER_DOCS = {"netflix": settings.BASE_DIR / "docs" / "partners" / "netflix.md"}

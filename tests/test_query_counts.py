@@ -10,9 +10,10 @@ from django.db import connection as db_connection
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
-from audiences.models import Audience, ImportJob, RejectedRow, Sync, SyncBatch, SyncRun
+from audiences.models import Audience, ImportJob, RejectedRow
 from credentials.models import Connection
 from platforms.models import Platform
+from syncs.models import Sync, SyncBatch, SyncRun
 
 pytestmark = pytest.mark.django_db
 

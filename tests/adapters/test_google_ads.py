@@ -20,13 +20,13 @@ from google.ads.googleads.v26.services.types import google_ads_service as gas
 from platforms.adapters import get_adapter_class
 from platforms.adapters.base import Operation, UploadSession
 from platforms.adapters.google_ads import BATCH_SIZE, IDENTIFIERS_PER_REQUEST, MEMBERSHIP_LIFE_SPAN
-from platforms.demo import DEMO_CREDENTIALS, EXPIRED_TOKEN
 from platforms.errors import AuthError, PermanentError, RateLimited, TransientError
 from platforms.forms import GoogleAdsCredentialsForm
 from platforms.matchkeys import platform_values, prepare_record
-from tests.fakes.base import FakeServer
-from tests.fakes.google_ads import FAILURE_KEY, MANAGER_ID, FakeGoogleAdsServer, GrpcFault
-from tests.fakes.google_oauth import DEMO_ACCESS_TOKEN, FakeGoogleOAuth, access_token_for
+from sandbox.base import FakeServer
+from sandbox.credentials import DEMO_CREDENTIALS, EXPIRED_TOKEN
+from sandbox.google_ads import FAILURE_KEY, MANAGER_ID, FakeGoogleAdsServer, GrpcFault
+from sandbox.google_oauth import DEMO_ACCESS_TOKEN, FakeGoogleOAuth, access_token_for
 
 CREDS = {k: v for k, v in DEMO_CREDENTIALS["google_ads"].items() if k != "label"}
 CUSTOMER = "1234567890"

@@ -13,10 +13,10 @@ from platforms import matchkeys
 from platforms.adapters import get_adapter_class
 from platforms.adapters.base import Operation
 from platforms.adapters.linkedin import BATCH_SIZE, LINKEDIN_VERSION
-from platforms.demo import DEMO_CREDENTIALS, EXPIRED_TOKEN
 from platforms.errors import AuthError, PermanentError, PlatformError, RateLimited, TransientError
-from tests.fakes.base import FakeServer, Fault, install_responses
-from tests.fakes.linkedin import FakeLinkedIn
+from sandbox.base import FakeServer, Fault, install_responses
+from sandbox.credentials import DEMO_CREDENTIALS, EXPIRED_TOKEN
+from sandbox.linkedin import FakeLinkedIn
 
 HOST = "https://api.linkedin.test/linkedin"
 BASE = HOST + "/rest"

@@ -14,10 +14,10 @@ from hypothesis import strategies as st
 
 from platforms.adapters import get_adapter_class
 from platforms.adapters.base import Operation, UploadSession
-from platforms.demo import DEMO_CREDENTIALS, EXPIRED_TOKEN
 from platforms.errors import AuthError, PermanentError, PlatformError, RateLimited, TransientError
-from tests.fakes.base import FakeServer, Fault, install_responses
-from tests.fakes.meta import FakeMetaGraph
+from sandbox.base import FakeServer, Fault, install_responses
+from sandbox.credentials import DEMO_CREDENTIALS, EXPIRED_TOKEN
+from sandbox.meta import FakeMetaGraph
 
 BASE = "https://graph.test/meta"
 CREDS = {k: v for k, v in DEMO_CREDENTIALS["meta"].items() if k != "label"}
@@ -279,7 +279,7 @@ def test_server_error_500_is_transient(meta_graph):
 
 
 def test_non_json_500_page_is_transient_not_a_success(meta_graph):
-    from tests.fakes.base import FakeResponse
+    from sandbox.base import FakeResponse
 
     meta_graph.inject(Fault(response=FakeResponse(500, "Internal Server Error")))
     with pytest.raises(TransientError):

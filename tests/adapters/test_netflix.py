@@ -15,10 +15,10 @@ from platforms import matchkeys
 from platforms.adapters import get_adapter_class
 from platforms.adapters.base import Operation
 from platforms.adapters.netflix import NetflixAdapter, canonical_string
-from platforms.demo import DEMO_CREDENTIALS, EXPIRED_TOKEN
 from platforms.errors import AuthError, PermanentError, PlatformError, RateLimited, TransientError
-from tests.fakes.base import FakeServer, Fault, install_responses
-from tests.fakes.netflix import FakeNetflix
+from sandbox.base import FakeServer, Fault, install_responses
+from sandbox.credentials import DEMO_CREDENTIALS, EXPIRED_TOKEN
+from sandbox.netflix import FakeNetflix
 
 HOST = "https://partner.test/netflix"
 CREDS = {k: v for k, v in DEMO_CREDENTIALS["netflix"].items() if k != "label"}

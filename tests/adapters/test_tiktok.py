@@ -13,10 +13,10 @@ from platforms import matchkeys
 from platforms.adapters import get_adapter_class
 from platforms.adapters.base import Operation
 from platforms.adapters.tiktok import BATCH_SIZE, typed_error
-from platforms.demo import DEMO_CREDENTIALS, EXPIRED_TOKEN
 from platforms.errors import AuthError, PermanentError, PlatformError, RateLimited, TransientError
-from tests.fakes.base import FakeResponse, FakeServer, Fault, install_responses
-from tests.fakes.tiktok import FakeTikTok
+from sandbox.base import FakeResponse, FakeServer, Fault, install_responses
+from sandbox.credentials import DEMO_CREDENTIALS, EXPIRED_TOKEN
+from sandbox.tiktok import FakeTikTok
 
 HOST = "https://business-api.tiktok.test/tiktok"
 BASE = HOST + "/open_api/v1.3"

@@ -13,10 +13,10 @@ from django.test import override_settings
 from platforms import matchkeys
 from platforms.adapters import get_adapter_class
 from platforms.adapters.base import Operation, UploadSession
-from platforms.demo import DEMO_CREDENTIALS, EXPIRED_TOKEN
 from platforms.errors import AuthError, PermanentError, PlatformError, RateLimited, TransientError
-from tests.fakes.base import FakeResponse, FakeServer, Fault, install_responses
-from tests.fakes.ttd import FakeTradeDesk
+from sandbox.base import FakeResponse, FakeServer, Fault, install_responses
+from sandbox.credentials import DEMO_CREDENTIALS, EXPIRED_TOKEN
+from sandbox.ttd import FakeTradeDesk
 
 HOST = "https://ttd.test/ttd"
 BASE = HOST + "/v3"

@@ -15,10 +15,11 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import expect
 
-from audiences.models import Audience, Sync, SyncRun
+from audiences.models import Audience
 from credentials.models import Connection
-from platforms.demo import DEMO_CREDENTIALS
-from tests.support.platforms import running_fake_platforms
+from sandbox.credentials import DEMO_CREDENTIALS
+from sandbox.running import running_fake_platforms
+from syncs.models import Sync, SyncRun
 from tests.support.worker import celery_worker, wait_for
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]

@@ -10,8 +10,8 @@ from platforms.adapters.base import PlatformAdapter, ValidationResult
 from platforms.errors import AuthError, PermanentError, RateLimited, TransientError
 from platforms.forms import TikTokCredentialsForm
 from platforms.models import Platform
-from tests.fakes.base import install_responses
-from tests.fakes.meta import FakeMetaGraph
+from sandbox.base import install_responses
+from sandbox.meta import FakeMetaGraph
 
 META_BASE = "https://graph.test/meta"
 # Distinctive secrets that must never appear in a page, a log line or an event.

@@ -11,8 +11,8 @@ from django.utils import timezone
 
 from credentials import services, tasks
 from credentials.models import Connection, ConnectionEvent
-from platforms.demo import DEMO_CREDENTIALS
 from platforms.errors import AuthError
+from sandbox.credentials import DEMO_CREDENTIALS
 from tests.credentials.conftest import APP_SECRET, reload
 
 pytestmark = pytest.mark.django_db

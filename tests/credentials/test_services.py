@@ -6,7 +6,7 @@ import pytest
 
 from credentials import services
 from credentials.models import Connection, ConnectionEvent
-from platforms.demo import DEMO_CREDENTIALS, EXPIRED_TOKEN
+from sandbox.credentials import DEMO_CREDENTIALS, EXPIRED_TOKEN
 from tests.credentials.conftest import APP_SECRET, GOOD_TOKEN, reload, tiktok_parts
 
 pytestmark = pytest.mark.django_db
@@ -200,7 +200,7 @@ def test_connect_meta_with_an_expired_token_shows_metas_reason(user, meta, meta_
 
 
 def test_connect_meta_when_meta_is_down_stores_nothing(user, meta, meta_graph):
-    from tests.fakes.base import FakeResponse, Fault
+    from sandbox.base import FakeResponse, Fault
 
     meta_graph.inject(Fault(response=FakeResponse(status=503, body="Service Unavailable"), times=5))
     label, config, secrets = meta_parts()

@@ -10,7 +10,7 @@ from django.urls import reverse
 
 from credentials import services
 from credentials.models import Connection, ConnectionEvent
-from platforms.demo import DEMO_CREDENTIALS, EXPIRED_TOKEN
+from sandbox.credentials import DEMO_CREDENTIALS, EXPIRED_TOKEN
 from tests.credentials.conftest import APP_SECRET, GOOD_TOKEN, reload, tiktok_form
 
 pytestmark = pytest.mark.django_db

@@ -6,10 +6,10 @@ import pytest
 
 from credentials import services
 from credentials.models import Connection, ConnectionEvent
-from platforms.demo import DEMO_CREDENTIALS
 from platforms.models import Platform
-from tests.fakes.base import FakeServer
-from tests.fakes.meta import FakeMetaGraph
+from sandbox.base import FakeServer
+from sandbox.credentials import DEMO_CREDENTIALS
+from sandbox.meta import FakeMetaGraph
 from tests.support.worker import celery_worker, wait_for
 
 pytestmark = [pytest.mark.worker, pytest.mark.django_db(transaction=True)]

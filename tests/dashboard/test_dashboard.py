@@ -3,9 +3,10 @@
 import pytest
 from django.urls import reverse
 
-from audiences.models import Audience, ImportJob, Sync, SyncRun
+from audiences.models import Audience, ImportJob
 from credentials.models import Connection
 from platforms.models import Platform
+from syncs.models import Sync, SyncRun
 
 
 def _connection(owner, *, code="meta", label="Main", status=Connection.Status.ACTIVE, last_error=""):

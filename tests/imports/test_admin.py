@@ -1,6 +1,7 @@
 from django.contrib.auth import get_user_model
 from django.urls import reverse
 
+from audiences import tasks as audience_tasks
 from audiences.models import Audience, ImportJob, Member, RejectedRow
 
 
@@ -23,10 +24,9 @@ def test_admin_pages_render_read_only(client, user):
 
 def test_admin_deletes_audiences_in_the_background_without_listing_their_members(
         client, user, monkeypatch, django_assert_max_num_queries, django_capture_on_commit_callbacks):
-    from audiences import sync_tasks
 
     queued = []
-    monkeypatch.setattr(sync_tasks.purge_audience, "delay", queued.append)
+    monkeypatch.setattr(audience_tasks.purge_audience, "delay", queued.append)
     admin = get_user_model().objects.create_superuser("root", "root@example.com", "pw-long-enough-123")
     audience = Audience.objects.create(owner=user, name="Big", default_country="US", generation=1, member_count=500)
     Member.objects.bulk_create([Member(audience=audience, generation=1, fingerprint=f"{i:064x}", keys={})

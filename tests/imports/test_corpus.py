@@ -9,7 +9,8 @@ import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.urls import reverse
 
-from audiences import import_tasks, imports
+from audiences import imports
+from audiences import tasks as import_tasks
 from audiences.models import Audience, ImportJob
 from tests.imports.corpus import CASES, FAIL
 

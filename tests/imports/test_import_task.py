@@ -7,7 +7,8 @@ import logging
 
 import pytest
 
-from audiences import import_tasks, imports
+from audiences import imports
+from audiences import tasks as import_tasks
 from audiences.models import Audience, ImportJob, Member, RejectedRow
 from platforms import matchkeys
 

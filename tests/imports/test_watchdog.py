@@ -6,7 +6,8 @@ import datetime
 import pytest
 from django.utils import timezone
 
-from audiences import import_tasks, imports
+from audiences import imports
+from audiences import tasks as import_tasks
 from audiences.models import ImportJob, Member
 
 GOOD = "email\n" + "".join(f"p{i}@example.com\n" for i in range(30))
@@ -72,7 +73,7 @@ def test_every_watchdog_is_a_beat_row_after_migrate():
 
     app.loader.import_default_modules()
     for name, task in [("Restart imports whose worker stopped responding", "audiences.requeue_stale_imports"),
-                       ("Fail sync runs whose worker stopped responding", "audiences.sync_tasks.fail_stale_runs")]:
+                       ("Fail sync runs whose worker stopped responding", "syncs.watchdog")]:
         row = PeriodicTask.objects.get(name=name)
         assert row.enabled and row.task == task and (row.interval.every, row.interval.period) == (1, "minutes")
         assert task in app.tasks  # the name beat sends is a registered task

@@ -11,9 +11,10 @@ from __future__ import annotations
 import pytest
 from django.urls import URLPattern, URLResolver, get_resolver, reverse
 
-from audiences.models import Audience, ImportJob, RejectedRow, Sync, SyncBatch, SyncRun
+from audiences.models import Audience, ImportJob, RejectedRow
 from credentials.models import Connection
 from platforms.models import Platform
+from syncs.models import Sync, SyncBatch, SyncRun
 
 # Namespaces whose URLs are not per-user objects (the admin has its own staff checks).
 SKIPPED_NAMESPACES = {"admin"}

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import responses
 
-from audiences.models import Audience, Member, Sync, SyncRun
+from audiences.models import Audience, Member
 from credentials.models import Connection
 from platforms.adapters.base import (
     AudienceStatus,
@@ -15,13 +15,14 @@ from platforms.adapters.base import (
     PlatformAdapter,
     RateLimit,
 )
-from platforms.demo import DEMO_CREDENTIALS
 from platforms.forms import TikTokCredentialsForm
 from platforms.matchkeys import fingerprint, prepare_records
 from platforms.models import Platform
 from platforms.ratelimit import RateLimiter
-from tests.fakes.base import install_responses
-from tests.fakes.meta import FakeMetaGraph
+from sandbox.base import install_responses
+from sandbox.credentials import DEMO_CREDENTIALS
+from sandbox.meta import FakeMetaGraph
+from syncs.models import Sync, SyncRun
 
 META_BASE = "https://graph.test/meta"
 
@@ -193,7 +194,7 @@ def meta_graph(meta_fake, settings):
 def _no_enqueue(monkeypatch):
     """Runs are executed by the tests themselves; nothing goes to a broker (worker tests undo this)."""
     queued: list[int] = []
-    monkeypatch.setattr("audiences.sync.enqueue_run", queued.append)
+    monkeypatch.setattr("syncs.runs.enqueue_run", queued.append)
     return queued
 
 

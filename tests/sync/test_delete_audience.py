@@ -12,16 +12,19 @@ from django.urls import reverse
 from django.utils import timezone
 from django_celery_beat.models import PeriodicTask
 
-from audiences import sync as engine
-from audiences import sync_tasks
-from audiences.models import Audience, ImportJob, Member, Sync, SyncMember, SyncRun
+from audiences import services as audience_services
+from audiences import tasks as audience_tasks
+from audiences.models import Audience, ImportJob, Member
+from syncs import engine, runs
+from syncs import services as sync_services
+from syncs.models import Sync, SyncMember, SyncRun
 from tests.sync.conftest import make_audience, new_run
 
 
 @pytest.fixture
 def synced(user, meta_connection, meta_graph, free_limiter, sleeps):
     audience = make_audience(user, 30)
-    sync = engine.create_sync(owner=user, audience=audience, connection_id=meta_connection.pk, schedule="daily")
+    sync = sync_services.create_sync(owner=user, audience=audience, connection_id=meta_connection.pk, schedule="daily")
     engine.execute_run(run_id=new_run(sync).pk, limiter=free_limiter, sleep=sleeps)
     sync.refresh_from_db()
     assert sync.platform_audience_id in meta_graph.audiences and sync.periodic_task_id
@@ -30,9 +33,10 @@ def synced(user, meta_connection, meta_graph, free_limiter, sleeps):
 
 @pytest.fixture
 def tasks_run_inline(monkeypatch):
-    monkeypatch.setattr(sync_tasks.delete_platform_audience, "delay",
-                        lambda *args: sync_tasks.delete_platform_audience.apply(args=args))
-    monkeypatch.setattr(sync_tasks.purge_audience, "delay", lambda *args: sync_tasks.purge_audience.apply(args=args))
+    monkeypatch.setattr(audience_tasks.delete_platform_audience, "delay",
+                        lambda *args: audience_tasks.delete_platform_audience.apply(args=args))
+    monkeypatch.setattr(audience_tasks.purge_audience, "delay",
+                        lambda *args: audience_tasks.purge_audience.apply(args=args))
 
 
 def test_deleting_on_the_platforms_too(alice_client, synced, meta_graph, tasks_run_inline,
@@ -62,7 +66,7 @@ def test_deleting_here_only_leaves_the_platform_audience(alice_client, synced, m
 @pytest.fixture
 def queued_purges(monkeypatch):
     queued = []
-    monkeypatch.setattr(sync_tasks.purge_audience, "delay", queued.append)
+    monkeypatch.setattr(audience_tasks.purge_audience, "delay", queued.append)
     return queued
 
 
@@ -90,14 +94,14 @@ def test_a_deleted_audience_leaves_every_page_at_once_and_its_rows_go_in_the_bac
     assert "That audience was deleted." in alice_client.get(reverse("audience_list")).content.decode()
     assert alice_client.get(reverse("sync_run_progress", args=[running.pk])).status_code == 404  # not htmx
     assert alice_client.post(reverse("sync_run_now", args=[sync.pk])).status_code == 404
-    assert engine.start_scheduled_run(sync_id=sync.pk) is None
+    assert runs.start_scheduled_run(sync_id=sync.pk) is None
 
-    monkeypatch.setattr(engine, "PURGE_SLICE", 7)  # several slices
-    assert engine.purge_audience(audience_id=audience.pk) is True
+    monkeypatch.setattr(audience_services, "PURGE_SLICE", 7)  # several slices
+    assert audience_services.purge_audience(audience_id=audience.pk) is True
     assert not Audience.objects.filter(pk=audience.pk).exists()
     assert not Member.objects.filter(audience_id=audience.pk).exists()
     assert not SyncMember.objects.filter(sync_id=sync.pk).exists()
-    assert engine.purge_audience(audience_id=audience.pk) is True  # a second delivery finds nothing to do
+    assert audience_services.purge_audience(audience_id=audience.pk) is True  # a second delivery finds nothing to do
 
 
 def test_the_purge_waits_for_a_running_import_which_stops_at_its_next_checkpoint(user, queued_purges, tmp_path):
@@ -110,15 +114,15 @@ def test_the_purge_waits_for_a_running_import_which_stops_at_its_next_checkpoint
     upload = Path(job.stored_path)
     assert upload.exists()
     ImportJob.objects.filter(pk=job.pk).update(status=ImportJob.Status.RUNNING, heartbeat_at=timezone.now())
-    engine.delete_audience(audience=audience)
-    assert engine.purge_audience(audience_id=audience.pk) is False  # the import is still running
+    audience_services.delete_audience(audience=audience)
+    assert audience_services.purge_audience(audience_id=audience.pk) is False  # the import is still running
     assert Audience.objects.filter(pk=audience.pk).exists()
 
     ImportJob.objects.filter(pk=job.pk).update(status=ImportJob.Status.QUEUED)
     job = imports.run_import(job.pk)  # a worker picking it up now refuses to import into it
     assert (job.status, job.error_message) == ("failed", imports.AUDIENCE_DELETED)
     assert Audience.objects.get(pk=audience.pk).status == Audience.Status.DELETING  # not reset by the failure
-    assert engine.purge_audience(audience_id=audience.pk) is True
+    assert audience_services.purge_audience(audience_id=audience.pk) is True
     assert not Audience.objects.filter(pk=audience.pk).exists() and not upload.exists()
 
 
@@ -144,8 +148,8 @@ def test_an_import_already_streaming_stops_at_its_next_checkpoint(user, tmp_path
 
 def test_the_watchdog_queues_a_stalled_deletion_again(user, queued_purges):
     audience = make_audience(user, 3)
-    engine.delete_audience(audience=audience)
-    assert engine.requeue_stale_deletions() == []
+    audience_services.delete_audience(audience=audience)
+    assert audience_services.requeue_stale_deletions() == []
     later = timezone.now() + timedelta(seconds=settings.SYNC_STALE_AFTER + 1)
-    assert engine.requeue_stale_deletions(now=later) == [audience.pk]
+    assert audience_services.requeue_stale_deletions(now=later) == [audience.pk]
     assert queued_purges == [audience.pk]

@@ -7,10 +7,10 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from audiences import sync as engine
-from audiences.models import SyncBatch, SyncMember, SyncRun
 from credentials.models import Connection, ConnectionEvent
 from platforms.errors import AuthError, PermanentError, RateLimited, TransientError
+from syncs import engine, runs, selectors
+from syncs.models import SyncBatch, SyncMember, SyncRun
 from tests.sync.conftest import ReplaceOnlyAdapter, ScriptedAdapter, make_audience, make_sync, new_generation, new_run
 
 pytestmark = pytest.mark.django_db
@@ -51,7 +51,7 @@ def test_first_run_creates_the_platform_audience_and_sends_everyone(setup, sleep
     # status figures from the platform
     assert (run.audience_size, run.matched) == (35, 24)
     assert run.match_rate == pytest.approx(24 / 35)
-    assert engine.progress_of(run).percent == 100
+    assert selectors.progress_of(run).percent == 100
 
 
 def test_sessions_are_stable_per_run_and_kind_and_numbered_from_one(setup, sleeps, free_limiter):
@@ -81,7 +81,7 @@ def test_a_run_with_nothing_new_sends_nothing_and_is_done(setup, sleeps, free_li
     run_once(sync, adapter, sleeps, free_limiter)
     run = run_once(sync, adapter, sleeps, free_limiter)
     assert (run.status, run.total_batches, run.sent) == (SyncRun.Status.SUCCEEDED, 0, 0)
-    assert engine.progress_of(run).percent == 100
+    assert selectors.progress_of(run).percent == 100
 
 
 def test_mirror_removes_members_no_longer_in_the_audience_before_adding(setup, sleeps, free_limiter):
@@ -147,9 +147,9 @@ def test_a_restarted_run_skips_sent_batches_and_resends_at_most_the_one_in_fligh
     run.refresh_from_db()
     assert run.status == SyncRun.Status.FAILED  # unexpected error: failed, resumable
     assert list(run.batches.values_list("status", flat=True)) == ["sent", "sent", "pending", "pending", "pending"]
-    assert engine.can_resume(run)
+    assert runs.can_resume(run)
     adapter.add_members = original
-    engine.resume_run(run=run)
+    runs.resume_run(run=run)
     run = engine.execute_run(run_id=run.pk, adapter=adapter, sleep=sleeps, limiter=free_limiter)
     assert run.status == SyncRun.Status.SUCCEEDED
     received = adapter.received["add"]
@@ -181,7 +181,7 @@ def test_a_permanent_error_fails_that_batch_and_the_run_ends_partial(setup, slee
     assert (run.sent, run.done_batches, run.total_batches) == (20, 3, 3)
     assert "1 batch failed" in run.error_message
     assert SyncMember.objects.filter(sync=sync).count() == 20
-    progress = engine.progress_of(run)
+    progress = selectors.progress_of(run)
     assert progress.failed_batches == [failed]
 
 
@@ -205,8 +205,8 @@ def test_retries_are_bounded_then_the_run_fails_resumable(setup, sleeps, free_li
     assert run.status == SyncRun.Status.FAILED
     assert "kept failing after 3 attempts" in run.error_message and "Resume" in run.error_message
     assert len(sleeps) == 2
-    assert engine.can_resume(run)
-    engine.resume_run(run=run)
+    assert runs.can_resume(run)
+    runs.resume_run(run=run)
     run = engine.execute_run(run_id=run.pk, adapter=adapter, sleep=sleeps, limiter=free_limiter)
     assert run.status == SyncRun.Status.SUCCEEDED and run.sent == 20
     assert len(adapter.received["add"]) == 20
@@ -241,7 +241,7 @@ def test_cancel_is_honoured_between_batches(setup, sleeps, free_limiter):
 
     def cancelling(audience_id, batch, *, session=None):
         if session.batch_seq == 2:
-            engine.cancel_run(run=SyncRun.objects.get(pk=run.pk))
+            runs.cancel_run(run=SyncRun.objects.get(pk=run.pk))
         return original(audience_id, batch, session=session)
 
     adapter.add_members = cancelling
@@ -252,7 +252,7 @@ def test_cancel_is_honoured_between_batches(setup, sleeps, free_limiter):
 
 def test_cancelling_a_queued_run_stops_it_before_it_starts(setup, sleeps, free_limiter):
     _, sync, adapter = setup(5)
-    run = engine.cancel_run(run=new_run(sync))
+    run = runs.cancel_run(run=new_run(sync))
     assert run.status == SyncRun.Status.CANCELLED
     engine.execute_run(run_id=run.pk, adapter=adapter, sleep=sleeps, limiter=free_limiter)
     assert adapter.calls == []
@@ -265,12 +265,12 @@ def test_the_watchdog_fails_silent_runs_and_they_resume(setup, sleeps, free_limi
     fresh = new_run(make_sync(sync.owner, make_audience(sync.owner, 1, name="Other"), sync.connection))
     SyncRun.objects.filter(pk=run.pk).update(status="running", heartbeat_at=old, started_at=old)
     SyncRun.objects.filter(pk=fresh.pk).update(status="running", heartbeat_at=timezone.now())
-    assert engine.fail_stale_runs() == [run.pk]
+    assert runs.fail_stale_runs() == [run.pk]
     run.refresh_from_db()
     assert run.status == SyncRun.Status.FAILED
     assert "worker stopped responding" in run.error_message and "resume" in run.error_message
     assert SyncRun.objects.get(pk=fresh.pk).status == "running"
-    engine.resume_run(run=run)
+    runs.resume_run(run=run)
     run = engine.execute_run(run_id=run.pk, adapter=adapter, sleep=sleeps, limiter=free_limiter)
     assert run.status == SyncRun.Status.SUCCEEDED and run.sent == 25
 
@@ -305,14 +305,14 @@ def test_a_reimport_during_the_run_stops_it_cleanly(setup, sleeps, free_limiter)
     adapter.add_members = reimport
     run = engine.execute_run(run_id=run.pk, adapter=adapter, sleep=sleeps, limiter=free_limiter)
     assert run.status == SyncRun.Status.FAILED and "re-imported" in run.error_message
-    assert not engine.can_resume(run)
+    assert not runs.can_resume(run)
     assert not [c for c in adapter.calls if c[0] == "remove"]
 
 
 def test_start_run_returns_the_active_run_instead_of_a_second_one(setup, queued):
     _, sync, _ = setup(3)
-    first = engine.start_run(sync=sync)
-    assert engine.start_run(sync=sync) == first
+    first = runs.start_run(sync=sync)
+    assert runs.start_run(sync=sync) == first
     assert SyncRun.objects.filter(sync=sync).count() == 1
 
 
@@ -323,8 +323,8 @@ def test_a_lost_database_connection_ends_the_run_failed_and_resumable(setup, sle
     adapter.script["add"] = [None, OperationalError("server closed the connection unexpectedly")]
     run = run_once(sync, adapter, sleeps, free_limiter)
     assert run.status == SyncRun.Status.FAILED and "database connection was lost" in run.error_message
-    assert engine.can_resume(run)
-    engine.resume_run(run=run)
+    assert runs.can_resume(run)
+    runs.resume_run(run=run)
     run = engine.execute_run(run_id=run.pk, adapter=adapter, sleep=sleeps, limiter=free_limiter)
     assert run.status == SyncRun.Status.SUCCEEDED and run.sent == 30 and len(adapter.received["add"]) == 30
 
@@ -363,11 +363,11 @@ def test_the_watchdog_fails_runs_no_worker_picked_up_but_not_freshly_resumed_one
     long_ago = timezone.now() - timedelta(seconds=settings.SYNC_QUEUED_STALE_AFTER + 60)
     waiting = new_run(sync)
     SyncRun.objects.filter(pk=waiting.pk).update(created_at=long_ago)
-    assert engine.fail_stale_runs() == [waiting.pk]
+    assert runs.fail_stale_runs() == [waiting.pk]
     waiting.refresh_from_db()
     assert waiting.status == "failed" and "No worker picked this run up" in waiting.error_message
-    engine.resume_run(run=waiting)  # queued again now: the watchdog leaves it alone
-    assert engine.fail_stale_runs() == []
+    runs.resume_run(run=waiting)  # queued again now: the watchdog leaves it alone
+    assert runs.fail_stale_runs() == []
     assert SyncRun.objects.get(pk=waiting.pk).status == "queued"
 
 

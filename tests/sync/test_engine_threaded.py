@@ -6,8 +6,8 @@ import threading
 
 import pytest
 
-from audiences import sync as engine
-from audiences.models import SyncRun
+from syncs import engine, runs
+from syncs.models import SyncRun
 from tests.sync.conftest import ScriptedAdapter, make_audience, make_sync, new_generation, new_run
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -39,7 +39,7 @@ def test_a_cancel_winds_the_reader_thread_down(user, tiktok_connection, sleeps, 
 
     def cancelling(audience_id, batch, *, session=None):
         if session.batch_seq == 2:
-            engine.cancel_run(run=SyncRun.objects.get(pk=run.pk))
+            runs.cancel_run(run=SyncRun.objects.get(pk=run.pk))
         return original(audience_id, batch, session=session)
 
     adapter.add_members = cancelling

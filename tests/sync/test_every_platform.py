@@ -6,15 +6,15 @@ from __future__ import annotations
 
 import pytest
 
-from audiences.models import SyncRun
-from audiences.sync import execute_run
 from credentials.models import Connection
 from credentials.services import connect
 from platforms.adapters import get_adapter_class
 from platforms.adapters.base import Operation
-from platforms.demo import DEMO_CREDENTIALS
 from platforms.models import Platform
-from tests.support.platforms import running_fake_platforms
+from sandbox.credentials import DEMO_CREDENTIALS
+from sandbox.running import running_fake_platforms
+from syncs.engine import execute_run
+from syncs.models import SyncRun
 from tests.sync.conftest import make_audience, make_sync, new_generation, new_run
 
 CODES = ["meta", "google_ads", "linkedin", "tiktok", "ttd", "netflix"]

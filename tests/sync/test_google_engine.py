@@ -10,16 +10,16 @@ import dataclasses
 
 import pytest
 
-from audiences import sync as engine
-from audiences.models import SyncMember, SyncRun
 from credentials.models import Connection
 from platforms.adapters.google_ads import GoogleAdsAdapter
-from platforms.demo import DEMO_CREDENTIALS
 from platforms.matchkeys import platform_values, prepare_records
 from platforms.models import Platform
-from tests.fakes.base import FakeServer
-from tests.fakes.google_ads import FakeGoogleAdsServer
-from tests.fakes.google_oauth import FakeGoogleOAuth
+from sandbox.base import FakeServer
+from sandbox.credentials import DEMO_CREDENTIALS
+from sandbox.google_ads import FakeGoogleAdsServer
+from sandbox.google_oauth import FakeGoogleOAuth
+from syncs import engine
+from syncs.models import SyncMember, SyncRun
 from tests.sync.conftest import make_audience, make_sync, new_generation, new_run, synthetic_rows
 
 pytestmark = pytest.mark.django_db

@@ -9,16 +9,17 @@ from __future__ import annotations
 import pytest
 import responses
 
-from audiences.models import Member, SyncRun
-from audiences.sync import execute_run
+from audiences.models import Member
 from credentials.models import Connection
 from platforms.adapters import get_adapter_class
-from platforms.demo import DEMO_CREDENTIALS
 from platforms.matchkeys import platform_values
 from platforms.models import Platform
-from tests.fakes.base import install_responses
-from tests.fakes.linkedin import FakeLinkedIn
-from tests.fakes.tiktok import FakeTikTok
+from sandbox.base import install_responses
+from sandbox.credentials import DEMO_CREDENTIALS
+from sandbox.linkedin import FakeLinkedIn
+from sandbox.tiktok import FakeTikTok
+from syncs.engine import execute_run
+from syncs.models import SyncRun
 from tests.sync.conftest import make_audience, make_sync, new_generation, new_run
 
 # platform code -> (fake class, responses host, API base under it, id types by our key)

@@ -11,12 +11,12 @@ import json
 import pytest
 from django.test import override_settings
 
-from audiences import sync as engine
-from audiences.models import SyncBatch, SyncMember, SyncRun
 from credentials.models import Connection
 from platforms.adapters.meta import MetaAdapter
 from platforms.matchkeys import platform_values, prepare_records
-from tests.fakes.base import FakeServer, Fault
+from sandbox.base import FakeServer, Fault
+from syncs import engine
+from syncs.models import SyncBatch, SyncMember, SyncRun
 from tests.sync.conftest import make_audience, make_sync, new_generation, new_run, synthetic_rows
 
 pytestmark = pytest.mark.django_db

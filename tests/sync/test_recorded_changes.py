@@ -7,9 +7,10 @@ from __future__ import annotations
 import pytest
 
 from audiences import imports
-from audiences import sync as engine
-from audiences.models import Audience, MemberChange, Sync, SyncMember
+from audiences.models import Audience, MemberChange
 from platforms.errors import PermanentError
+from syncs import engine
+from syncs.models import Sync, SyncMember
 from tests.sync.conftest import add_members
 from tests.sync.test_engine import emails, run_once, setup  # noqa: F401 — the fixture
 

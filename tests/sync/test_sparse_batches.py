@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from audiences import sync as engine
-from audiences.models import SyncBatch
+from syncs import engine
+from syncs.models import SyncBatch
 from tests.sync.test_engine import run_once, setup  # noqa: F401 — the fixture
 
 

@@ -8,17 +8,18 @@ import pytest
 from django.utils import timezone
 from django_celery_beat.models import PeriodicTask
 
-from audiences import sync as engine
-from audiences import sync_tasks
-from audiences.models import SyncRun
 from credentials.models import Connection
+from syncs import runs
+from syncs import services as sync_services
+from syncs import tasks as sync_tasks
+from syncs.models import SyncRun
 from tests.sync.conftest import make_audience, make_sync
 
 pytestmark = pytest.mark.django_db
 
 
 def test_the_watchdog_is_scheduled_every_minute_by_a_migration():
-    task = PeriodicTask.objects.get(task="audiences.sync_tasks.fail_stale_runs")
+    task = PeriodicTask.objects.get(task="syncs.watchdog")
     assert task.enabled and (task.interval.every, task.interval.period) == (1, "minutes")
 
 
@@ -41,7 +42,7 @@ def test_a_scheduled_sync_on_a_broken_connection_is_skipped(user, tiktok_connect
 
 
 def test_the_periodic_task_runs_the_scheduled_sync_task_with_the_sync_id(user, tiktok_connection):
-    sync = engine.create_sync(owner=user, audience=make_audience(user, 1), connection_id=tiktok_connection.pk,
+    sync = sync_services.create_sync(owner=user, audience=make_audience(user, 1), connection_id=tiktok_connection.pk,
                               schedule="hourly")
     task = sync.periodic_task
     assert task.task == sync_tasks.run_scheduled_sync.name and task.args == f"[{sync.pk}]"
@@ -52,8 +53,8 @@ def test_the_watchdog_task_counts_what_it_failed(user, tiktok_connection, settin
     sync = make_sync(user, make_audience(user, 1), tiktok_connection)
     old = timezone.now() - timedelta(seconds=settings.SYNC_STALE_AFTER * 2)
     SyncRun.objects.create(sync=sync, status="running", heartbeat_at=old)
-    assert sync_tasks.fail_stale_runs() == 1
-    assert sync_tasks.fail_stale_runs() == 0
+    assert sync_tasks.watchdog() == 1
+    assert sync_tasks.watchdog() == 0
 
 
 def test_a_run_task_for_a_finished_or_missing_run_is_a_no_op(user, tiktok_connection):
@@ -64,7 +65,7 @@ def test_a_run_task_for_a_finished_or_missing_run_is_a_no_op(user, tiktok_connec
 
 
 def test_a_broker_outage_marks_the_run_failed_and_resumable(user, tiktok_connection, monkeypatch):
-    from audiences import sync as module
+    from syncs import runs as module
 
     monkeypatch.undo()  # the real enqueue_run, with a broken broker
     sync = make_sync(user, make_audience(user, 1), tiktok_connection)
@@ -77,4 +78,4 @@ def test_a_broker_outage_marks_the_run_failed_and_resumable(user, tiktok_connect
     module.enqueue_run(run.pk)
     run.refresh_from_db()
     assert run.status == "failed" and "could not be queued" in run.error_message
-    assert engine.can_resume(run)
+    assert runs.can_resume(run)

@@ -7,15 +7,15 @@ import dataclasses
 import pytest
 import responses
 
-from audiences import sync as engine
-from audiences.models import SyncMember
 from credentials.models import Connection
 from platforms.adapters.ttd import TradeDeskAdapter
-from platforms.demo import DEMO_CREDENTIALS
 from platforms.matchkeys import platform_values, prepare_records
 from platforms.models import Platform
-from tests.fakes.base import install_responses
-from tests.fakes.ttd import FakeTradeDesk
+from sandbox.base import install_responses
+from sandbox.credentials import DEMO_CREDENTIALS
+from sandbox.ttd import FakeTradeDesk
+from syncs import engine
+from syncs.models import SyncMember
 from tests.sync.conftest import make_audience, make_sync, new_generation, new_run, synthetic_rows
 
 pytestmark = pytest.mark.django_db

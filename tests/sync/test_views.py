@@ -6,10 +6,11 @@ import pytest
 from django.urls import reverse
 from django_celery_beat.models import PeriodicTask
 
-from audiences import sync as engine
-from audiences.models import Sync, SyncBatch, SyncRun
 from credentials.models import Connection
 from platforms.models import Platform
+from syncs import engine
+from syncs import services as sync_services
+from syncs.models import Sync, SyncBatch, SyncRun
 from tests.sync.conftest import ScriptedAdapter, make_audience, make_sync, new_run
 
 pytestmark = pytest.mark.django_db
@@ -28,7 +29,10 @@ def test_the_panel_offers_only_the_owners_active_connections(alice_client, user,
     Connection.objects.create(owner=other_user, platform=meta, label="Bobs account", secrets={})
     from django.template.loader import render_to_string
 
-    html = render_to_string("syncs/partials/audience_syncs.html", {"audience": audience})
+    from syncs.selectors import audience_sync_panel
+
+    html = render_to_string("syncs/partials/audience_syncs.html",
+                            {"audience": audience, "panel": audience_sync_panel(audience)})
     assert 'id="add-sync"' in html and 'class="sync-add' in html
     assert "TikTok · Main" in html
     assert "Broken one" not in html and "Bobs account" not in html
@@ -43,14 +47,15 @@ def test_create_a_sync_with_a_schedule_over_htmx(alice_client, audience, tiktok_
     sync = Sync.objects.get(audience=audience)
     assert (sync.mode, sync.schedule) == ("mirror", "daily")
     task = PeriodicTask.objects.get(pk=sync.periodic_task_id)
-    assert task.task == "audiences.sync_tasks.run_scheduled_sync" and task.args == f"[{sync.pk}]"
+    assert task.task == "syncs.run_scheduled_sync" and task.args == f"[{sync.pk}]"
     assert (task.interval.every, task.interval.period) == (1, "days")
     html = response.content.decode()
     assert f'id="sync-{sync.pk}"' in html and "Sync now" in html and "Never run" in html
 
 
 def test_schedule_changes_update_and_delete_the_periodic_task(alice_client, user, audience, tiktok_connection):
-    sync = engine.create_sync(owner=user, audience=audience, connection_id=tiktok_connection.pk, schedule="hourly")
+    sync = sync_services.create_sync(owner=user, audience=audience, connection_id=tiktok_connection.pk,
+                                     schedule="hourly")
     task_pk = sync.periodic_task_id
     alice_client.post(reverse("sync_update", kwargs={"sync_pk": sync.pk}), {"mode": "add", "schedule": "weekly"},
                       **HX)
@@ -59,7 +64,7 @@ def test_schedule_changes_update_and_delete_the_periodic_task(alice_client, user
     alice_client.post(reverse("sync_update", kwargs={"sync_pk": sync.pk}), {"mode": "add", "schedule": ""}, **HX)
     sync.refresh_from_db()
     assert sync.periodic_task_id is None and not PeriodicTask.objects.filter(pk=task_pk).exists()
-    engine.update_sync(sync=sync, schedule="daily")
+    sync_services.update_sync(sync=sync, schedule="daily")
     task_pk = sync.periodic_task_id
     alice_client.post(reverse("sync_delete", kwargs={"sync_pk": sync.pk}), **HX)
     assert not Sync.objects.filter(pk=sync.pk).exists() and not PeriodicTask.objects.filter(pk=task_pk).exists()
@@ -79,7 +84,7 @@ def test_bad_input_gets_a_clear_message_not_a_500(alice_client, user, other_user
         response = alice_client.post(url, data, **HX)
         assert response.status_code == 200 and expected in response.content.decode(), data
     assert not Sync.objects.exists()
-    engine.create_sync(owner=user, audience=audience, connection_id=tiktok_connection.pk)
+    sync_services.create_sync(owner=user, audience=audience, connection_id=tiktok_connection.pk)
     response = alice_client.post(url, {"connection": tiktok_connection.pk}, **HX)
     assert "already syncs to" in response.content.decode()
     # Without htmx: redirect with a message.
@@ -175,9 +180,9 @@ def test_admin_lists_syncs_and_runs_with_their_batches(client, user, audience, t
     run = new_run(sync)
     SyncBatch.objects.create(run=run, seq=1, kind="add", first_fingerprint="a", last_fingerprint="b", size=3,
                              status="failed", error_message="Meta: (#100) Invalid parameter")
-    assert client.get(reverse("admin:audiences_sync_changelist")).status_code == 200
-    assert client.get(reverse("admin:audiences_syncrun_changelist")).status_code == 200
-    page = client.get(reverse("admin:audiences_syncrun_change", args=[run.pk]))
+    assert client.get(reverse("admin:syncs_sync_changelist")).status_code == 200
+    assert client.get(reverse("admin:syncs_syncrun_changelist")).status_code == 200
+    page = client.get(reverse("admin:syncs_syncrun_change", args=[run.pk]))
     assert page.status_code == 200 and "Invalid parameter" in page.content.decode()
     assert "tok-secret-123456" not in page.content.decode()
 

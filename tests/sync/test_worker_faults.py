@@ -19,12 +19,13 @@ from contextlib import contextmanager
 
 import pytest
 
-from audiences import sync as engine
-from audiences.models import Audience, Member, Sync, SyncBatch, SyncRun
+from audiences.models import Audience, Member
 from credentials.models import Connection
-from platforms.demo import DEMO_CREDENTIALS
 from platforms.models import Platform
-from tests.support.platforms import running_fake_platforms
+from sandbox.credentials import DEMO_CREDENTIALS
+from sandbox.running import running_fake_platforms
+from syncs import runs
+from syncs.models import Sync, SyncBatch, SyncRun
 from tests.support.worker import ROOT, celery_worker, stop_worker, wait_for
 
 pytestmark = [pytest.mark.worker, pytest.mark.django_db(transaction=True)]
@@ -78,7 +79,7 @@ def test_a_worker_killed_mid_sync_loses_nothing_and_resends_at_most_one_batch(us
         settings.PLATFORM_ENDPOINTS = fakes.endpoints()
         env = {**fakes.environment(), "SYNC_STALE_AFTER": str(STALE)}
         with celery_worker(**env) as first_worker:
-            run = engine.start_run(sync=sync)
+            run = runs.start_run(sync=sync)
             wait_for(lambda: SyncRun.objects.get(pk=run.pk).done_batches >= 4, timeout=120,
                      message="the first worker to confirm a few batches")
             stop_worker(first_worker, kill=True)  # SIGKILL, mid-run
@@ -86,13 +87,13 @@ def test_a_worker_killed_mid_sync_loses_nothing_and_resends_at_most_one_batch(us
         assert run.status == SyncRun.Status.RUNNING and run.done_batches < run.total_batches == 20
 
         time.sleep(STALE + 0.5)
-        assert engine.fail_stale_runs() == [run.pk]
+        assert runs.fail_stale_runs() == [run.pk]
         run.refresh_from_db()
         assert run.status == SyncRun.Status.FAILED and "worker stopped responding" in run.error_message
-        assert engine.can_resume(run)
+        assert runs.can_resume(run)
 
         with celery_worker(**env, log_path=None):
-            engine.resume_run(run=run)
+            runs.resume_run(run=run)
             wait_for(lambda: SyncRun.objects.get(pk=run.pk).status not in SyncRun.ACTIVE_STATUSES, timeout=180,
                      message="the resumed run to finish on the new worker")
         run.refresh_from_db()
@@ -113,7 +114,7 @@ def test_postgres_dropping_the_workers_connections_mid_run_never_leaves_it_runni
 
     if db.vendor != "postgresql":
         pytest.skip("terminates PostgreSQL backends (pg_terminate_backend); SQLite has no server connections")
-    from tests.fakes.base import Fault
+    from sandbox.base import Fault
 
     demo = DEMO_CREDENTIALS["meta"]
     connection = Connection.objects.create(
@@ -130,7 +131,7 @@ def test_postgres_dropping_the_workers_connections_mid_run_never_leaves_it_runni
         meta.inject(Fault(path_regex=r"/users$", delay=1.0, times=5))  # slow enough to cut in
         settings.PLATFORM_ENDPOINTS = fakes.endpoints()
         with celery_worker(**fakes.environment()):
-            run = engine.start_run(sync=sync)
+            run = runs.start_run(sync=sync)
             wait_for(lambda: SyncRun.objects.get(pk=run.pk).done_batches >= 1, timeout=60,
                      message="the first batch to be confirmed")
             with db.cursor() as cursor:
@@ -141,7 +142,7 @@ def test_postgres_dropping_the_workers_connections_mid_run_never_leaves_it_runni
             run.refresh_from_db()
             if run.status == SyncRun.Status.FAILED:
                 assert "database connection was lost" in run.error_message
-                engine.resume_run(run=run)
+                runs.resume_run(run=run)
                 wait_for(lambda: SyncRun.objects.get(pk=run.pk).status not in SyncRun.ACTIVE_STATUSES, timeout=60,
                          message="the resumed run to finish")
                 run.refresh_from_db()
@@ -184,7 +185,7 @@ def test_redis_restarting_mid_run_never_leaves_it_running(user, settings):
         pytest.skip("needs redis-server to run a private Redis it may restart")
     from celery import Celery
 
-    from tests.fakes.base import Fault
+    from sandbox.base import Fault
 
     demo = DEMO_CREDENTIALS["meta"]
     connection = Connection.objects.create(
@@ -206,7 +207,7 @@ def test_redis_restarting_mid_run_never_leaves_it_running(user, settings):
             run = SyncRun.objects.create(sync=sync)
             # Not the current app: the suite's tasks after this test must keep going to the suite's broker.
             with Celery(broker=url, set_as_current=False) as private_app:
-                private_app.send_task("audiences.sync_tasks.run_sync", args=[run.pk])
+                private_app.send_task("syncs.run_sync", args=[run.pk])
             wait_for(lambda: SyncRun.objects.get(pk=run.pk).done_batches >= 1, timeout=60,
                      message="the first batch to be confirmed")
             first_redis.kill()  # Redis goes away mid-run (broker and rate limiter) ...

@@ -5,7 +5,7 @@ Mounted under ``/ttd``: the API answers ``/v3/...`` (so ``PLATFORM_ENDPOINTS["tt
 same server (TTD's real URLs point at its storage; the adapter must treat them as foreign: no TTD-Auth).
 
 Wire format as TTD speaks it: JSON bodies with PascalCase fields; errors ``{"Message": ..., "ErrorDetails":
-[{"Property", "Reasons": [...]}]}``; 401 for a missing / unknown / expired token (``platforms.demo.EXPIRED_TOKEN``),
+[{"Property", "Reasons": [...]}]}``; 401 for a missing / unknown / expired token (``EXPIRED_TOKEN``),
 403 for an advertiser the token may not manage, 404 for unknown segments, 400 for invalid bodies (including
 the ``RetentionEnabled`` property TTD removed in 2024). Drops are ``PUT`` as ``text/plain``, one value per
 line; the storage answers S3-style XML errors.
@@ -24,8 +24,8 @@ import hmac
 import itertools
 import re
 
-from platforms.demo import DEMO_CREDENTIALS, EXPIRED_TOKEN
-from tests.fakes.base import FakePlatform, FakeRequest, FakeResponse
+from sandbox.base import FakePlatform, FakeRequest, FakeResponse
+from sandbox.credentials import DEMO_CREDENTIALS, EXPIRED_TOKEN
 
 PII_TYPES = {
     "Email", "EmailHashedUnifiedId2", "PhoneNumber", "PhoneNumberHashedUnifiedId2", "UnifiedId2", "EUID",
@@ -278,4 +278,5 @@ class FakeTradeDesk(FakePlatform):
         self.add_requests += 1
         self.drops.append({"crm": crm, "pii": drop["pii"], "mode": drop["mode"], "lines": len(lines),
                            "invalid": len(lines) - len(valid)})
-        return FakeResponse(200, b"", headers={"ETag": f"\"{hashlib.md5(request.body).hexdigest()}\""})
+        etag = hashlib.md5(request.body, usedforsecurity=False).hexdigest()
+        return FakeResponse(200, b"", headers={"ETag": f'"{etag}"'})

@@ -2,8 +2,8 @@
 
 Mounted under ``/netflix`` and serving ``/v1/...``: the demo connection's base URL is
 ``http://127.0.0.1:8765/netflix/v1``. It checks every request the way the contract says a partner must:
-the three signing headers, the key id (``platforms.demo.DEMO_CREDENTIALS["netflix"]`` by default;
-``platforms.demo.EXPIRED_TOKEN`` as a key id is a revoked key), the timestamp against its own injectable
+the three signing headers, the key id (``sandbox.credentials.DEMO_CREDENTIALS["netflix"]`` by default;
+``sandbox.credentials.EXPIRED_TOKEN`` as a key id is a revoked key), the timestamp against its own injectable
 ``clock`` (at most ``max_skew`` = 300 s away), the HMAC-SHA256 signature over method, full path, timestamp
 and body hash; then the body shapes, limits and segment state. Errors use the contract's shape
 ``{"error": {"code", "message"}}``.
@@ -27,8 +27,8 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from urllib.parse import urlencode
 
-from platforms.demo import DEMO_CREDENTIALS, EXPIRED_TOKEN
-from tests.fakes.base import FakePlatform, FakeRequest, FakeResponse
+from sandbox.base import FakePlatform, FakeRequest, FakeResponse
+from sandbox.credentials import DEMO_CREDENTIALS, EXPIRED_TOKEN
 
 COLUMNS = ("email_sha256", "phone_sha256", "maid_sha256")
 MAX_MEMBERS = 10_000

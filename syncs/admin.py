@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from django.contrib import admin, messages
 
-from audiences import sync as sync_service
-from audiences.models import Sync, SyncBatch, SyncRun
+from syncs import runs
+from syncs.models import Sync, SyncBatch, SyncRun
 
 
 @admin.register(Sync)
@@ -48,13 +48,13 @@ class SyncRunAdmin(admin.ModelAdmin):
     def resume_runs(self, request, queryset):
         resumed = 0
         for run in queryset.select_related("sync__audience"):
-            if sync_service.can_resume(run):
-                sync_service.resume_run(run=run)
+            if runs.can_resume(run):
+                runs.resume_run(run=run)
                 resumed += 1
         messages.info(request, f"{resumed} run(s) resumed.")
 
     @admin.action(description="Cancel the selected runs")
     def cancel_runs(self, request, queryset):
         for run in queryset:
-            sync_service.cancel_run(run=run)
+            runs.cancel_run(run=run)
         messages.info(request, "Cancellation requested.")

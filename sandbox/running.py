@@ -52,9 +52,9 @@ class RunningFakes:
 
 @contextmanager
 def running_fake_platforms():
-    from tests.fakes.base import FakeServer
-    from tests.fakes.google_ads import FakeGoogleAdsServer
-    from tests.fakes.serve import build_http_fakes
+    from sandbox.base import FakeServer
+    from sandbox.google_ads import FakeGoogleAdsServer
+    from sandbox.serve import build_http_fakes
 
     fakes = build_http_fakes()
     for fake in fakes:

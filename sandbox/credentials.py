@@ -1,6 +1,6 @@
 """Credentials that the bundled fake platforms accept in demo mode.
 
-The demo fakes (``python -m tests.fakes.serve``, started by ``make run``) accept exactly these
+The demo fakes (``python -m sandbox.serve``, started by ``make run``) accept exactly these
 values, so a newcomer can connect every platform without a real account; the connect form shows
 them when DEMO_MODE is on. Anything else is refused the way the real platform refuses it.
 None of these is a real secret.

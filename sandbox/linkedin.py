@@ -6,7 +6,7 @@ Mounted under ``/linkedin``; it answers ``/rest/...``, so ``PLATFORM_ENDPOINTS["
 Wire format as LinkedIn speaks it: every call needs ``Authorization: Bearer <token>``, a ``LinkedIn-Version:
 YYYYMM`` that is still active (older ones get 426 NONEXISTENT_VERSION, a missing one 400 VERSION_MISSING) and
 ``X-Restli-Protocol-Version: 2.0.0``. Errors are ``{"status", "serviceErrorCode", "code", "message"}``: 401 for a
-missing / unknown / expired token (``platforms.demo.EXPIRED_TOKEN``), 403 for an account the token may not manage,
+missing / unknown / expired token (``sandbox.credentials.EXPIRED_TOKEN``), 403 for an account the token may not manage,
 404 for unknown segments, 400 / 422 for invalid bodies. ``POST /rest/dmpSegments`` answers 201 with the id in
 ``x-restli-id``; ``POST /rest/dmpSegments/{id}/users`` needs ``X-RestLi-Method: BATCH_CREATE``, takes at most
 5,000 elements and answers one ``{"status": 201}`` (or 400 with an error) per element.
@@ -26,8 +26,8 @@ import hmac
 import itertools
 import re
 
-from platforms.demo import DEMO_CREDENTIALS, EXPIRED_TOKEN
-from tests.fakes.base import FakePlatform, FakeRequest, FakeResponse
+from sandbox.base import FakePlatform, FakeRequest, FakeResponse
+from sandbox.credentials import DEMO_CREDENTIALS, EXPIRED_TOKEN
 
 MIN_ACTIVE_VERSION = "202512"  # versions are served for about a year
 MAX_ELEMENTS = 5_000

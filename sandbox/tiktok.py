@@ -5,7 +5,7 @@ Mounted under ``/tiktok``; it answers ``/open_api/v1.3/...``, so ``PLATFORM_ENDP
 
 Wire format as TikTok speaks it: HTTP 200 for everything TikTok itself answers, with ``{"code", "message",
 "request_id", "data"}``; code 0 is success. The token is the raw ``Access-Token`` header (no "Bearer"): missing ->
-40104, ``platforms.demo.EXPIRED_TOKEN`` -> 40102, anything else unknown (or "Bearer ..." prefixed) -> 40105; an
+40104, ``sandbox.credentials.EXPIRED_TOKEN`` -> 40102, anything else unknown (or "Bearer ..." prefixed) -> 40105; an
 advertiser the token may not operate -> 40001; invalid parameters -> 40002. List parameters of GET calls are
 JSON arrays in the query string (``advertiser_ids=["..."]``), as TikTok requires.
 
@@ -28,8 +28,8 @@ import itertools
 import json
 import re
 
-from platforms.demo import DEMO_CREDENTIALS, EXPIRED_TOKEN
-from tests.fakes.base import FakePlatform, FakeRequest, FakeResponse
+from sandbox.base import FakePlatform, FakeRequest, FakeResponse
+from sandbox.credentials import DEMO_CREDENTIALS, EXPIRED_TOKEN
 
 API = "/open_api/v1.3"
 ID_TYPES = {"EMAIL_SHA256", "PHONE_SHA256", "IDFA_SHA256", "GAID_SHA256"}

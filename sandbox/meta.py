@@ -7,8 +7,8 @@ them), JSON answers, and Graph's error shape
 
 Every request must carry a known ``access_token`` and the matching ``appsecret_proof``
 (HMAC-SHA256 of the token keyed by the app secret), as Meta requires when an app has "Require App
-Secret" on. The default constructor accepts ``platforms.demo.DEMO_CREDENTIALS["meta"]``;
-``platforms.demo.EXPIRED_TOKEN`` is answered with code 190 (session expired).
+Secret" on. The default constructor accepts ``sandbox.credentials.DEMO_CREDENTIALS["meta"]``;
+``sandbox.credentials.EXPIRED_TOKEN`` is answered with code 190 (session expired).
 
 State: ad accounts (status, Custom Audience terms), audiences, members per audience (each member is
 a frozenset of ``(schema key, value)`` pairs), upload sessions. Helpers for tests:
@@ -26,8 +26,8 @@ import json
 import math
 import re
 
-from platforms.demo import DEMO_CREDENTIALS, EXPIRED_TOKEN
-from tests.fakes.base import FakePlatform, FakeRequest, FakeResponse
+from sandbox.base import FakePlatform, FakeRequest, FakeResponse
+from sandbox.credentials import DEMO_CREDENTIALS, EXPIRED_TOKEN
 
 API_VERSION = "v26.0"
 MAX_ROWS = 10_000

@@ -15,8 +15,8 @@ from __future__ import annotations
 
 import hashlib
 
-from platforms.demo import DEMO_CREDENTIALS, EXPIRED_TOKEN
-from tests.fakes.base import FakePlatform, FakeRequest, FakeResponse
+from sandbox.base import FakePlatform, FakeRequest, FakeResponse
+from sandbox.credentials import DEMO_CREDENTIALS, EXPIRED_TOKEN
 
 SCOPE = "https://www.googleapis.com/auth/adwords"
 EXPIRES_IN = 3599

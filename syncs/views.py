@@ -1,4 +1,4 @@
-"""Views for syncs and runs (thin: the engine and its services live in audiences/sync.py).
+"""Views for syncs and runs (thin: services in syncs/services.py and syncs/runs.py, reads in syncs/selectors.py).
 
 Every object is looked up with ``owner=request.user`` (through the sync for runs): anyone else gets 404.
 HTMX requests get partials (the audience's sync panel, the run progress); plain requests are redirected
@@ -13,9 +13,10 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import NoReverseMatch, reverse
 from django.views.decorators.http import require_GET, require_POST
 
-from audiences import sync as sync_service
-from audiences.models import Audience, Sync, SyncRun
+from audiences.models import Audience
 from audiences.views import gone_while_watching
+from syncs import charts, runs, selectors, services
+from syncs.models import Sync, SyncRun
 
 # htmx stops polling when a response has this status (and still swaps it in).
 STOP_POLLING = 286
@@ -42,7 +43,8 @@ def _own_run(request, run_pk: int) -> SyncRun:
 
 def _panel(request, audience: Audience, *, error: str = "", error_field: str = "", notice: str = ""):
     return render(request, "syncs/partials/audience_syncs.html", {
-        "audience": audience, "sync_error": error, "sync_error_field": error_field, "sync_notice": notice,
+        "audience": audience, "panel": selectors.audience_sync_panel(audience),
+        "sync_error": error, "sync_error_field": error_field, "sync_notice": notice,
     })
 
 
@@ -60,11 +62,11 @@ def _done(request, audience: Audience, *, error: str = "", error_field: str = ""
 def sync_create(request, audience_pk: int):
     audience = get_object_or_404(Audience.objects.visible(), pk=audience_pk, owner=request.user)
     try:
-        sync = sync_service.create_sync(
+        sync = services.create_sync(
             owner=request.user, audience=audience, connection_id=request.POST.get("connection"),
             mode=request.POST.get("mode", "add"), schedule=request.POST.get("schedule", ""),
         )
-    except sync_service.SyncError as exc:
+    except services.SyncError as exc:
         return _done(request, audience, error=exc.message, error_field=exc.field or "")
     return _done(request, audience, notice=f"Sync to {sync.connection} added.")
 
@@ -73,8 +75,8 @@ def sync_create(request, audience_pk: int):
 def sync_update(request, sync_pk: int):
     sync = _own_sync(request, sync_pk)
     try:
-        sync_service.update_sync(sync=sync, mode=request.POST.get("mode"), schedule=request.POST.get("schedule"))
-    except sync_service.SyncError as exc:
+        services.update_sync(sync=sync, mode=request.POST.get("mode"), schedule=request.POST.get("schedule"))
+    except services.SyncError as exc:
         return _done(request, sync.audience, error=exc.message, error_field=exc.field or "")
     return _done(request, sync.audience, notice=f"Sync to {sync.connection} updated.")
 
@@ -83,14 +85,14 @@ def sync_update(request, sync_pk: int):
 def sync_delete(request, sync_pk: int):
     sync = _own_sync(request, sync_pk)
     audience, label = sync.audience, str(sync.connection)
-    sync_service.delete_sync(sync=sync)
+    services.delete_sync(sync=sync)
     return _done(request, audience, notice=f"Sync to {label} deleted (the platform audience was left in place).")
 
 
 @require_POST
 def sync_run_now(request, sync_pk: int):
     sync = _own_sync(request, sync_pk)
-    run = sync_service.start_run(sync=sync)
+    run = runs.start_run(sync=sync)
     url = reverse("sync_run_detail", kwargs={"run_pk": run.pk})
     if request.htmx:
         response = HttpResponse(status=204)
@@ -100,9 +102,9 @@ def sync_run_now(request, sync_pk: int):
 
 
 def _progress(request, run: SyncRun, *, notice: str = "", error: str = ""):
-    progress = sync_service.progress_of(run)
+    progress = selectors.progress_of(run)
     response = render(request, "syncs/partials/run_progress.html", {
-        "run": run, "p": progress, "can_resume": sync_service.can_resume(run), "notice": notice, "error": error,
+        "run": run, "p": progress, "can_resume": runs.can_resume(run), "notice": notice, "error": error,
     })
     if request.htmx and not progress.active:
         response.status_code = STOP_POLLING
@@ -115,8 +117,8 @@ def sync_run_detail(request, run_pk: int):
     run = _own_run(request, run_pk)
     history = list(run.sync.runs.order_by("-created_at")[:30])
     return render(request, "syncs/run_detail.html", {
-        "run": run, "sync": run.sync, "p": sync_service.progress_of(run), "can_resume": sync_service.can_resume(run),
-        "history": history, "chart": sync_service.history_chart(list(reversed(history))),
+        "run": run, "sync": run.sync, "p": selectors.progress_of(run), "can_resume": runs.can_resume(run),
+        "history": history, "chart": charts.history_chart(list(reversed(history))),
         "audience_url": _audience_url(run.sync.audience_id),
     })
 
@@ -136,7 +138,7 @@ def sync_run_progress(request, run_pk: int):
 
 @require_POST
 def sync_run_cancel(request, run_pk: int):
-    run = sync_service.cancel_run(run=_own_run(request, run_pk))
+    run = runs.cancel_run(run=_own_run(request, run_pk))
     if run.status == SyncRun.Status.CANCELLED:
         notice = "Cancelled."
     elif run.cancel_requested and run.status == SyncRun.Status.RUNNING:
@@ -153,8 +155,8 @@ def sync_run_cancel(request, run_pk: int):
 def sync_run_resume(request, run_pk: int):
     run = _own_run(request, run_pk)
     try:
-        run = sync_service.resume_run(run=run)
-    except sync_service.SyncError as exc:
+        run = runs.resume_run(run=run)
+    except services.SyncError as exc:
         if request.htmx:
             return _progress(request, run, error=exc.message)
         messages.error(request, exc.message)

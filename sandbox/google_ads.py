@@ -17,7 +17,7 @@ Served methods: GoogleAdsService.Search (the few GAQL queries the adapter sends)
 RunOfflineUserDataJob (answers a ``google.longrunning.Operation``, not done: poll the job's status).
 
 Every call must carry the ``developer-token`` and ``authorization: Bearer <token>`` metadata; tokens are those
-``tests.fakes.google_oauth`` issues for the known refresh tokens (``accept_token`` adds more). A
+``sandbox.google_oauth`` issues for the known refresh tokens (``accept_token`` adds more). A
 ``login-customer-id`` must be the customer itself or a manager of it; customers flagged
 ``manager_only`` are reachable only through their manager.
 
@@ -48,8 +48,8 @@ from google.longrunning import operations_pb2
 from google.protobuf import any_pb2, duration_pb2
 from google.rpc import status_pb2
 
-from platforms.demo import DEMO_CREDENTIALS
-from tests.fakes.google_oauth import access_token_for
+from sandbox.credentials import DEMO_CREDENTIALS
+from sandbox.google_oauth import access_token_for
 
 VERSION = "v26"
 SERVICES = f"google.ads.googleads.{VERSION}.services"

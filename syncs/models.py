@@ -1,0 +1,133 @@
+"""Syncs: an audience kept in step with one connection's platform audience, its runs, their batches, and what
+each sync has confirmed on its platform."""
+
+from django.conf import settings
+from django.db import models
+
+
+class Sync(models.Model):
+    """An audience kept in step with one connection's platform audience."""
+
+    class Mode(models.TextChoices):
+        ADD = "add", "Add only"
+        MIRROR = "mirror", "Mirror (add and remove)"
+
+    class Schedule(models.TextChoices):
+        MANUAL = "", "Manual only"
+        HOURLY = "hourly", "Hourly"
+        DAILY = "daily", "Daily"
+        WEEKLY = "weekly", "Weekly"
+
+    owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="syncs")
+    audience = models.ForeignKey("audiences.Audience", on_delete=models.CASCADE, related_name="syncs")
+    connection = models.ForeignKey("credentials.Connection", on_delete=models.CASCADE, related_name="syncs")
+    mode = models.CharField(max_length=8, choices=Mode.choices, default=Mode.ADD)
+    schedule = models.CharField(max_length=8, choices=Schedule.choices, blank=True, default="")
+    periodic_task = models.OneToOneField(
+        "django_celery_beat.PeriodicTask", on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    platform_audience_id = models.CharField(max_length=200, blank=True)
+    # Set when a run succeeded leaving the platform with exactly that generation of the audience (mirror mode);
+    # cleared as soon as another run starts changing what is confirmed.
+    confirmed_generation = models.PositiveIntegerField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(fields=["audience", "connection"], name="one_sync_per_audience_connection")
+        ]
+
+    def __str__(self):
+        return f"{self.audience} → {self.connection}"
+
+
+class SyncRun(models.Model):
+    class Status(models.TextChoices):
+        QUEUED = "queued", "Queued"
+        RUNNING = "running", "Running"
+        SUCCEEDED = "succeeded", "Succeeded"
+        PARTIAL = "partial", "Partly failed"
+        FAILED = "failed", "Failed"
+        CANCELLED = "cancelled", "Cancelled"
+
+    ACTIVE_STATUSES = (Status.QUEUED, Status.RUNNING)
+
+    class Trigger(models.TextChoices):
+        MANUAL = "manual", "Manual"
+        SCHEDULE = "schedule", "Schedule"
+
+    sync = models.ForeignKey(Sync, on_delete=models.CASCADE, related_name="runs")
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.QUEUED, db_index=True)
+    trigger = models.CharField(max_length=16, choices=Trigger.choices, default=Trigger.MANUAL)
+    audience_generation = models.PositiveIntegerField(null=True, blank=True)
+    total_batches = models.PositiveIntegerField(default=0)
+    done_batches = models.PositiveIntegerField(default=0)
+    to_add = models.PositiveIntegerField(default=0)
+    to_remove = models.PositiveIntegerField(default=0)
+    # Set by the plan: when every batch goes through, the platform holds exactly the planned generation (all its
+    # adds, and every confirmed member who left it removed).
+    leaves_exact = models.BooleanField(default=False)
+    processed = models.PositiveIntegerField(default=0)
+    sent = models.PositiveIntegerField(default=0)
+    removed = models.PositiveIntegerField(default=0)
+    rejected = models.PositiveIntegerField(default=0)
+    matched = models.PositiveBigIntegerField(null=True, blank=True)
+    audience_size = models.PositiveBigIntegerField(null=True, blank=True)
+    match_rate = models.FloatField(null=True, blank=True, help_text="0..1, as reported by the platform")
+    error_message = models.TextField(blank=True)
+    cancel_requested = models.BooleanField(default=False)
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    heartbeat_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [models.Index(fields=["sync", "-created_at"])]
+
+
+class SyncBatch(models.Model):
+    """A checkpoint: one platform-sized slice of a run's adds or removes."""
+
+    class Kind(models.TextChoices):
+        ADD = "add", "Add"
+        REMOVE = "remove", "Remove"
+        # Mirror on a platform without per-person removal: the whole audience in one replace session.
+        REPLACE = "replace", "Replace"
+
+    class Status(models.TextChoices):
+        PENDING = "pending", "Pending"
+        SENT = "sent", "Sent"
+        FAILED = "failed", "Failed"
+
+    run = models.ForeignKey(SyncRun, on_delete=models.CASCADE, related_name="batches")
+    seq = models.PositiveIntegerField()
+    kind = models.CharField(max_length=8, choices=Kind.choices)
+    status = models.CharField(max_length=8, choices=Status.choices, default=Status.PENDING)
+    # Keyset bounds over the fingerprints this batch covers (inclusive), fixed when the run is planned.
+    first_fingerprint = models.CharField(max_length=64)
+    last_fingerprint = models.CharField(max_length=64)
+    size = models.PositiveIntegerField()
+    # Space-separated fingerprints of a sparse batch (a few changes scattered over a large audience), read and
+    # checkpointed by exact lookups; empty when the range itself is tight.
+    fingerprints = models.TextField(blank=True, default="")
+    attempts = models.PositiveSmallIntegerField(default=0)
+    error_message = models.TextField(blank=True)
+    sent_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["seq"]
+        constraints = [models.UniqueConstraint(fields=["run", "seq"], name="unique_batch_seq_per_run")]
+
+
+class SyncMember(models.Model):
+    """A member confirmed on the platform by this sync, with the keys sent (needed to remove it later)."""
+
+    sync = models.ForeignKey(Sync, on_delete=models.CASCADE, related_name="confirmed_members")
+    fingerprint = models.CharField(max_length=64)
+    keys = models.JSONField()
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["sync", "fingerprint"], name="unique_synced_member")]

@@ -1,0 +1,161 @@
+"""Runs of a sync: start, cancel, resume, and the watchdog (the sending itself is syncs/engine.py)."""
+
+from __future__ import annotations
+
+import logging
+from datetime import timedelta
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models import Q
+from django.utils import timezone
+
+from audiences.models import Audience
+from credentials.models import Connection
+from syncs.models import Sync, SyncRun
+from syncs.services import SyncError
+
+logger = logging.getLogger(__name__)
+
+Status = SyncRun.Status
+ACTIVE = (Status.QUEUED, Status.RUNNING)
+FINISHED = (Status.SUCCEEDED, Status.PARTIAL, Status.FAILED, Status.CANCELLED)
+
+STALE_MESSAGE = (
+    "The worker stopped responding (no heartbeat for {minutes} minutes). Nothing after the last sent batch "
+    "was lost: resume the run to continue from the first unsent batch."
+)
+
+
+QUEUED_STALE_MESSAGE = (
+    "No worker picked this run up within {minutes} minutes (are the Celery workers running?). Resume it to "
+    "queue it again."
+)
+
+
+
+def enqueue_run(run_id: int) -> None:
+    """Hand the run to a worker (called once the run row is committed)."""
+    from syncs.tasks import run_sync
+
+    try:
+        run_sync.delay(run_id)
+    except Exception as exc:  # noqa: BLE001 — broker down: say so on the run, never a 500
+        logger.error("could not queue sync run %s (%s)", run_id, type(exc).__name__)
+        SyncRun.objects.filter(pk=run_id, status=Status.QUEUED).update(
+            status=Status.FAILED, finished_at=timezone.now(),
+            error_message="The run could not be queued (the task queue is unavailable). Resume it to try again.",
+        )
+
+
+def _queue(run: SyncRun) -> None:
+    transaction.on_commit(lambda: enqueue_run(run.pk))
+
+
+def active_run(sync: Sync) -> SyncRun | None:
+    return sync.runs.filter(status__in=ACTIVE).order_by("-created_at").first()
+
+
+def start_run(*, sync: Sync, trigger: str = SyncRun.Trigger.MANUAL) -> SyncRun:
+    """Queue a run of ``sync``; if one is already queued or running, that one is returned instead."""
+    with transaction.atomic():
+        Sync.objects.select_for_update().filter(pk=sync.pk).first()  # one starter at a time per sync
+        current = active_run(sync)
+        if current is not None:
+            return current
+        run = SyncRun.objects.create(sync=sync, trigger=trigger)
+        _queue(run)
+    logger.info("sync run %s queued (sync=%s trigger=%s)", run.pk, sync.pk, trigger)
+    return run
+
+
+def start_scheduled_run(*, sync_id: int) -> SyncRun | None:
+    """The schedule fired: a new run, unless the sync is gone, its connection is not active or a run is active."""
+    sync = Sync.objects.select_related("connection").exclude(audience__status=Audience.Status.DELETING).filter(
+        pk=sync_id).first()
+    if sync is None:
+        return None
+    if sync.connection.status != Connection.Status.ACTIVE:
+        logger.info("scheduled sync %s skipped: connection %s is %s", sync.pk, sync.connection_id,
+                    sync.connection.status)
+        return None
+    if active_run(sync) is not None:
+        logger.info("scheduled sync %s skipped: a run is already active", sync.pk)
+        return None
+    return start_run(sync=sync, trigger=SyncRun.Trigger.SCHEDULE)
+
+
+def cancel_run(*, run: SyncRun) -> SyncRun:
+    """Ask a run to stop. A queued run stops at once; a running one after its current batch."""
+    now = timezone.now()
+    SyncRun.objects.filter(pk=run.pk, status=Status.QUEUED).update(
+        status=Status.CANCELLED, cancel_requested=True, finished_at=now, error_message="Cancelled before it started."
+    )
+    SyncRun.objects.filter(pk=run.pk, status=Status.RUNNING).update(cancel_requested=True)
+    run.refresh_from_db()
+    return run
+
+
+def can_resume(run: SyncRun) -> bool:
+    """A failed run resumes while its plan still matches the audience (same generation) and no other run is active."""
+    if run.status != Status.FAILED:
+        return False
+    audience_generation = run.sync.audience.generation
+    if run.audience_generation is not None and run.audience_generation != audience_generation:
+        return False
+    return not run.sync.runs.filter(status__in=ACTIVE).exclude(pk=run.pk).exists()
+
+
+def resume_run(*, run: SyncRun) -> SyncRun:
+    """Queue a failed run again; its worker skips every batch already sent."""
+    if not can_resume(run):
+        raise SyncError(
+            "This run cannot be resumed (it did not fail, another run is active, or the audience changed since: "
+            "start a new sync run instead)."
+        )
+    with transaction.atomic():
+        updated = SyncRun.objects.filter(pk=run.pk, status=Status.FAILED).update(
+            # heartbeat_at marks when it was queued again (see fail_stale_runs)
+            status=Status.QUEUED, error_message="", finished_at=None, cancel_requested=False,
+            heartbeat_at=timezone.now()
+        )
+        if updated:
+            _queue(run)
+    run.refresh_from_db()
+    logger.info("sync run %s resumed", run.pk)
+    return run
+
+
+def fail_stale_runs(*, now=None) -> list[int]:
+    """The watchdog: running runs without a heartbeat for SYNC_STALE_AFTER seconds, and queued runs no worker
+    picked up within SYNC_QUEUED_STALE_AFTER, become failed with a message saying how to resume them.
+
+    A queued run's ``heartbeat_at`` is when it was (re)queued (None: at creation).
+    """
+    now = now or timezone.now()
+    stale_after = settings.SYNC_STALE_AFTER
+    running_cutoff = now - timedelta(seconds=stale_after)
+    queued_cutoff = now - timedelta(seconds=settings.SYNC_QUEUED_STALE_AFTER)
+    silent = Q(status=Status.RUNNING) & (
+        Q(heartbeat_at__lt=running_cutoff) | Q(heartbeat_at__isnull=True, created_at__lt=running_cutoff)
+    )
+    waiting = Q(status=Status.QUEUED) & (
+        Q(heartbeat_at__lt=queued_cutoff) | Q(heartbeat_at__isnull=True, created_at__lt=queued_cutoff)
+    )
+    messages = {
+        "silent": (silent, STALE_MESSAGE.format(minutes=max(1, round(stale_after / 60)))),
+        "waiting": (waiting, QUEUED_STALE_MESSAGE.format(minutes=max(1, round(settings.SYNC_QUEUED_STALE_AFTER / 60)))),
+    }
+    failed: list[int] = []
+    for condition, message in messages.values():
+        ids = list(SyncRun.objects.filter(condition).values_list("pk", flat=True))
+        if not ids:
+            continue
+        # The condition again in the UPDATE: a heartbeat (or a claim) that arrived meanwhile keeps the run alive.
+        SyncRun.objects.filter(condition, pk__in=ids).update(status=Status.FAILED, finished_at=now,
+                                                              error_message=message)
+        failed += list(SyncRun.objects.filter(pk__in=ids, status=Status.FAILED, finished_at=now)
+                       .values_list("pk", flat=True))
+    if failed:
+        logger.warning("watchdog failed %s stale sync run(s): %s", len(failed), failed)
+    return sorted(failed)

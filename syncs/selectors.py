@@ -1,0 +1,64 @@
+"""Reads of syncs and runs for pages: a run's progress, the sync panel of an audience page."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from django.db.models import OuterRef, Subquery
+from django.utils import timezone
+
+from syncs.models import Sync, SyncBatch, SyncRun
+from syncs.runs import ACTIVE, FINISHED
+from syncs.services import active_connections_for
+
+Status = SyncRun.Status
+
+
+@dataclass
+class Progress:
+    run: SyncRun
+    percent: int
+    eta_seconds: int | None
+    failed_batches: list[SyncBatch]
+
+    @property
+    def active(self) -> bool:
+        return self.run.status in ACTIVE
+
+
+def progress_of(run: SyncRun) -> Progress:
+    if run.status == Status.SUCCEEDED or (run.status in FINISHED and run.total_batches == 0
+                                          and run.status != Status.FAILED and run.status != Status.CANCELLED):
+        percent = 100
+    elif run.total_batches:
+        percent = min(100, int(run.done_batches * 100 / run.total_batches))
+    else:
+        percent = 0
+    eta = None
+    if run.status == Status.RUNNING and run.started_at and 0 < run.done_batches < run.total_batches:
+        elapsed = (timezone.now() - run.started_at).total_seconds()
+        eta = int(elapsed / run.done_batches * (run.total_batches - run.done_batches))
+    failed = list(run.batches.filter(status=SyncBatch.Status.FAILED).order_by("seq")[:20])
+    return Progress(run=run, percent=percent, eta_seconds=eta, failed_batches=failed)
+
+
+def audience_sync_panel(audience) -> dict:
+    """The audience's syncs with their latest run, and the owner's active connections (three queries)."""
+    latest = SyncRun.objects.filter(sync=OuterRef("pk")).order_by("-created_at", "-id")
+    syncs = list(
+        Sync.objects.filter(audience=audience, owner_id=audience.owner_id)
+        .select_related("connection__platform")
+        .annotate(latest_run_id=Subquery(latest.values("pk")[:1]))
+        .order_by("created_at", "id")
+    )
+    runs = SyncRun.objects.in_bulk([s.latest_run_id for s in syncs if s.latest_run_id])
+    for sync in syncs:
+        sync.latest_run = runs.get(sync.latest_run_id)
+    used = {s.connection_id for s in syncs}
+    connections = [c for c in active_connections_for(audience.owner) if c.pk not in used]
+    return {
+        "syncs": syncs,
+        "connections": connections,
+        "modes": Sync.Mode.choices,
+        "schedules": Sync.Schedule.choices,
+    }
