@@ -1,7 +1,7 @@
 from django.contrib import admin
 
 from audiences import services
-from audiences.models import Audience, ImportJob, Member, RejectedRow
+from audiences.models import Audience, ImportJob, RejectedRow
 
 
 class ImportJobInline(admin.TabularInline):
@@ -61,24 +61,3 @@ class ImportJobAdmin(admin.ModelAdmin):
 
     def has_add_permission(self, request):
         return False
-
-
-@admin.register(Member)
-class MemberAdmin(admin.ModelAdmin):
-    """Read-only and without the keys: some are kept unhashed (external id, device id, postal code), and an
-    operator needs the fingerprint to find a member, never the identifiers."""
-
-    list_display = ("id", "audience", "generation", "fingerprint")
-    list_filter = ("generation",)
-    search_fields = ("fingerprint",)
-    list_select_related = ("audience",)
-    fields = readonly_fields = ("audience", "generation", "fingerprint")
-    show_full_result_count = False  # millions of rows: no COUNT(*) per page
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-

@@ -4,12 +4,13 @@ Flow: ``create_import`` stores the upload under ``settings.UPLOAD_DIR`` (chunked
 encoding, delimiter and header (``sniff``); an unusable file fails the job at once with one clear message.
 ``start_import`` checks the column mapping and queues the Celery task, which calls ``run_import``:
 the file is read in chunks of ``CHUNK_ROWS`` rows, each chunk goes through ``matchkeys.prepare_rows``
-(normalize + SHA-256), members are written into the audience's next generation (PostgreSQL: COPY into a
-temporary staging table, then INSERT ... ON CONFLICT DO NOTHING; SQLite: INSERT OR IGNORE), and when the
-whole file is in, the new generation is swapped in. A failure leaves the previous generation in place;
-a re-run of the same job starts over from a clean target generation. The upload is deleted at the end,
-success or failure. Nothing raw is logged or stored: rejected rows keep the row number, the column's
-header and the reason, never the value.
+(normalize + SHA-256); each row becomes a person (``matchkeys.person_id`` by the audience's person key), rows
+of the same person are merged (the first row is kept, later ones add only the keys it lacks), and the people
+are staged (audiences.storage.Stage). When the whole file is in, ``storage.apply_stage`` makes them the
+audience's membership in one transaction: joins, updates (a person whose phone changed), leavers. A failure
+leaves the membership as it was; a re-run of the same job starts over from the beginning of the file. The
+upload is deleted at the end, success or failure. Nothing raw is logged or stored: rejected rows keep the row
+number, the column's header and the reason, never the value.
 
 Row numbers are spreadsheet rows: the header is row 1, the first data record row 2 (a record with quoted
 newlines counts once).
@@ -20,24 +21,26 @@ from __future__ import annotations
 import codecs
 import csv
 import io
-import json
 import logging
 import os
 import shutil
+import traceback
 import uuid
 from collections import Counter
 from collections.abc import Iterator
+from contextlib import suppress
 from dataclasses import dataclass, field
 from itertools import islice
 from pathlib import Path
 
 from django.conf import settings
-from django.db import connection, transaction
-from django.db.models import Count, Max, Q
+from django.db import DatabaseError, transaction
+from django.db.models import Count, Q
 from django.utils import timezone
 
+from audiences import storage
 from audiences.housekeeping import vacuum_analyze
-from audiences.models import Audience, ImportJob, Member, MemberChange, RejectedRow
+from audiences.models import Audience, ImportJob, Member, RejectedRow
 from platforms import matchkeys
 
 logger = logging.getLogger(__name__)
@@ -454,6 +457,7 @@ class _RecordReader:
 @dataclass
 class _Tally:
     rows_total: int = 0
+    rows_valid: int = 0
     rows_imported: int = 0
     rows_rejected: int = 0
     rows_duplicate: int = 0
@@ -474,91 +478,35 @@ class _Tally:
 
 
 # ---------------------------------------------------------------------------------------------------------
-# Writing members
-
-
-_JSON = json.JSONEncoder(separators=(",", ":")).encode  # one encoder: json.dumps(..., separators=) builds one per call
-
-
-class _MemberWriter:
-    """Bulk insert of (fingerprint, keys JSON) into one generation; duplicates ignored, inserted rows counted."""
-
-    def __init__(self, audience_id: int, generation: int):
-        self.audience_id, self.generation = audience_id, generation
-        self.postgres = connection.vendor == "postgresql"
-        self.table = Member._meta.db_table
-
-    def setup(self):
-        if not self.postgres and not connection.in_atomic_block:
-            # WAL + synchronous=NORMAL: still crash-safe for the database file; a power cut may lose the
-            # last chunks, which a restarted import redoes anyway. (SQLite refuses it inside a transaction.)
-            with connection.cursor() as cursor:
-                cursor.execute("PRAGMA synchronous=NORMAL")
-        if self.postgres:
-            with connection.cursor() as cursor:
-                cursor.execute(
-                    "CREATE TEMP TABLE IF NOT EXISTS audiences_import_stage (fingerprint varchar(64), keys text)"
-                )
-                cursor.execute("TRUNCATE audiences_import_stage")
-
-    def write(self, members: dict[str, str]) -> int:
-        """Insert the chunk's members ({fingerprint: keys JSON}); returns how many were new."""
-        if not members:
-            return 0
-        if self.postgres:
-            # COPY text format, one write per chunk: fingerprints are hex and ensure_ascii JSON has no raw
-            # tab or newline, so only backslashes need doubling.
-            data = "".join(
-                f"{fp}\t{text}\n" if "\\" not in text else f"{fp}\t{text.replace(chr(92), chr(92) * 2)}\n"
-                for fp, text in members.items()
-            )
-            with connection.cursor() as cursor:
-                with cursor.copy("COPY audiences_import_stage (fingerprint, keys) FROM STDIN") as copy:
-                    copy.write(data)
-                del data
-                cursor.execute(
-                    f"INSERT INTO {self.table} (audience_id, generation, fingerprint, keys) "  # noqa: S608
-                    "SELECT %s, %s, fingerprint, keys::jsonb FROM audiences_import_stage "
-                    "ON CONFLICT (audience_id, generation, fingerprint) DO NOTHING",
-                    [self.audience_id, self.generation],
-                )
-                inserted = cursor.rowcount
-                cursor.execute("TRUNCATE audiences_import_stage")
-            return inserted
-        raw = connection.connection
-        before = raw.total_changes
-        aid, gen = self.audience_id, self.generation
-        # Sorted, so the unique index is filled in order within the chunk (fewer page splits).
-        raw.executemany(
-            f"INSERT OR IGNORE INTO {self.table} (audience_id, generation, fingerprint, keys) "  # noqa: S608
-            "VALUES (?, ?, ?, ?)",
-            ((aid, gen, fp, members[fp]) for fp in sorted(members)),
-        )
-        return raw.total_changes - before
-
-
-# ---------------------------------------------------------------------------------------------------------
 # Running an import
 
 
-def _key_coverage(audience_id: int, generation: int) -> dict[str, int]:
-    members = Member.objects.filter(audience_id=audience_id, generation=generation)
-    aggregates = {key: Count("id", filter=Q(keys__has_key=short)) for key, short in matchkeys._COVERAGE}
-    aggregates["name_zip"] = Count("id", filter=Q(keys__has_key="fn") & Q(keys__has_key="ln") & Q(keys__has_key="z"))
-    counts = members.aggregate(**aggregates)
-    return {key: value for key, value in counts.items() if value}
+def key_coverage(audience_id: int) -> tuple[dict[str, int], dict[str, int]]:
+    """(members carrying each match key, members each platform can use by the keys it takes), in one query."""
+    from platforms.adapters.registry import all_adapter_classes
 
-
-def _reset_for_restart(job: ImportJob) -> None:
-    """A re-delivered or re-run job starts over: drop its partial generation and earlier report rows."""
-    if job.target_generation is not None:
-        Member.objects.filter(audience_id=job.audience_id, generation=job.target_generation).delete()
-    RejectedRow.objects.filter(import_job=job).delete()
+    members = Member.objects.filter(audience_id=audience_id)
+    aggregates = {key: Count("person", filter=Q(**{f"{short}__isnull": False})) for key, short in matchkeys._COVERAGE}
+    aggregates["name_zip"] = Count("person", filter=Q(fn__isnull=False, ln__isnull=False, z__isnull=False))
+    usable = {}
+    for code, adapter in all_adapter_classes().items():
+        condition = Q()
+        for key in adapter.identifier_keys:
+            for column in adapter.match_keys[key][0]:
+                condition |= Q(**{f"{column}__isnull": False})
+        if adapter.composite_identifier:
+            condition |= Q(**{f"{adapter.match_keys[key][0][0]}__isnull": False
+                              for key in adapter.composite_identifier[:2]})
+        usable[code] = Count("person", filter=condition) if condition else None
+    counts = members.aggregate(**aggregates, **{f"platform_{code}": q for code, q in usable.items() if q is not None})
+    coverage = {key: counts[key] for key in [*(k for k, _ in matchkeys._COVERAGE), "name_zip"] if counts[key]}
+    platforms = {code: counts.get(f"platform_{code}") or 0 for code in usable}
+    return coverage, platforms
 
 
 def run_import(job_id: int) -> ImportJob | None:
     """Import one queued job (the Celery task's body). Idempotent: a finished job is left alone; a job
-    found RUNNING (its worker died) restarts from a clean target generation."""
+    found RUNNING (its worker died) restarts from the beginning of the file (nothing of it was applied)."""
     with transaction.atomic():
         job = ImportJob.objects.select_for_update().select_related("audience").filter(pk=job_id).first()
         if job is None or job.status not in (ImportJob.Status.QUEUED, ImportJob.Status.RUNNING):
@@ -570,12 +518,7 @@ def run_import(job_id: int) -> ImportJob | None:
             job.refresh_from_db()
             return job
         restarting = job.status == ImportJob.Status.RUNNING or job.target_generation is not None
-        if job.target_generation is None or job.target_generation <= audience.generation:
-            # Past every generation this audience has had, so a partial or previous one is never reused.
-            used = Member.objects.filter(audience=audience).order_by("-generation").values_list(
-                "generation", flat=True).first() or 0
-            claimed = ImportJob.objects.filter(audience=audience).aggregate(Max("target_generation"))
-            job.target_generation = max(audience.generation, used, claimed["target_generation__max"] or 0) + 1
+        job.target_generation = audience.generation + 1
         job.status = ImportJob.Status.RUNNING
         job.started_at = timezone.now()
         job.heartbeat_at = job.started_at
@@ -587,15 +530,22 @@ def run_import(job_id: int) -> ImportJob | None:
         audience.status = Audience.Status.IMPORTING
         audience.save(update_fields=["status", "updated_at"])
     if restarting:
-        logger.info("import %s: restarting from scratch into generation %s", job.pk, job.target_generation)
-        _reset_for_restart(job)
+        logger.info("import %s: restarting from the beginning of the file", job.pk)
+        RejectedRow.objects.filter(import_job=job).delete()
+    stage = storage.Stage()
     try:
-        _stream(job, audience)
+        stage.create()
+        _stream(job, audience, stage)
     except UnusableFile as exc:
         _fail(job, str(exc))
-    except Exception:
-        logger.exception("import %s failed", job.pk)  # tracebacks carry no cell values: csv/matchkeys don't
+    except Exception as exc:
+        # The class and the frames only: a database error's text may quote a row's values.
+        logger.error("import %s failed (%s) at\n%s", job.pk, type(exc).__name__,
+                     "".join(traceback.format_tb(exc.__traceback__)[-5:]))
         _fail(job, UNEXPECTED_FAILURE)
+    finally:
+        with suppress(DatabaseError):
+            stage.drop()
     # Not in a finally: a worker shut down mid-import (SystemExit, KeyboardInterrupt) leaves the job RUNNING
     # and the file in place, so the re-delivered task (acks_late) restarts it.
     delete_upload(job)
@@ -603,7 +553,7 @@ def run_import(job_id: int) -> ImportJob | None:
     return job
 
 
-def _stream(job: ImportJob, audience: Audience) -> None:
+def _stream(job: ImportJob, audience: Audience, stage: storage.Stage) -> None:
     if not job.stored_path or not Path(job.stored_path).exists():
         raise UnusableFile("The uploaded file is no longer available; upload it again.")
     keys: list[str | None] = [None] * len(job.headers)
@@ -618,25 +568,28 @@ def _stream(job: ImportJob, audience: Audience) -> None:
     region = audience.default_country or None
     bad_text = BAD_TEXT_REASON.format(encoding=ENCODING_LABELS.get(job.encoding, job.encoding))
     tally = _Tally()
-    writer = _MemberWriter(audience.pk, job.target_generation)
-    writer.setup()
-    fingerprint, identifiable, prepare_rows = matchkeys.fingerprint, matchkeys.is_identifiable, matchkeys.prepare_rows
-    encode = _JSON
+    order = matchkeys.person_order(job.person_key or audience.person_key or default_person_key(keys))
+    person_id, identifiable, prepare_rows = matchkeys.person_id, matchkeys.is_identifiable, matchkeys.prepare_rows
+    merge = storage.merge_into
     base = 1  # spreadsheet row number of the record before the chunk (the header is row 1)
     with open(job.stored_path, "rb") as raw, _RecordReader(raw, encoding=job.encoding,
                                                            delimiter=job.delimiter) as records:
         while chunk := records.read(CHUNK_ROWS):
             check_text, records.lines.saw_bad_text = records.lines.saw_bad_text, False
-            members: dict[str, str] = {}  # fingerprint -> keys as JSON
-            valid = blanks = 0
+            members: dict[bytes, dict] = {}  # person -> stored, the first row of a person kept
+            blanks = 0
             results = prepare_rows(chunk, keys, default_region=region)
             for i in range(len(results)):
-                # Each record is dropped once used: the JSON text (a third of the dict's size) is what stays.
                 record, results[i] = results[i], None
                 stored = record.stored
                 if identifiable(stored) and not (check_text and _bad_text_column(chunk[i], mapped) is not None):
-                    valid += 1
-                    members[fingerprint(stored)] = encode(stored)
+                    tally.rows_valid += 1
+                    person = person_id(stored, order)
+                    kept = members.get(person)
+                    if kept is None:
+                        members[person] = stored
+                    else:
+                        merge(kept, stored)
                     continue
                 # The rare path: work out why this record gives no member.
                 cells, number = chunk[i], base + i + 1
@@ -659,22 +612,37 @@ def _stream(job: ImportJob, audience: Audience) -> None:
             if _resident_mb() > MEMORY_BUDGET_MB:
                 matchkeys.clear_value_caches()
             with transaction.atomic():
-                inserted = writer.write(members)
-                tally.rows_imported += inserted
-                tally.rows_duplicate += valid - inserted
+                stage.write(members)
                 if tally.rejected_rows:
                     RejectedRow.objects.bulk_create(tally.rejected_rows)
                     tally.rejected_rows = []
                 _checkpoint(job, tally, raw.tell())
+            del members
     if tally.rows_total == 0:
         raise UnusableFile("The file has a header row but no data rows.")
-    if tally.rows_imported == 0:
+    if tally.rows_valid == 0:
         # Most likely a wrong mapping or the wrong file: keep the current members rather than empty them.
         raise UnusableFile(
             f"None of the {tally.rows_total:,} rows had a usable match key, so nothing was imported. "
             "Check the column mapping and the rejected rows."
         )
-    _succeed(job, audience, tally)
+    tally.rows_imported = stage.count()
+    tally.rows_duplicate = tally.rows_valid - tally.rows_imported
+    _succeed(job, audience, tally, stage, person_key=_person_key_of(order))
+
+
+def default_person_key(keys) -> str:
+    """The person key a file suggests: its external id column when it has one, else email, else phone, else
+    the mobile advertiser id."""
+    present = set(keys) if not isinstance(keys, dict) else set(keys.values())
+    for key in matchkeys.PERSON_KEYS:
+        if key in present:
+            return key
+    return "email"
+
+
+def _person_key_of(order: tuple[str, ...]) -> str:
+    return {"x": "external_id", "e": "email", "p": "phone", "m": "maid"}[order[0]]
 
 
 def _resident_mb() -> float:
@@ -687,6 +655,8 @@ def _resident_mb() -> float:
 
 
 _PAGE_SIZE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
+
+
 def _bad_text_column(cells: list[str], mapped: list[int]) -> int | None:
     """Index of the first mapped cell holding undecodable bytes, or None."""
     for i in mapped:
@@ -698,80 +668,99 @@ def _bad_text_column(cells: list[str], mapped: list[int]) -> int | None:
 def _checkpoint(job: ImportJob, tally: _Tally, position: int) -> None:
     if Audience.objects.filter(pk=job.audience_id, status=Audience.Status.DELETING).exists():
         raise UnusableFile(AUDIENCE_DELETED)  # stop here: the deletion waits for this import to end
-    job.rows_total, job.rows_imported = tally.rows_total, tally.rows_imported
-    job.rows_rejected, job.rows_duplicate = tally.rows_rejected, tally.rows_duplicate
+    job.rows_total, job.rows_imported = tally.rows_total, tally.rows_valid
+    job.rows_rejected = tally.rows_rejected
     job.rejections_by_reason = dict(tally.reasons.most_common())
     job.bytes_processed = min(position, job.size_bytes or position)
     job.heartbeat_at = timezone.now()
     ImportJob.objects.filter(pk=job.pk).update(
         rows_total=job.rows_total, rows_imported=job.rows_imported, rows_rejected=job.rows_rejected,
-        rows_duplicate=job.rows_duplicate, rejections_by_reason=job.rejections_by_reason,
-        bytes_processed=job.bytes_processed, heartbeat_at=job.heartbeat_at,
+        rejections_by_reason=job.rejections_by_reason, bytes_processed=job.bytes_processed,
+        heartbeat_at=job.heartbeat_at,
     )
 
 
-# A re-import that changes more than this share of the audience is not recorded as MemberChanges: syncs plan
-# it with the full join, which then costs about the same.
-CHANGES_MAX_SHARE = 0.25
-
-
-def record_changes(audience_id: int, generation: int, base_generation: int, *, limit: int) -> bool:
-    """Record who joins and who leaves the audience between ``base_generation`` and ``generation`` as
-    MemberChange rows (one join in the database), unless there are more than ``limit``. Returns whether they
-    were recorded. Changes of older generations go; those of ``base_generation`` stay (a sync may be planning
-    from them right now)."""
-    MemberChange.objects.filter(audience_id=audience_id).exclude(generation=base_generation).delete()
-    qn = connection.ops.quote_name
-    member, change = qn(Member._meta.db_table), qn(MemberChange._meta.db_table)
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"INSERT INTO {change} (audience_id, generation, fingerprint, removed) "  # noqa: S608 — names from _meta
-            "SELECT %s, %s, COALESCE(n.fingerprint, o.fingerprint), n.fingerprint IS NULL "
-            f"FROM (SELECT fingerprint FROM {member} WHERE audience_id = %s AND generation = %s) n "
-            f"FULL JOIN (SELECT fingerprint FROM {member} WHERE audience_id = %s AND generation = %s) o "
-            "ON n.fingerprint = o.fingerprint WHERE n.fingerprint IS NULL OR o.fingerprint IS NULL LIMIT %s",
-            [audience_id, generation, audience_id, generation, audience_id, base_generation, limit + 1],
-        )
-        recorded = cursor.rowcount
-    if recorded > limit:
-        MemberChange.objects.filter(audience_id=audience_id, generation=generation).delete()
-        return False
-    return True
-
-
-def swap_generation(audience_id: int, generation: int, base_generation: int, *, recorded: bool, **fields) -> int:
-    """Make ``generation`` the audience's membership (unless a newer one already is), noting which generation its
-    recorded changes are relative to. Returns 1 when swapped, 0 when not."""
-    audiences = Audience.objects.visible().filter(pk=audience_id, generation__lt=generation)
-    # The changes hold only if the generation replaced is the one they were recorded against.
-    swapped = audiences.filter(generation=base_generation).update(
-        generation=generation, changes_base_generation=base_generation if recorded else None, **fields)
-    return swapped or audiences.update(generation=generation, changes_base_generation=None, **fields)
-
-
-def _succeed(job: ImportJob, audience: Audience, tally: _Tally) -> None:
-    vacuum_analyze(Member)  # the new generation's rows: indexes alone serve the change join and the next plan
-    coverage = _key_coverage(audience.pk, job.target_generation)
-    base = Audience.objects.filter(pk=audience.pk).values_list("generation", flat=True).get()
-    limit = int(CHANGES_MAX_SHARE * max(tally.rows_imported, audience.member_count))
-    recorded = bool(base) and record_changes(audience.pk, job.target_generation, base, limit=limit)
+def _succeed(job: ImportJob, audience: Audience, tally: _Tally, stage: storage.Stage, *, person_key: str) -> None:
     now = timezone.now()
     with transaction.atomic():
-        swapped = swap_generation(
-            audience.pk, job.target_generation, base, recorded=recorded,
-            member_count=tally.rows_imported, key_coverage=coverage, status=Audience.Status.READY, updated_at=now,
-        )
-        if not swapped and Audience.objects.filter(pk=audience.pk, status=Audience.Status.DELETING).exists():
-            raise UnusableFile(AUDIENCE_DELETED)
-        if not swapped:  # two imports of one audience ran at once and the later upload finished first
-            raise UnusableFile("A newer import of this audience finished first, so this one was discarded.")
+        applied = apply(audience_id=audience.pk, stage=stage, generation=job.target_generation, person_key=person_key,
+                        mapping=mapping_by_header(job))
         ImportJob.objects.filter(pk=job.pk).update(
             status=ImportJob.Status.SUCCEEDED, finished_at=now, heartbeat_at=now, bytes_processed=job.size_bytes,
+            rows_imported=tally.rows_imported, rows_duplicate=tally.rows_duplicate,
+            members_joined=applied.joined, members_changed=applied.changed, members_left=applied.left,
         )
-    # Keep the previous generation (a sync run may still be reading it); older ones go.
-    Member.objects.filter(audience_id=audience.pk, generation__lt=base).delete()
-    logger.info("import %s: %s rows, %s imported, %s rejected, %s duplicates", job.pk, tally.rows_total,
-                tally.rows_imported, tally.rows_rejected, tally.rows_duplicate)
+        transaction.on_commit(lambda: delete_upload(job))  # the file is not needed past this commit
+    vacuum_analyze(Member)  # the new rows' pages all-visible: the next plan reads the index alone
+    logger.info("import %s: %s rows, %s members (%s joined, %s changed, %s left), %s rejected, %s merged", job.pk,
+                tally.rows_total, tally.rows_imported, applied.joined, applied.changed, applied.left,
+                tally.rows_rejected, tally.rows_duplicate)
+
+
+def apply(*, audience_id: int, stage: storage.Stage, generation: int, person_key: str,
+          mapping: dict | None = None) -> storage.Applied:
+    """Make the staged people the audience's membership as ``generation`` (inside the caller's transaction, with
+    the audience row locked here) and bring its counts up to date."""
+    from syncs.models import Sync
+
+    current = Audience.objects.select_for_update().get(pk=audience_id)
+    if current.status == Audience.Status.DELETING:
+        raise UnusableFile(AUDIENCE_DELETED)
+    if current.generation >= generation:  # two imports of one audience ran at once
+        raise UnusableFile("A newer import of this audience finished first, so this one was discarded.")
+    sync_ids = list(Sync.objects.filter(audience_id=audience_id).values_list("pk", flat=True))
+    applied = storage.apply_stage(stage, audience_id=audience_id, generation=generation, sync_ids=sync_ids)
+    coverage, platforms = key_coverage(audience_id)
+    if applied.generation == generation:
+        current.changes_recorded_from = storage.forget_changes(audience=current, recorded=applied.recorded,
+                                                               generation=generation)
+    current.generation = applied.generation
+    current.member_count = applied.members
+    current.key_coverage, current.platform_coverage = coverage, platforms
+    current.status = Audience.Status.READY
+    current.person_key = person_key
+    if mapping is not None:
+        current.last_mapping = mapping
+    current.save(update_fields=["generation", "changes_recorded_from", "member_count", "key_coverage",
+                                "platform_coverage", "status", "person_key", "last_mapping", "updated_at"])
+    return applied
+
+
+def import_records(*, audience: Audience, records, person_key: str | None = None) -> storage.Applied:
+    """Make these prepared records (``matchkeys`` stored dicts) the audience's whole membership, exactly as an
+    import of a file holding them would: people by the person key, rows of one person merged, the changes applied
+    in one transaction. For tests, benchmarks and the shell; files go through ``run_import``."""
+    person_key = person_key or audience.person_key or "email"
+    order = matchkeys.person_order(person_key)
+    stage = storage.Stage()
+    stage.create()
+    try:
+        chunk: dict[bytes, dict] = {}
+        for stored in records:
+            person = matchkeys.person_id(stored, order)
+            if person is None:
+                continue
+            kept = chunk.get(person)
+            if kept is None:
+                chunk[person] = dict(stored)
+            else:
+                storage.merge_into(kept, stored)
+            if len(chunk) >= CHUNK_ROWS:
+                stage.write(chunk)
+                chunk = {}
+        stage.write(chunk)
+        with transaction.atomic():
+            generation = Audience.objects.values_list("generation", flat=True).get(pk=audience.pk) + 1
+            applied = apply(audience_id=audience.pk, stage=stage, generation=generation, person_key=person_key)
+    finally:
+        stage.drop()
+    audience.refresh_from_db()
+    return applied
+
+
+def mapping_by_header(job: ImportJob) -> dict[str, str]:
+    """The job's mapping by column header (what a re-import starts from)."""
+    return {column_label(job.headers, int(index)): key for index, key in job.column_mapping.items() if key}
 
 
 def _fail(job: ImportJob, message: str) -> None:
@@ -779,8 +768,6 @@ def _fail(job: ImportJob, message: str) -> None:
     ImportJob.objects.filter(pk=job.pk).update(
         status=ImportJob.Status.FAILED, error_message=message, finished_at=now, heartbeat_at=now
     )
-    if job.target_generation is not None:
-        Member.objects.filter(audience_id=job.audience_id, generation=job.target_generation).delete()
     audience = Audience.objects.get(pk=job.audience_id)
     if audience.status != Audience.Status.DELETING:
         audience.status = Audience.Status.READY if audience.generation else Audience.Status.FAILED

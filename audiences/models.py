@@ -9,7 +9,7 @@ class AudienceQuerySet(models.QuerySet):
 
 
 class Audience(models.Model):
-    """A marketer's customer list, stored as hashed match keys only."""
+    """A marketer's customer list: people, stored as hashed match keys only."""
 
     class Status(models.TextChoices):
         EMPTY = "empty", "No members yet"
@@ -25,14 +25,20 @@ class Audience(models.Model):
         max_length=2, help_text="ISO 3166-1 alpha-2 country used for phone numbers and addresses without one."
     )
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.EMPTY)
-    # Membership is versioned: an import writes generation N+1 and swaps it in when complete,
-    # so a re-import replaces membership atomically and a failed import leaves the old one.
+    # Each import that changes the membership makes a new generation, applied in one transaction: a failed
+    # import leaves the membership as it was.
     generation = models.PositiveIntegerField(default=0)
     member_count = models.PositiveIntegerField(default=0)
-    # The generation the current one's recorded MemberChanges are relative to (None: none recorded, e.g. the
-    # first import, or a re-import that replaced most of the audience).
-    changes_base_generation = models.PositiveIntegerField(null=True, blank=True)
+    # Which key says who a member is across imports (platforms.matchkeys.PERSON_KEYS); chosen on the mapping page
+    # of the first import and remembered.
+    person_key = models.CharField(max_length=16, blank=True, default="")
+    # The last import's mapping, by column header (header -> match key): a re-import starts from it.
+    last_mapping = models.JSONField(default=dict, blank=True)
+    # MemberChange rows hold every change of every generation after this one (None: none recorded).
+    changes_recorded_from = models.PositiveIntegerField(null=True, blank=True)
     key_coverage = models.JSONField(default=dict, blank=True, help_text="match key -> members carrying it")
+    # Platform code -> how many members it can use by the keys it takes.
+    platform_coverage = models.JSONField(default=dict, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -46,40 +52,76 @@ class Audience(models.Model):
         return self.name
 
 
-class Member(models.Model):
-    """One de-duplicated person of an audience: prepared (hashed) match keys, never raw PII.
+class MemberRecord(models.Model):
+    """The match keys of one person, as stored (platforms.matchkeys): SHA-256 digests, short codes that are
+    hashed when sent (a handful of possible values each, so a hash would protect nothing), and the values
+    platforms take unhashed. Never raw PII otherwise."""
 
-    ``keys`` maps a stored variant (see platforms.matchkeys) to its prepared value;
-    ``fingerprint`` is a SHA-256 over those values and identifies the member for
-    de-duplication and for sync diffs.
-    """
-
-    audience = models.ForeignKey(Audience, on_delete=models.CASCADE, related_name="members")
-    generation = models.PositiveIntegerField()
-    fingerprint = models.CharField(max_length=64)
-    keys = models.JSONField()
+    # SHA-256 digests (32 bytes). e: email; eg / eu / et: Google's, UID2's, TikTok's form where it differs;
+    # p / pd: phone E.164 with and without "+"; fn / ln: names (letters only); fng / lng: Google's form of the
+    # names where it differs; ct: city.
+    e = models.BinaryField(null=True)
+    eg = models.BinaryField(null=True)
+    eu = models.BinaryField(null=True)
+    et = models.BinaryField(null=True)
+    p = models.BinaryField(null=True)
+    pd = models.BinaryField(null=True)
+    fn = models.BinaryField(null=True)
+    ln = models.BinaryField(null=True)
+    fng = models.BinaryField(null=True)
+    lng = models.BinaryField(null=True)
+    ct = models.BinaryField(null=True)
+    # NULL, not "", for a key a member lacks: it costs nothing in the row, and the platforms' key chains
+    # (COALESCE(eg, e) ...) read past it.
+    # Codes: first initial, state or region, date of birth (YYYYMMDD as a number), gender ("m" / "f").
+    fi = models.CharField(max_length=4, null=True)  # noqa: DJ001
+    st = models.CharField(max_length=64, null=True)  # noqa: DJ001
+    dob = models.PositiveIntegerField(null=True)
+    g = models.CharField(max_length=1, null=True)  # noqa: DJ001
+    # Taken unhashed by some platform: postal code, country (ISO alpha-2), external id, mobile advertiser id
+    # (the UUID's 16 bytes).
+    z = models.CharField(max_length=16, null=True)  # noqa: DJ001
+    c = models.CharField(max_length=2, null=True)  # noqa: DJ001
+    x = models.CharField(max_length=256, null=True)  # noqa: DJ001
+    m = models.BinaryField(null=True)
 
     class Meta:
-        constraints = [
-            models.UniqueConstraint(
-                fields=["audience", "generation", "fingerprint"], name="unique_member_per_generation"
-            )
-        ]
+        abstract = True
+
+
+class Member(MemberRecord):
+    """One person of an audience, identified across imports by ``person`` (platforms.matchkeys.person_id: the
+    audience's person key, else the fallbacks). ``generation`` is the import that made this version of the
+    record current; a person whose phone or address changes is updated in place, not a leave and a join."""
+
+    pk = models.CompositePrimaryKey("audience", "person")
+    # The primary key's index leads with the audience: no index of its own.
+    audience = models.ForeignKey(Audience, on_delete=models.CASCADE, related_name="members", db_index=False)
+    person = models.BinaryField(max_length=12)
+    generation = models.PositiveIntegerField()
+
+
+class MemberVersion(MemberRecord):
+    """An earlier version of a member's record (or the record of a member who left) that a sync still holds on
+    its platform: what that sync must remove the identifiers of. Kept only while some sync holds it."""
+
+    pk = models.CompositePrimaryKey("audience", "person", "generation")
+    audience = models.ForeignKey(Audience, on_delete=models.CASCADE, related_name="member_versions",
+                                 db_index=False)
+    person = models.BinaryField(max_length=12)
+    # Negative for records brought over from the storage before person ids (see audiences/migrations).
+    generation = models.IntegerField()
 
 
 class MemberChange(models.Model):
-    """A member who joined (or left) the audience with its current generation, against the generation before
-    it, recorded by the import that made it. A sync whose platform holds exactly the previous generation plans
-    from these few rows instead of joining two whole generations."""
+    """A person who joined, changed or left with ``generation``, recorded by the import that made it: a sync whose
+    platform held the audience exactly as of an earlier generation plans from these few rows instead of joining
+    the whole audience."""
 
-    audience = models.ForeignKey(Audience, on_delete=models.CASCADE, related_name="changes")
+    pk = models.CompositePrimaryKey("audience", "generation", "person")
+    audience = models.ForeignKey(Audience, on_delete=models.CASCADE, related_name="changes", db_index=False)
     generation = models.PositiveIntegerField()
-    fingerprint = models.CharField(max_length=64)
-    removed = models.BooleanField()
-
-    class Meta:
-        constraints = [models.UniqueConstraint(fields=["audience", "generation", "fingerprint"],
-                                               name="unique_member_change")]
+    person = models.BinaryField(max_length=12)
 
 
 class ImportJob(models.Model):
@@ -104,12 +146,19 @@ class ImportJob(models.Model):
     headers = models.JSONField(default=list, blank=True)
     # header index (as str) -> match key, or "" for an ignored column
     column_mapping = models.JSONField(default=dict, blank=True)
+    # Which key says who a member is (platforms.matchkeys.PERSON_KEYS); becomes the audience's on success.
+    person_key = models.CharField(max_length=16, blank=True, default="")
     target_generation = models.PositiveIntegerField(null=True, blank=True)
     bytes_processed = models.BigIntegerField(default=0)
     rows_total = models.PositiveIntegerField(default=0)
     rows_imported = models.PositiveIntegerField(default=0)
     rows_rejected = models.PositiveIntegerField(default=0)
+    # Rows merged into an earlier row of the same person.
     rows_duplicate = models.PositiveIntegerField(default=0)
+    # What the import changed in the audience, in people.
+    members_joined = models.PositiveIntegerField(default=0)
+    members_changed = models.PositiveIntegerField(default=0)
+    members_left = models.PositiveIntegerField(default=0)
     rejections_by_reason = models.JSONField(default=dict, blank=True)
     error_message = models.TextField(blank=True)
     created_at = models.DateTimeField(auto_now_add=True)

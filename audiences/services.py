@@ -10,7 +10,8 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from audiences.models import Audience, ImportJob, Member, MemberChange
+from audiences import storage
+from audiences.models import Audience, ImportJob, Member, MemberChange, MemberVersion
 from credentials.models import Connection
 from syncs.models import SyncMember, SyncRun
 
@@ -69,11 +70,10 @@ def purge_audience(*, audience_id: int) -> bool:
     fresh = timezone.now() - timedelta(seconds=settings.SYNC_STALE_AFTER)
     if audience.imports.filter(status=ImportJob.Status.RUNNING, heartbeat_at__gte=fresh).exists():
         return False
-    big_tables = ((SyncMember, {"sync__audience_id": audience_id}), (Member, {"audience_id": audience_id}),
-                  (MemberChange, {"audience_id": audience_id}))
-    for model, where in big_tables:
-        while ids := list(model.objects.filter(**where).values_list("pk", flat=True)[:PURGE_SLICE]):
-            model.objects.filter(pk__in=ids).delete()
+    slices = [(SyncMember, "sync_id", sync_id) for sync_id in audience.syncs.values_list("pk", flat=True)]
+    slices += [(model, "audience_id", audience_id) for model in (Member, MemberVersion, MemberChange)]
+    for model, column, value in slices:
+        while storage.delete_slice(model, column, value, limit=PURGE_SLICE):
             Audience.objects.filter(pk=audience_id).update(updated_at=timezone.now())
     for job in audience.imports.exclude(stored_path=""):
         imports.delete_upload(job)

@@ -107,71 +107,16 @@ OUTPUT_KEYS: tuple[str, ...] = (
     "maid",
 )
 
-PLATFORM_CODES: tuple[str, ...] = ("meta", "google_ads", "linkedin", "tiktok", "ttd", "netflix")
+# How a stored value becomes the value sent (an adapter's ``match_keys`` names one per output key).
+HEX = "hex"  # a stored digest, sent as lowercase hex
+RAW = "raw"  # stored text, sent as is
+SHA = "sha"  # stored text (a code or an id), sent as the SHA-256 hex of it
+SHA_LOWER = "sha_lower"  # stored text, sent as the SHA-256 hex of its lowercase form
+SHA_ZIP = "sha_zip"  # a stored postal code, sent as the SHA-256 hex of Meta's form (lowercase, no spaces/dashes)
+B64 = "b64"  # a stored digest, sent as base64 of its bytes (The Trade Desk / UID2)
+# A stored date YYYYMMDD, sent as the SHA-256 hex of its year, month or day.
+DOB_YEAR, DOB_MONTH, DOB_DAY = "dob_year", "dob_month", "dob_day"
 
-# How a stored value becomes the value sent.
-HEX = "hex"  # stored SHA-256 hex, sent as is
-RAW = "raw"  # stored unhashed, sent as is
-SHA_LOWER = "sha_lower"  # stored unhashed, sent as SHA-256 hex of its lowercase form
-SHA_ZIP = "sha_zip"  # stored postal code, sent as SHA-256 hex of Meta's form (lowercase, no spaces/dashes)
-SHA = "sha"  # stored unhashed, sent as SHA-256 hex
-B64 = "b64"  # stored SHA-256 hex, sent as base64 of the digest bytes (The Trade Desk / UID2)
-
-# THE per-platform table: output key -> (stored keys, first present wins; encoding). Only listed keys are sent.
-PLATFORM_KEYS: dict[str, dict[str, tuple[tuple[str, ...], str]]] = {
-    "meta": {
-        "email": (("e",), HEX),
-        "phone": (("pd",), HEX),  # digits with country code, no "+"
-        "first_name": (("fn",), HEX),
-        "last_name": (("ln",), HEX),
-        "first_initial": (("fi",), HEX),
-        "city": (("ct",), HEX),
-        "state": (("st",), HEX),
-        "postal_code": (("z",), SHA_ZIP),
-        "country": (("c",), SHA_LOWER),
-        "dob_year": (("dy",), HEX),
-        "dob_month": (("dm",), HEX),
-        "dob_day": (("dd",), HEX),
-        "gender": (("g",), HEX),
-        "external_id": (("x",), RAW),  # EXTERN_ID: sent as is
-        "maid": (("m",), RAW),  # MADID: lowercase, not hashed
-    },
-    "google_ads": {
-        "email": (("eg", "e"), HEX),  # gmail dots removed
-        "phone": (("p",), HEX),  # E.164 with "+"
-        "first_name": (("fn",), HEX),
-        "last_name": (("ln",), HEX),
-        "country": (("c",), RAW),  # address_info.country_code, uppercase, unhashed
-        "postal_code": (("z",), RAW),  # address_info.postal_code, unhashed
-    },
-    "linkedin": {
-        "email": (("e",), HEX),  # SHA256_EMAIL
-        "maid": (("m",), RAW),  # GOOGLE_AID
-    },
-    "tiktok": {
-        "email": (("e",), HEX),  # EMAIL_SHA256
-        "phone": (("p",), HEX),  # PHONE_SHA256, E.164 with "+"
-        "maid": (("m",), SHA),  # IDFA_SHA256 / GAID_SHA256
-    },
-    "ttd": {
-        "email": (("eu", "e"), B64),  # EmailHashedUnifiedId2
-        "phone": (("p",), B64),  # PhoneHashedUnifiedId2
-    },
-    "netflix": {
-        "email": (("e",), HEX),
-        "phone": (("p",), HEX),
-        "maid": (("m",), SHA),
-    },
-}
-
-PLATFORM_LABELS = {
-    "meta": "Meta",
-    "google_ads": "Google Ads",
-    "linkedin": "LinkedIn",
-    "tiktok": "TikTok",
-    "ttd": "The Trade Desk",
-    "netflix": "Netflix",
-}
 
 # Which stored keys carry each match key (coverage, and prepare_record's bookkeeping).
 _COVERAGE: tuple[tuple[str, str], ...] = (
@@ -184,7 +129,7 @@ _COVERAGE: tuple[tuple[str, str], ...] = (
     ("state", "st"),
     ("postal_code", "z"),
     ("country", "c"),
-    ("date_of_birth", "dy"),
+    ("date_of_birth", "dob"),
     ("gender", "g"),
     ("external_id", "x"),
     ("maid", "m"),
@@ -267,10 +212,12 @@ def _norm_email(raw: str) -> str:
 
 
 def _google_email(email: str) -> str:
-    """Google Customer Match: remove dots from the local part of gmail.com / googlemail.com addresses."""
+    """Google (Data Manager formatting guide; Google's Formatter.format_email_address): for gmail.com and
+    googlemail.com, the local part loses the "+" and what follows it, then every "."."""
     local, _, domain = email.rpartition("@")
     if domain == "gmail.com" or domain == "googlemail.com":
-        return local.replace(".", "") + "@" + domain
+        local = local.split("+", 1)[0].replace(".", "")
+        return (local or email.rpartition("@")[0]) + "@" + domain
     return email
 
 
@@ -279,8 +226,24 @@ def _uid2_email(email: str) -> str:
     local, _, domain = email.rpartition("@")
     if domain == "gmail.com":
         local = local.split("+", 1)[0].replace(".", "")
-        return local + "@" + domain
+        return (local or email.rpartition("@")[0]) + "@" + domain
     return email
+
+
+def _tiktok_email(email: str) -> str:
+    """TikTok: the local part without "+" and what follows it (TikTok's audience formatting rules)."""
+    local, _, domain = email.rpartition("@")
+    if "+" in local:
+        local = local.split("+", 1)[0]
+        if local:
+            return local + "@" + domain
+    return email
+
+
+def _google_name(raw: str) -> str:
+    """Google's form of a given or family name (Formatter.format_given_name / format_family_name): trimmed and
+    lowercased, inner spaces and punctuation kept."""
+    return str(raw).strip().lower()
 
 
 # --- phone ---
@@ -812,50 +775,60 @@ def _normalize(key: str, raw: object, platform: str | None, region: str | None) 
         return None, "empty"
     if not isinstance(raw, str):
         raw = str(raw)
+    source_key = _SOURCE_KEY.get(key, key)
+    if source_key not in _BASE_FORMS:
+        return None, f"unknown match key {key!r}"
     try:
-        if key == "email":
-            value = _norm_email(raw)
-            if platform == "google_ads":
-                value = _google_email(value)
-            elif platform == "ttd":
-                value = _uid2_email(value)
-        elif key == "phone":
-            value = _norm_phone(raw, region)
-            if platform == "meta":
-                value = value[1:]
-        elif key in ("first_name", "last_name", "city"):
-            value = _norm_name(raw)
-        elif key == "first_initial":
-            value = _norm_initial(raw)
-        elif key == "state":
-            value = _norm_state(raw, region)
-        elif key == "postal_code":
-            value = _norm_postal(raw, region)
-            if platform == "meta":
-                value = _meta_zip(value)
-        elif key == "country":
-            value = _norm_country(raw)
-            if platform != "google_ads":
-                value = value.lower()
-        elif key in ("date_of_birth", "dob_year", "dob_month", "dob_day"):
-            value = _norm_dob(raw, region)
-            if key == "dob_year":
-                value = value[:4]
-            elif key == "dob_month":
-                value = value[4:6]
-            elif key == "dob_day":
-                value = value[6:]
-        elif key == "gender":
-            value = _norm_gender(raw)
-        elif key == "external_id":
-            value = _norm_external_id(raw)
-        elif key == "maid":
-            value = _norm_maid(raw)
-        else:
-            return None, f"unknown match key {key!r}"
+        value = _BASE_FORMS[source_key](raw, region)
+        if platform is not None:
+            value = _platform_form(platform, key, raw, value, region)
+        elif key in _DOB_PARTS:
+            value = _DOB_PARTS[key](value)
     except _Reject as reject:
         return None, reject.reason
     return value, ""
+
+
+_BASE_FORMS = {
+    "email": lambda raw, region: _norm_email(raw),
+    "phone": _norm_phone,
+    "first_name": lambda raw, region: _norm_name(raw),
+    "last_name": lambda raw, region: _norm_name(raw),
+    "city": lambda raw, region: _norm_name(raw),
+    "first_initial": lambda raw, region: _norm_initial(raw),
+    "state": _norm_state,
+    "postal_code": _norm_postal,
+    "country": lambda raw, region: _norm_country(raw),
+    "date_of_birth": _norm_dob,
+    "gender": lambda raw, region: _norm_gender(raw),
+    "external_id": lambda raw, region: _norm_external_id(raw),
+    "maid": lambda raw, region: _norm_maid(raw),
+}
+_DOB_PARTS = {"dob_year": lambda d: d[:4], "dob_month": lambda d: d[4:6], "dob_day": lambda d: d[6:]}
+# The platform's own form of a value, by the stored variant its table reads first (its normalization choice).
+_VARIANT_FORMS = {
+    "eg": lambda raw, base: _google_email(base),
+    "eu": lambda raw, base: _uid2_email(base),
+    "et": lambda raw, base: _tiktok_email(base),
+    "pd": lambda raw, base: base[1:],
+    "fng": lambda raw, base: _google_name(raw),
+    "lng": lambda raw, base: _google_name(raw),
+}
+_ENCODING_FORMS = {SHA_ZIP: lambda value: _meta_zip(value), SHA_LOWER: str.lower}
+
+
+def _platform_form(platform: str, key: str, raw: str, base: str, region: str | None) -> str:
+    table = match_keys_of(platform)
+    entry = table.get(key)
+    if entry is None:
+        return _DOB_PARTS[key](base) if key in _DOB_PARTS else base
+    sources, encoding = entry
+    form = _VARIANT_FORMS.get(sources[0])
+    value = form(raw, base) if form is not None else base
+    if key in _DOB_PARTS:
+        value = _DOB_PARTS[key](value)
+    transform = _ENCODING_FORMS.get(encoding)
+    return transform(value) if transform is not None else value
 
 
 class Explanation:
@@ -876,17 +849,19 @@ class Explanation:
 
 def explain(platform_code: str, key: str, raw_value: object, *, default_region: str | None = None) -> Explanation:
     """Like ``prepare`` but returns the value and, when it is None, the reason."""
-    table = PLATFORM_KEYS.get(platform_code)
-    if table is None:
+    try:
+        table = match_keys_of(platform_code)
+    except ValueError:
         return Explanation(None, f"unknown platform {platform_code!r}")
+    name = _platform_name(platform_code)
     out_key = key
     if key == "date_of_birth":
         if "dob_year" in table:
-            return Explanation(None, f"{PLATFORM_LABELS[platform_code]} takes dob_year / dob_month / dob_day")
-        return Explanation(None, f"{PLATFORM_LABELS[platform_code]} does not take date of birth")
+            return Explanation(None, f"{name} takes dob_year / dob_month / dob_day")
+        return Explanation(None, f"{name} does not take date of birth")
     if out_key not in table:
         label = KEY_LABELS.get(key, key)
-        return Explanation(None, f"{PLATFORM_LABELS[platform_code]} does not take {label.lower()}")
+        return Explanation(None, f"{name} does not take {label.lower()}")
     # Build the stored value exactly as prepare_record would, then encode it as platform_values does.
     record = prepare_record({_SOURCE_KEY.get(key, key): raw_value}, default_region=default_region)
     values = platform_values(platform_code, record.stored)
@@ -898,6 +873,12 @@ def explain(platform_code: str, key: str, raw_value: object, *, default_region: 
 
 
 _SOURCE_KEY = {"dob_year": "date_of_birth", "dob_month": "date_of_birth", "dob_day": "date_of_birth"}
+
+
+def _platform_name(platform_code: str) -> str:
+    from platforms.adapters.registry import get_adapter_class
+
+    return get_adapter_class(platform_code).name
 
 
 def prepare(platform_code: str, key: str, raw_value: object, *, default_region: str | None = None) -> str | None:
@@ -946,8 +927,8 @@ class _Rejected:
 
 
 def _email_column(cells) -> list:
-    """Entries: the hash, or (hash, Google hash or None, UID2 hash or None) for gmail addresses whose
-    variants differ."""
+    """Entries: the digest, or (digest, Google digest, UID2 digest, TikTok digest) where a platform's form of the
+    address differs (see _email_variants)."""
     out = []
     append = out.append
     fullmatch = _EMAIL_RE.fullmatch
@@ -968,22 +949,29 @@ def _email_column(cells) -> list:
             if fullmatch(email) is None:
                 append(_Rejected("not an email address" if email else "empty"))
                 continue
-        e = sha256(email.encode()).hexdigest()
-        if "@g" not in email:
+        e = sha256(email.encode()).digest()
+        if "@g" not in email and "+" not in email:
             append(e)
             continue
-        g = _google_email(email)
-        u = _uid2_email(email)
-        if g == email and u == email:
-            append(e)
-            continue
-        eg = _h(g) if g != email else None
-        append((e, eg, None if u == email else (eg if u == g else _h(u))))
+        variants = _email_variants(email)
+        append(e if variants is None else (e, *variants))
     return out
 
 
+def _email_variants(email: str) -> tuple[bytes | None, bytes | None, bytes | None] | None:
+    """Digests of the platforms' own forms of a normalized address, each None where it adds nothing:
+    ``eg`` Google's form when it differs from the address; ``eu`` UID2's form when it differs from Google's
+    (The Trade Desk reads eu, else eg, else e); ``et`` TikTok's form when it differs from the address.
+    None when no platform's form differs."""
+    google, uid2, tiktok = _google_email(email), _uid2_email(email), _tiktok_email(email)
+    if google == email and uid2 == email and tiktok == email:
+        return None
+    return (None if google == email else _d(google), None if uid2 == google else _d(uid2),
+            None if tiktok == email else _d(tiktok))
+
+
 def _phone_column(cells, regions) -> list:
-    """Entries: (hash of "+E164", hash of the E.164 digits)."""
+    """Entries: (digest of "+E164", digest of the E.164 digits)."""
     out = []
     append = out.append
     fast = _phone_fast_bytes
@@ -1000,7 +988,7 @@ def _phone_column(cells, regions) -> list:
             except _Reject as reject:
                 append(_Rejected(reject.reason))
                 continue
-        append((sha256(e164).hexdigest(), sha256(e164[1:]).hexdigest()))
+        append((sha256(e164).digest(), sha256(e164[1:]).digest()))
     return out
 
 
@@ -1162,36 +1150,48 @@ _norm_country_u = _norm_country.__wrapped__
 _norm_gender_u = _norm_gender.__wrapped__
 
 
-def _first_name_stored(value: str) -> tuple[str, str]:
+def _d(value: str) -> bytes:
+    return sha256(value.encode()).digest()
+
+
+def _first_name_stored(value: str) -> tuple[bytes, str, bytes | None]:
+    """(Meta-form digest, first initial code, Google-form digest when it differs from the Meta form)."""
     first = _norm_name_u(value)
-    return _h(first), _h_cached(first[0])
+    google = _google_name(value)
+    return _d(first), first[0], (None if google == first else _d(google))
 
 
-def _name_stored(value: str) -> str:
-    return _h(_norm_name_u(value))
+def _last_name_stored(value: str) -> tuple[bytes, bytes | None]:
+    last = _norm_name_u(value)
+    google = _google_name(value)
+    return _d(last), (None if google == last else _d(google))
+
+
+def _city_stored(value: str) -> bytes:
+    return _d(_norm_name_u(value))
 
 
 def _initial_stored(value: str) -> str:
-    return _h_cached(_norm_name_u(value)[0])
+    return _norm_name_u(value)[0]
 
 
 def _state_stored(value: str, region: str | None) -> str:
-    return _h(_norm_state_u(value, region))
+    return _norm_state_u(value, region)
 
 
-def _dob_stored(value: str, region: str | None) -> tuple[str, str, str]:
-    dob = _norm_dob_u(value, region)
-    return _h_cached(dob[:4]), _h_cached(dob[4:6]), _h_cached(dob[6:])
+def _dob_stored(value: str, region: str | None) -> str:
+    return _norm_dob_u(value, region)
 
 
 def _gender_stored(value: str) -> str:
-    return _h(_norm_gender_u(value))
+    return _norm_gender_u(value)
 
 
 _country_col = _cached_column(_norm_country_u, 1 << 12)
 _initial_col = _cached_column(_initial_stored, 1 << 12)
 _first_name_col = _cached_column(_first_name_stored, 1 << 16)
-_name_col = _cached_column(_name_stored, 1 << 17)  # last names and cities
+_last_name_col = _cached_column(_last_name_stored, 1 << 17)
+_city_col = _cached_column(_city_stored, 1 << 15)
 _gender_col = _cached_column(_gender_stored, 1 << 10)
 _postal_col = _RegionalColumn(_norm_postal_u, 1 << 18)
 _dob_col = _RegionalColumn(_dob_stored, 1 << 18)
@@ -1312,11 +1312,11 @@ def _prepare_columns(columns, count, default_region):
     phones = _phone_column(columns["phone"], regions) if "phone" in columns else repeat(None, count)
     initials = col("first_initial", _initial_col)
     firsts = col("first_name", _first_name_col)
-    lasts = col("last_name", _name_col)
+    lasts = col("last_name", _last_name_col)
     postals = regional("postal_code", _postal_col)
     dobs = regional("date_of_birth", _dob_col)
     genders = col("gender", _gender_col)
-    cities = col("city", _name_col)
+    cities = col("city", _city_col)
     states = regional("state", _state_col)
     externals = unique("external_id", _external_id_column)
     maids = unique("maid", _maid_column)
@@ -1350,7 +1350,7 @@ def _prepare_columns(columns, count, default_region):
             else:
                 rej.append(("country", c.reason))
         if e is not None:
-            if e.__class__ is str:
+            if e.__class__ is bytes:
                 d["e"] = e
             elif e.__class__ is tuple:
                 d["e"] = e[0]
@@ -1358,6 +1358,8 @@ def _prepare_columns(columns, count, default_region):
                     d["eg"] = e[1]
                 if e[2] is not None:
                     d["eu"] = e[2]
+                if e[3] is not None:
+                    d["et"] = e[3]
             else:
                 rej.append(("email", e.reason))
         if p is not None:
@@ -1375,11 +1377,15 @@ def _prepare_columns(columns, count, default_region):
                 d["fn"] = fn[0]
                 if "fi" not in d:
                     d["fi"] = fn[1]
+                if fn[2] is not None:
+                    d["fng"] = fn[2]
             else:
                 rej.append(("first_name", fn.reason))
         if ln is not None:
-            if ln.__class__ is str:
-                d["ln"] = ln
+            if ln.__class__ is tuple:
+                d["ln"] = ln[0]
+                if ln[1] is not None:
+                    d["lng"] = ln[1]
             else:
                 rej.append(("last_name", ln.reason))
         if z is not None:
@@ -1388,8 +1394,8 @@ def _prepare_columns(columns, count, default_region):
             else:
                 rej.append(("postal_code", z.reason))
         if dob is not None:
-            if dob.__class__ is tuple:
-                d["dy"], d["dm"], d["dd"] = dob
+            if dob.__class__ is str:
+                d["dob"] = dob
             else:
                 rej.append(("date_of_birth", dob.reason))
         if g is not None:
@@ -1398,7 +1404,7 @@ def _prepare_columns(columns, count, default_region):
             else:
                 rej.append(("gender", g.reason))
         if ct is not None:
-            if ct.__class__ is str:
+            if ct.__class__ is bytes:
                 d["ct"] = ct
             else:
                 rej.append(("city", ct.reason))
@@ -1421,38 +1427,115 @@ def _prepare_columns(columns, count, default_region):
     return out
 
 
-# Stored keys in a fixed order, for the fingerprint.
-STORED_KEYS: tuple[str, ...] = (
-    "e", "eg", "eu", "p", "pd", "fn", "ln", "fi", "ct", "st", "z", "c", "dy", "dm", "dd", "g", "x", "m",
-)  # fmt: skip
+# Stored keys, in a fixed order (the Member columns): SHA-256 digests, short codes hashed at send time, raw values.
+DIGEST_KEYS: tuple[str, ...] = ("e", "eg", "eu", "et", "p", "pd", "fn", "ln", "fng", "lng", "ct")
+CODE_KEYS: tuple[str, ...] = ("fi", "st", "dob", "g")
+RAW_KEYS: tuple[str, ...] = ("z", "c", "x", "m")
+STORED_KEYS: tuple[str, ...] = DIGEST_KEYS + CODE_KEYS + RAW_KEYS
+
+# The person key: which identifier says who a member is across imports (docs/sync.md). The audience's choice comes
+# first; a row without it falls back in this order, then to its name and address.
+PERSON_KEYS: tuple[str, ...] = ("external_id", "email", "phone", "maid")
+PERSON_KEY_LABELS = {"external_id": "External ID", "email": "Email", "phone": "Phone", "maid": "Mobile advertiser ID"}
+_PERSON_STORED = {"external_id": "x", "email": "e", "phone": "p", "maid": "m"}
+PERSON_BYTES = 12
 
 
-def fingerprint(stored: Mapping[str, str]) -> str:
-    """Stable SHA-256 hex id of a member (same stored keys and values -> same fingerprint)."""
+def person_order(person_key: str | None) -> tuple[str, ...]:
+    """The stored keys a person id is taken from, in order: the audience's person key, then the others."""
+    first = _PERSON_STORED.get(person_key or "", "x")
+    return (first, *[k for k in ("x", "e", "p", "m") if k != first])
+
+
+def person_id(stored: Mapping[str, object], order: tuple[str, ...]) -> bytes | None:
+    """A member's identity: 12 bytes, the kind of key it comes from (one letter) and 11 bytes of its digest.
+    None for a record with no identifying key at all."""
+    for key in order:
+        value = stored.get(key)
+        if value is None:
+            continue
+        if value.__class__ is bytes:  # e, p: already a digest
+            return key.encode() + value[:11]
+        return key.encode() + sha256(value.encode()).digest()[:11]
+    if "fn" in stored and "ln" in stored:
+        parts = [stored["fn"], stored["ln"], str(stored.get("z") or "").encode(), stored.get("ct") or b"",
+                 str(stored.get("dob") or "").encode()]
+        return b"n" + sha256(b"\x1f".join(parts)).digest()[:11]
+    return None
+
+
+def fingerprint(stored: Mapping[str, object]) -> str:
+    """A digest of a member's whole record (same stored keys and values -> same fingerprint)."""
     parts = []
     for k in STORED_KEYS:
         v = stored.get(k)
         if v is not None:
-            parts.append(k)
-            parts.append(v)
-    return sha256("\x1f".join(parts).encode()).hexdigest()
+            parts.append(k.encode())
+            parts.append(v if v.__class__ is bytes else str(v).encode())
+    return sha256(b"\x1f".join(parts)).hexdigest()
+
+
+def _hex(digest: bytes) -> str:
+    return digest.hex()
+
+
+@lru_cache(maxsize=1 << 12)
+def _h_code(value: str) -> str:
+    return _h(value)
+
+
+def _b64_digest(digest: bytes) -> str:
+    return base64.b64encode(digest).decode("ascii")
+
+
+def _dob_year(dob: str) -> str:
+    return _h_code(dob[:4])
+
+
+def _dob_month(dob: str) -> str:
+    return _h_code(dob[4:6])
+
+
+def _dob_day(dob: str) -> str:
+    return _h_code(dob[6:])
 
 
 _ENCODERS = {
-    HEX: None,
+    HEX: _hex,
     RAW: None,
     SHA_LOWER: _h_lower,
     SHA_ZIP: _h_meta_zip,
     SHA: _h_cached,
-    B64: _b64,
+    B64: _b64_digest,
+    DOB_YEAR: _dob_year,
+    DOB_MONTH: _dob_month,
+    DOB_DAY: _dob_day,
 }
 
 
-def _compile_platform_values_slow(code: str):
-    """Straight-line code for one platform, generated from PLATFORM_KEYS: any subset of stored keys."""
+def match_keys_of(platform_code: str) -> Mapping[str, tuple[tuple[str, ...], str]]:
+    """A platform's match-key table, as its adapter declares it: output key -> (stored keys, first present wins;
+    encoding). Raises ValueError for an unknown platform."""
+    from platforms.adapters.registry import get_adapter_class
+    from platforms.errors import UnknownPlatform
+
+    try:
+        return get_adapter_class(platform_code).match_keys
+    except UnknownPlatform:
+        raise ValueError(f"unknown platform {platform_code!r}") from None
+
+
+def platform_codes() -> tuple[str, ...]:
+    from platforms.adapters.registry import all_adapter_classes
+
+    return tuple(all_adapter_classes())
+
+
+def _compile_platform_values_slow(code: str, table):
+    """Straight-line code for one platform, generated from its table: any subset of stored keys."""
     namespace: dict = {}
     lines = [f"def platform_values_{code}_slow(stored):", "    get = stored.get", "    out = {}"]
-    for out_key, (sources, encoding) in PLATFORM_KEYS[code].items():
+    for out_key, (sources, encoding) in table.items():
         lines.append(f"    v = get({sources[0]!r})")
         for source in sources[1:]:
             lines.append(f"    if v is None: v = get({source!r})")
@@ -1463,21 +1546,21 @@ def _compile_platform_values_slow(code: str):
             namespace[f"enc_{encoding}"] = encoder
             lines.append(f"    if v is not None: out[{out_key!r}] = enc_{encoding}(v)")
     lines.append("    return out")
-    exec("\n".join(lines), namespace)  # noqa: S102 - source built from our own constant table
+    exec("\n".join(lines), namespace)  # noqa: S102 - source built from the adapters' declared tables
     return namespace[f"platform_values_{code}_slow"]
 
 
-def _compile_platform_values(code: str):
-    """The per-member function the sync calls (once per member per sync), generated from PLATFORM_KEYS.
+def _compile_platform_values(code: str, table):
+    """The per-member function the sync calls (once per member per sync), generated from the platform's table.
 
     Fast path: a member with every key the platform takes (the common case for a full file) is one dict
     display with constant keys (the dict is built presized, in one step). A missing key raises KeyError
     before anything is built and the member goes the slow, key-by-key way. Same result, same key order.
     """
-    slow = _compile_platform_values_slow(code)
+    slow = _compile_platform_values_slow(code, table)
     namespace: dict = {"slow": slow}
     items = []
-    for out_key, (sources, encoding) in PLATFORM_KEYS[code].items():
+    for out_key, (sources, encoding) in table.items():
         value = f"stored[{sources[-1]!r}]"
         for source in reversed(sources[:-1]):  # first present wins
             value = f"(stored[{source!r}] if {source!r} in stored else {value})"
@@ -1493,33 +1576,34 @@ def _compile_platform_values(code: str):
         "    except KeyError:",
         "        return slow(stored)",
     ]
-    exec("\n".join(lines), namespace)  # noqa: S102 - source built from our own constant table
+    exec("\n".join(lines), namespace)  # noqa: S102 - source built from the adapters' declared tables
     fast = namespace[f"platform_values_{code}"]
     fast.slow = slow
     return fast
 
 
-_PLATFORM_VALUES = {code: _compile_platform_values(code) for code in PLATFORM_KEYS}
+_PLATFORM_VALUES: dict = {}
 
 
-def platform_values(platform_code: str, stored: Mapping[str, str]) -> dict[str, str]:
+def values_function(platform_code: str):
+    """The compiled ``platform_values`` of one platform (built once per process)."""
+    build = _PLATFORM_VALUES.get(platform_code)
+    if build is None:
+        build = _PLATFORM_VALUES[platform_code] = _compile_platform_values(platform_code, match_keys_of(platform_code))
+    return build
+
+
+def platform_values(platform_code: str, stored: Mapping[str, object]) -> dict[str, str]:
     """One member as ``platform_code``'s adapter receives it: {output key: exact value to send}.
 
     Only keys the platform takes (``accepted_keys``), only those the member has, in the table's order.
     """
-    try:
-        build = _PLATFORM_VALUES[platform_code]
-    except KeyError:
-        raise ValueError(f"unknown platform {platform_code!r}") from None
-    return build(stored)
+    return values_function(platform_code)(stored)
 
 
 def accepted_keys(platform_code: str) -> tuple[str, ...]:
     """The output keys (platform_values names) ``platform_code`` takes."""
-    try:
-        return tuple(PLATFORM_KEYS[platform_code])
-    except KeyError:
-        raise ValueError(f"unknown platform {platform_code!r}") from None
+    return tuple(match_keys_of(platform_code))
 
 
 def coverage_keys(stored: Mapping[str, str]) -> tuple[str, ...]:
@@ -1540,3 +1624,12 @@ def clear_value_caches() -> None:
         clear = getattr(obj, "cache_clear", None)
         if callable(clear):
             clear()
+
+
+def __getattr__(name: str):
+    # Views of the registry, for callers that want every platform at once (each adapter declares its own table).
+    if name == "PLATFORM_CODES":
+        return platform_codes()
+    if name == "PLATFORM_KEYS":
+        return {code: match_keys_of(code) for code in platform_codes()}
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

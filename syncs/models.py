@@ -18,6 +18,10 @@ class Sync(models.Model):
         DAILY = "daily", "Daily"
         WEEKLY = "weekly", "Weekly"
 
+    DEFAULT_HOLD_THRESHOLD = 20
+
+    # 32-bit: every synced member's row (SyncMember) carries it.
+    id = models.AutoField(primary_key=True)
     owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="syncs")
     audience = models.ForeignKey("audiences.Audience", on_delete=models.CASCADE, related_name="syncs")
     connection = models.ForeignKey("credentials.Connection", on_delete=models.CASCADE, related_name="syncs")
@@ -27,8 +31,15 @@ class Sync(models.Model):
         "django_celery_beat.PeriodicTask", on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
     )
     platform_audience_id = models.CharField(max_length=200, blank=True)
-    # Set when a run succeeded leaving the platform with exactly that generation of the audience (mirror mode);
-    # cleared as soon as another run starts changing what is confirmed.
+    # A run that would remove more than this share (%) of the people the platform holds waits for the marketer to
+    # confirm it; 0: never hold.
+    hold_threshold = models.PositiveSmallIntegerField(
+        default=DEFAULT_HOLD_THRESHOLD,
+        help_text="Hold a run for review when it would remove more than this % of the people on the platform "
+        "(0: never hold).",
+    )
+    # Set when a run succeeded leaving the platform with exactly that generation of the audience: every member's
+    # current record held (and, in mirror mode, nothing else); cleared as soon as another run starts sending.
     confirmed_generation = models.PositiveIntegerField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
@@ -51,8 +62,14 @@ class SyncRun(models.Model):
         PARTIAL = "partial", "Partly failed"
         FAILED = "failed", "Failed"
         CANCELLED = "cancelled", "Cancelled"
+        # Planned, not sent: it would remove more people than the sync's hold threshold allows.
+        HELD = "held", "Held for review"
+        # Sent, but the audience size the platform reports fell by more than the plan explains.
+        ATTENTION = "attention", "Needs attention"
 
     ACTIVE_STATUSES = (Status.QUEUED, Status.RUNNING)
+    # A sync has at most one run in these at a time (a held run waits for its marketer).
+    PENDING_STATUSES = (Status.QUEUED, Status.RUNNING, Status.HELD)
 
     class Trigger(models.TextChoices):
         MANUAL = "manual", "Manual"
@@ -64,15 +81,26 @@ class SyncRun(models.Model):
     audience_generation = models.PositiveIntegerField(null=True, blank=True)
     total_batches = models.PositiveIntegerField(default=0)
     done_batches = models.PositiveIntegerField(default=0)
+    # The plan, in people: who joins, whose record changed (re-sent, their old identifiers removed), who left.
     to_add = models.PositiveIntegerField(default=0)
+    to_update = models.PositiveIntegerField(default=0)
     to_remove = models.PositiveIntegerField(default=0)
+    unchanged = models.PositiveIntegerField(default=0)
+    # People the platform held (by this sync's records) when the run was planned: the base of the hold threshold.
+    held_before = models.PositiveIntegerField(null=True, blank=True)
     # Set by the plan: when every batch goes through, the platform holds exactly the planned generation (all its
     # adds, and every confirmed member who left it removed).
     leaves_exact = models.BooleanField(default=False)
+    # The marketer confirmed a run that was held for review.
+    hold_confirmed = models.BooleanField(default=False)
     processed = models.PositiveIntegerField(default=0)
     sent = models.PositiveIntegerField(default=0)
     removed = models.PositiveIntegerField(default=0)
+    # Leavers with nothing to remove: every identifier they had is a current member's too.
+    kept = models.PositiveIntegerField(default=0)
     rejected = models.PositiveIntegerField(default=0)
+    # The audience size the platform reported before the run (audience_size: after it).
+    size_before = models.PositiveBigIntegerField(null=True, blank=True)
     matched = models.PositiveBigIntegerField(null=True, blank=True)
     audience_size = models.PositiveBigIntegerField(null=True, blank=True)
     match_rate = models.FloatField(null=True, blank=True, help_text="0..1, as reported by the platform")
@@ -106,13 +134,10 @@ class SyncBatch(models.Model):
     seq = models.PositiveIntegerField()
     kind = models.CharField(max_length=8, choices=Kind.choices)
     status = models.CharField(max_length=8, choices=Status.choices, default=Status.PENDING)
-    # Keyset bounds over the fingerprints this batch covers (inclusive), fixed when the run is planned.
-    first_fingerprint = models.CharField(max_length=64)
-    last_fingerprint = models.CharField(max_length=64)
     size = models.PositiveIntegerField()
-    # Space-separated fingerprints of a sparse batch (a few changes scattered over a large audience), read and
-    # checkpointed by exact lookups; empty when the range itself is tight.
-    fingerprints = models.TextField(blank=True, default="")
+    # The people of the batch (their 12-byte ids, ascending, concatenated), fixed when the run is planned and
+    # emptied once the batch is sent.
+    persons = models.BinaryField(default=b"")
     attempts = models.PositiveSmallIntegerField(default=0)
     error_message = models.TextField(blank=True)
     sent_at = models.DateTimeField(null=True, blank=True)
@@ -123,11 +148,10 @@ class SyncBatch(models.Model):
 
 
 class SyncMember(models.Model):
-    """A member confirmed on the platform by this sync, with the keys sent (needed to remove it later)."""
+    """A version of a member's record (``generation``) that this sync put on its platform and has not removed.
+    Usually one per person; two while a changed person's old identifiers are still to be removed."""
 
-    sync = models.ForeignKey(Sync, on_delete=models.CASCADE, related_name="confirmed_members")
-    fingerprint = models.CharField(max_length=64)
-    keys = models.JSONField()
-
-    class Meta:
-        constraints = [models.UniqueConstraint(fields=["sync", "fingerprint"], name="unique_synced_member")]
+    pk = models.CompositePrimaryKey("sync", "person", "generation")
+    sync = models.ForeignKey(Sync, on_delete=models.CASCADE, related_name="confirmed_members", db_index=False)
+    person = models.BinaryField(max_length=12)
+    generation = models.IntegerField()

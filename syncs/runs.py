@@ -19,7 +19,9 @@ logger = logging.getLogger(__name__)
 
 Status = SyncRun.Status
 ACTIVE = (Status.QUEUED, Status.RUNNING)
-FINISHED = (Status.SUCCEEDED, Status.PARTIAL, Status.FAILED, Status.CANCELLED)
+# A sync has at most one of these at a time: a held run waits for its marketer, and blocks new runs meanwhile.
+PENDING = SyncRun.PENDING_STATUSES
+FINISHED = (Status.SUCCEEDED, Status.PARTIAL, Status.FAILED, Status.CANCELLED, Status.ATTENTION)
 
 STALE_MESSAGE = (
     "The worker stopped responding (no heartbeat for {minutes} minutes). Nothing after the last sent batch "
@@ -53,11 +55,12 @@ def _queue(run: SyncRun) -> None:
 
 
 def active_run(sync: Sync) -> SyncRun | None:
-    return sync.runs.filter(status__in=ACTIVE).order_by("-created_at").first()
+    """The sync's queued, running or held run, if any."""
+    return sync.runs.filter(status__in=PENDING).order_by("-created_at").first()
 
 
 def start_run(*, sync: Sync, trigger: str = SyncRun.Trigger.MANUAL) -> SyncRun:
-    """Queue a run of ``sync``; if one is already queued or running, that one is returned instead."""
+    """Queue a run of ``sync``; if one is already queued, running or held for review, that one is returned."""
     with transaction.atomic():
         Sync.objects.select_for_update().filter(pk=sync.pk).first()  # one starter at a time per sync
         current = active_run(sync)
@@ -80,18 +83,56 @@ def start_scheduled_run(*, sync_id: int) -> SyncRun | None:
                     sync.connection.status)
         return None
     if active_run(sync) is not None:
-        logger.info("scheduled sync %s skipped: a run is already active", sync.pk)
+        logger.info("scheduled sync %s skipped: a run is already queued, running or held", sync.pk)
         return None
     return start_run(sync=sync, trigger=SyncRun.Trigger.SCHEDULE)
 
 
 def cancel_run(*, run: SyncRun) -> SyncRun:
-    """Ask a run to stop. A queued run stops at once; a running one after its current batch."""
+    """Ask a run to stop. A queued or held run stops at once (a held one sent nothing: the platform still holds
+    what it held, so the sync's confirmed generation comes back); a running one after its current batch."""
     now = timezone.now()
-    SyncRun.objects.filter(pk=run.pk, status=Status.QUEUED).update(
-        status=Status.CANCELLED, cancel_requested=True, finished_at=now, error_message="Cancelled before it started."
-    )
-    SyncRun.objects.filter(pk=run.pk, status=Status.RUNNING).update(cancel_requested=True)
+    with transaction.atomic():
+        SyncRun.objects.filter(pk=run.pk, status=Status.QUEUED).update(
+            status=Status.CANCELLED, cancel_requested=True, finished_at=now,
+            error_message="Cancelled before it started.")
+        held = SyncRun.objects.filter(pk=run.pk, status=Status.HELD).update(
+            status=Status.CANCELLED, cancel_requested=True, finished_at=now,
+            error_message="Cancelled after review: nothing was sent.")
+        if held:
+            _restore_confirmed(run)
+        SyncRun.objects.filter(pk=run.pk, status=Status.RUNNING).update(cancel_requested=True)
+    run.refresh_from_db()
+    return run
+
+
+def _restore_confirmed(run: SyncRun) -> None:
+    """A held run sent nothing: if the last finished run left the platform exact, it still is."""
+    previous = (SyncRun.objects.filter(sync_id=run.sync_id, finished_at__isnull=False).exclude(pk=run.pk)
+                .order_by("-finished_at").first())
+    if previous is not None and previous.status == Status.SUCCEEDED and previous.leaves_exact:
+        Sync.objects.filter(pk=run.sync_id, confirmed_generation__isnull=True).update(
+            confirmed_generation=previous.audience_generation)
+
+
+def confirm_run(*, run: SyncRun) -> SyncRun:
+    """The marketer reviewed a held run and wants it sent. If the audience was re-imported since, the plan is out
+    of date: the held run is cancelled and a new run starts (it plans again, and may be held again)."""
+    run.refresh_from_db()
+    if run.status != Status.HELD:
+        raise SyncError("This run is not waiting for review.")
+    if run.audience_generation != Audience.objects.values_list("generation", flat=True).get(pk=run.sync.audience_id):
+        with transaction.atomic():
+            SyncRun.objects.filter(pk=run.pk, status=Status.HELD).update(
+                status=Status.CANCELLED, finished_at=timezone.now(),
+                error_message="The audience was re-imported after this run was planned; a new run was started.")
+        return start_run(sync=run.sync)
+    with transaction.atomic():
+        updated = SyncRun.objects.filter(pk=run.pk, status=Status.HELD).update(
+            status=Status.QUEUED, hold_confirmed=True, error_message="", heartbeat_at=timezone.now())
+        if updated:
+            _queue(run)
+    logger.info("sync run %s confirmed after review", run.pk)
     run.refresh_from_db()
     return run
 
@@ -103,7 +144,7 @@ def can_resume(run: SyncRun) -> bool:
     audience_generation = run.sync.audience.generation
     if run.audience_generation is not None and run.audience_generation != audience_generation:
         return False
-    return not run.sync.runs.filter(status__in=ACTIVE).exclude(pk=run.pk).exists()
+    return not run.sync.runs.filter(status__in=PENDING).exclude(pk=run.pk).exists()
 
 
 def resume_run(*, run: SyncRun) -> SyncRun:

@@ -27,7 +27,7 @@ class Progress:
 
 
 def progress_of(run: SyncRun) -> Progress:
-    if run.status == Status.SUCCEEDED or (run.status in FINISHED and run.total_batches == 0
+    if run.status in (Status.SUCCEEDED, Status.ATTENTION) or (run.status in FINISHED and run.total_batches == 0
                                           and run.status != Status.FAILED and run.status != Status.CANCELLED):
         percent = 100
     elif run.total_batches:

@@ -75,15 +75,37 @@ def create_sync(*, owner, audience: Audience, connection_id, mode: str = Sync.Mo
     return sync
 
 
-def update_sync(*, sync: Sync, mode: str | None = None, schedule: str | None = None) -> Sync:
+def update_sync(*, sync: Sync, mode: str | None = None, schedule: str | None = None,
+                hold_threshold: object = None) -> Sync:
+    """Change a sync's mode, schedule or hold threshold. A new mode means the platform is no longer known to hold
+    exactly what that mode would leave, so the next run compares the whole audience."""
+    fields = ["updated_at"]
     if mode is not None:
-        sync.mode = _check_choice(mode, Sync.Mode.choices, "mode", "mode")
+        mode = _check_choice(mode, Sync.Mode.choices, "mode", "mode")
+        if mode != sync.mode:
+            sync.mode, sync.confirmed_generation = mode, None
+            fields += ["mode", "confirmed_generation"]
     if schedule is not None:
         sync.schedule = _check_choice(schedule, Sync.Schedule.choices, "schedule", "schedule")
+        fields.append("schedule")
+    if hold_threshold not in (None, ""):
+        sync.hold_threshold = clean_threshold(hold_threshold)
+        fields.append("hold_threshold")
     with transaction.atomic():
-        sync.save(update_fields=["mode", "schedule", "updated_at"])
+        sync.save(update_fields=fields)
         _apply_schedule(sync)
     return sync
+
+
+def clean_threshold(value: object) -> int:
+    """A hold threshold from a form or a command: a whole percentage, 0 to 100."""
+    try:
+        threshold = int(str(value).strip().rstrip("%"))
+    except (TypeError, ValueError):
+        raise SyncError("The hold threshold is a whole percentage between 0 and 100.", field="hold_threshold") from None
+    if not 0 <= threshold <= 100:
+        raise SyncError("The hold threshold is a whole percentage between 0 and 100.", field="hold_threshold")
+    return threshold
 
 
 def delete_sync(*, sync: Sync) -> None:

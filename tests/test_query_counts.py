@@ -36,7 +36,7 @@ def grow(owner, count: int) -> dict:
         for _ in range(count):
             run = SyncRun.objects.create(sync=sync, status=SyncRun.Status.SUCCEEDED, total_batches=count)
             SyncBatch.objects.bulk_create(
-                SyncBatch(run=run, seq=n, kind="add", first_fingerprint="a", last_fingerprint="b", size=10)
+                SyncBatch(run=run, seq=n, kind="add", size=10)
                 for n in range(count)
             )
         first.setdefault("audience", audience)

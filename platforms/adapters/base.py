@@ -38,7 +38,6 @@ class RateLimit:
 @dataclass(frozen=True)
 class Capabilities:
     batch_size: int
-    match_keys: tuple[str, ...]
     operations: frozenset[str]
     rate_limit: RateLimit
     max_audience_size: int | None = None
@@ -131,12 +130,21 @@ class SecretInput(forms.PasswordInput):
 
 
 class PlatformAdapter:
-    """Base class: declare ``code``, ``name``, ``capabilities`` and ``credentials_form``."""
+    """Base class: declare ``code``, ``name``, ``capabilities``, ``credentials_form`` and the match keys."""
 
     code: ClassVar[str]
     name: ClassVar[str]
     capabilities: ClassVar[Capabilities]
     credentials_form: ClassVar[type[CredentialsForm]]
+    # What the platform takes, and how (platforms.matchkeys): output key -> (stored keys, the first present wins;
+    # encoding). Only these keys are sent, in this order.
+    match_keys: ClassVar[Mapping[str, tuple[tuple[str, ...], str]]] = {}
+    # Output keys that identify a person on their own. A removal carries only these, and only the values no
+    # current member of the audience holds (the platform removes whoever matches any identifier sent).
+    identifier_keys: ClassVar[tuple[str, ...]] = ()
+    # Output keys that identify a person together when none of ``identifier_keys`` is present (a name and an
+    # address); a removal sends them only as a whole, and only when no current member holds the same set.
+    composite_identifier: ClassVar[tuple[str, ...]] = ()
     # Account identifier (a config key) used to scope the shared rate limit.
     account_field: ClassVar[str] = ""
 

@@ -85,7 +85,7 @@ from platforms.adapters.base import (
 )
 from platforms.errors import AuthError, PermanentError, PlatformError, RateLimited, TransientError
 from platforms.forms import GoogleAdsCredentialsForm
-from platforms.matchkeys import accepted_keys
+from platforms.matchkeys import HEX, RAW
 
 API_VERSION = "v26"
 SCOPE = "https://www.googleapis.com/auth/adwords"
@@ -138,9 +138,18 @@ class GoogleAdsAdapter(PlatformAdapter):
     name = "Google Ads"
     credentials_form = GoogleAdsCredentialsForm
     account_field = "customer_id"
+    match_keys = {
+        "email": (("eg", "e"), HEX),  # gmail.com / googlemail.com: dots and "+suffix" removed
+        "phone": (("p",), HEX),  # E.164 with "+"
+        "first_name": (("fng", "fn"), HEX),  # trimmed and lowercased (Google's form)
+        "last_name": (("lng", "ln"), HEX),
+        "country": (("c",), RAW),  # address_info.country_code, uppercase, unhashed
+        "postal_code": (("z",), RAW),  # address_info.postal_code, unhashed
+    }
+    identifier_keys = ("email", "phone")
+    composite_identifier = ("first_name", "last_name", "country", "postal_code")  # address_info
     capabilities = Capabilities(
         batch_size=BATCH_SIZE,
-        match_keys=accepted_keys("google_ads"),
         operations=frozenset({Operation.CREATE, Operation.ADD, Operation.REMOVE, Operation.STATUS, Operation.DELETE}),
         rate_limit=RateLimit(requests=60, per_seconds=60),
         max_audience_size=None,

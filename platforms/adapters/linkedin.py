@@ -54,6 +54,7 @@ from platforms.adapters.base import (
 from platforms.adapters.http import build_session, error_message, raise_for_status, send
 from platforms.errors import PermanentError, TransientError
 from platforms.forms import LinkedInCredentialsForm
+from platforms.matchkeys import HEX, RAW
 
 LINKEDIN_VERSION = "202606"
 RESTLI_PROTOCOL = "2.0.0"
@@ -79,9 +80,13 @@ class LinkedInAdapter(PlatformAdapter):
     name = "LinkedIn"
     credentials_form = LinkedInCredentialsForm
     account_field = "ad_account_id"
+    match_keys = {
+        "email": (("e",), HEX),  # SHA256_EMAIL
+        "maid": (("m",), RAW),  # GOOGLE_AID
+    }
+    identifier_keys = ("email", "maid")
     capabilities = Capabilities(
         batch_size=BATCH_SIZE,
-        match_keys=tuple(key for key, _ in ID_TYPES),
         operations=frozenset(
             {Operation.CREATE, Operation.ADD, Operation.REMOVE, Operation.STATUS, Operation.DELETE}
         ),

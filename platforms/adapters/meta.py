@@ -47,6 +47,7 @@ from platforms.adapters.base import (
 )
 from platforms.errors import AuthError, PermanentError, PlatformError, RateLimited, TransientError
 from platforms.forms import MetaCredentialsForm
+from platforms.matchkeys import DOB_DAY, DOB_MONTH, DOB_YEAR, HEX, RAW, SHA, SHA_LOWER, SHA_ZIP
 
 API_VERSION = "v26.0"
 
@@ -101,9 +102,28 @@ class MetaAdapter(PlatformAdapter):
     name = "Meta"
     credentials_form = MetaCredentialsForm
     account_field = "ad_account_id"
+    match_keys = {
+        "email": (("e",), HEX),
+        "phone": (("pd",), HEX),  # digits with country code, no "+"
+        "first_name": (("fn",), HEX),
+        "last_name": (("ln",), HEX),
+        "first_initial": (("fi",), SHA),
+        "city": (("ct",), HEX),
+        "state": (("st",), SHA),
+        "postal_code": (("z",), SHA_ZIP),
+        "country": (("c",), SHA_LOWER),
+        "dob_year": (("dob",), DOB_YEAR),
+        "dob_month": (("dob",), DOB_MONTH),
+        "dob_day": (("dob",), DOB_DAY),
+        "gender": (("g",), SHA),
+        "external_id": (("x",), RAW),  # EXTERN_ID: sent as is
+        "maid": (("m",), RAW),  # MADID: lowercase, not hashed
+    }
+    identifier_keys = ("email", "phone", "maid", "external_id")
+    composite_identifier = ("first_name", "last_name", "first_initial", "city", "state", "postal_code", "country",
+                            "dob_year", "dob_month", "dob_day", "gender")
     capabilities = Capabilities(
         batch_size=BATCH_SIZE,
-        match_keys=tuple(key for key, _ in SCHEMA_KEYS),
         operations=frozenset(
             {Operation.CREATE, Operation.ADD, Operation.REMOVE, Operation.REPLACE, Operation.STATUS, Operation.DELETE}
         ),

@@ -32,6 +32,7 @@ from platforms.adapters.base import (
 from platforms.adapters.http import build_session, error_message, raise_for_status, send
 from platforms.errors import AuthError, PermanentError, TransientError
 from platforms.forms import NetflixCredentialsForm
+from platforms.matchkeys import HEX, SHA
 
 # Our match key -> the contract's schema column, in the order columns are sent.
 SCHEMA: tuple[tuple[str, str], ...] = (
@@ -65,9 +66,14 @@ class NetflixAdapter(PlatformAdapter):
     name = "Netflix (partner)"
     credentials_form = NetflixCredentialsForm
     account_field = "partner_id"
+    match_keys = {
+        "email": (("e",), HEX),
+        "phone": (("p",), HEX),
+        "maid": (("m",), SHA),
+    }
+    identifier_keys = ("email", "phone", "maid")
     capabilities = Capabilities(
         batch_size=BATCH_SIZE,
-        match_keys=tuple(key for key, _ in SCHEMA),
         operations=frozenset({Operation.CREATE, Operation.ADD, Operation.REMOVE, Operation.STATUS, Operation.DELETE}),
         # The contract allows 600 requests a minute per key; we use half of it.
         rate_limit=RateLimit(requests=300, per_seconds=60),

@@ -56,6 +56,7 @@ from platforms.adapters.base import (
 from platforms.adapters.http import DEFAULT_RETRY_AFTER, build_session, raise_for_status, retry_after_seconds, send
 from platforms.errors import AuthError, PermanentError, PlatformError, RateLimited, TransientError
 from platforms.forms import TikTokCredentialsForm
+from platforms.matchkeys import HEX, SHA
 
 BATCH_SIZE = 1_000
 MIN_AUDIENCE = 1_000
@@ -103,9 +104,14 @@ class TikTokAdapter(PlatformAdapter):
     name = "TikTok"
     credentials_form = TikTokCredentialsForm
     account_field = "advertiser_id"
+    match_keys = {
+        "email": (("et", "e"), HEX),  # EMAIL_SHA256 ("+suffix" removed)
+        "phone": (("p",), HEX),  # PHONE_SHA256, E.164 with "+"
+        "maid": (("m",), SHA),  # IDFA_SHA256 / GAID_SHA256
+    }
+    identifier_keys = ("email", "phone", "maid")
     capabilities = Capabilities(
         batch_size=BATCH_SIZE,
-        match_keys=tuple(key for key, _ in ID_TYPES),
         operations=frozenset(
             {Operation.CREATE, Operation.ADD, Operation.REMOVE, Operation.STATUS, Operation.DELETE}
         ),

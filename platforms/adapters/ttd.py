@@ -54,6 +54,7 @@ from platforms.adapters.base import (
 from platforms.adapters.http import build_session, error_message, raise_for_status, send
 from platforms.errors import PermanentError, TransientError
 from platforms.forms import TradeDeskCredentialsForm
+from platforms.matchkeys import B64
 
 # Our match key -> TTD's PiiType for base64(SHA-256) values, in the order drops are made.
 PII_TYPES: tuple[tuple[str, str], ...] = (
@@ -84,9 +85,13 @@ class TradeDeskAdapter(PlatformAdapter):
     name = "The Trade Desk"
     credentials_form = TradeDeskCredentialsForm
     account_field = "advertiser_id"
+    match_keys = {
+        "email": (("eu", "eg", "e"), B64),  # EmailHashedUnifiedId2 (UID2's form)
+        "phone": (("p",), B64),  # PhoneHashedUnifiedId2
+    }
+    identifier_keys = ("email", "phone")
     capabilities = Capabilities(
         batch_size=BATCH_SIZE,
-        match_keys=tuple(key for key, _ in PII_TYPES),
         # No REMOVE: CRM segments only take Add or Replace drops (see the module docstring).
         operations=frozenset(
             {Operation.CREATE, Operation.ADD, Operation.REPLACE, Operation.STATUS, Operation.DELETE}

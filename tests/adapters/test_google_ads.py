@@ -116,7 +116,7 @@ def test_registry_gives_the_google_adapter_with_truthful_capabilities():
     caps = cls.capabilities
     assert cls.code == "google_ads" and cls.account_field == "customer_id"
     assert caps.batch_size == 10_000
-    assert set(caps.match_keys) == {"email", "phone", "first_name", "last_name", "country", "postal_code"}
+    assert set(cls.match_keys) == {"email", "phone", "first_name", "last_name", "country", "postal_code"}
     assert caps.operations == {Operation.CREATE, Operation.ADD, Operation.REMOVE, Operation.STATUS, Operation.DELETE}
     assert Operation.REPLACE not in caps.operations
     assert caps.min_audience_size == 100

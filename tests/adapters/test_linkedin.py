@@ -10,7 +10,7 @@ import responses
 from django.test import override_settings
 
 from platforms import matchkeys
-from platforms.adapters import get_adapter_class
+from platforms.adapters import get_adapter_class, linkedin
 from platforms.adapters.base import Operation
 from platforms.adapters.linkedin import BATCH_SIZE, LINKEDIN_VERSION
 from platforms.errors import AuthError, PermanentError, PlatformError, RateLimited, TransientError
@@ -53,8 +53,8 @@ def test_registry_gives_the_linkedin_adapter_with_truthful_capabilities():
     cls = get_adapter_class("linkedin")
     caps = cls.capabilities
     assert cls.code == "linkedin" and cls.account_field == "ad_account_id"
-    assert caps.match_keys == ("email", "maid")
-    assert set(caps.match_keys) == set(matchkeys.accepted_keys("linkedin"))
+    assert tuple(key for key, _ in linkedin.ID_TYPES) == ("email", "maid")
+    assert {key for key, _ in linkedin.ID_TYPES} == set(matchkeys.accepted_keys("linkedin"))
     assert caps.operations == {Operation.CREATE, Operation.ADD, Operation.REMOVE, Operation.STATUS, Operation.DELETE}
     assert Operation.REPLACE not in caps.operations
     assert caps.batch_size == BATCH_SIZE == 5_000

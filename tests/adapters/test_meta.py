@@ -12,7 +12,7 @@ from django.test import override_settings
 from hypothesis import given
 from hypothesis import strategies as st
 
-from platforms.adapters import get_adapter_class
+from platforms.adapters import get_adapter_class, meta
 from platforms.adapters.base import Operation, UploadSession
 from platforms.errors import AuthError, PermanentError, PlatformError, RateLimited, TransientError
 from sandbox.base import FakeServer, Fault, install_responses
@@ -63,7 +63,7 @@ def test_registry_gives_the_meta_adapter_with_its_declared_capabilities():
     caps = cls.capabilities
     assert cls.code == "meta" and cls.account_field == "ad_account_id"
     assert caps.batch_size == 10_000
-    assert set(caps.match_keys) == {
+    assert set(cls.match_keys) == {key for key, _ in meta.SCHEMA_KEYS} == {
         "email", "phone", "gender", "dob_year", "dob_month", "dob_day", "last_name", "first_name",
         "first_initial", "city", "state", "postal_code", "country", "maid", "external_id",
     }

@@ -12,7 +12,7 @@ import requests
 import responses
 
 from platforms import matchkeys
-from platforms.adapters import get_adapter_class
+from platforms.adapters import get_adapter_class, netflix
 from platforms.adapters.base import Operation
 from platforms.adapters.netflix import NetflixAdapter, canonical_string
 from platforms.errors import AuthError, PermanentError, PlatformError, RateLimited, TransientError
@@ -75,7 +75,7 @@ def test_registry_gives_the_netflix_adapter_with_its_capabilities():
     caps = cls.capabilities
     assert cls.code == "netflix" and cls.account_field == "partner_id"
     assert caps.batch_size == 10_000
-    assert caps.match_keys == ("email", "phone", "maid") == matchkeys.accepted_keys("netflix")
+    assert tuple(key for key, _ in netflix.SCHEMA) == ("email", "phone", "maid") == matchkeys.accepted_keys("netflix")
     assert caps.operations == {Operation.CREATE, Operation.ADD, Operation.REMOVE, Operation.STATUS,
                                Operation.DELETE}
 

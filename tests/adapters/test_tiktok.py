@@ -10,7 +10,7 @@ import responses
 from django.test import override_settings
 
 from platforms import matchkeys
-from platforms.adapters import get_adapter_class
+from platforms.adapters import get_adapter_class, tiktok
 from platforms.adapters.base import Operation
 from platforms.adapters.tiktok import BATCH_SIZE, typed_error
 from platforms.errors import AuthError, PermanentError, PlatformError, RateLimited, TransientError
@@ -53,8 +53,8 @@ def test_registry_gives_the_tiktok_adapter_with_truthful_capabilities():
     cls = get_adapter_class("tiktok")
     caps = cls.capabilities
     assert cls.code == "tiktok" and cls.account_field == "advertiser_id"
-    assert caps.match_keys == ("email", "phone", "maid")
-    assert set(caps.match_keys) == set(matchkeys.accepted_keys("tiktok"))
+    assert tuple(key for key, _ in tiktok.ID_TYPES) == ("email", "phone", "maid")
+    assert {key for key, _ in tiktok.ID_TYPES} == set(matchkeys.accepted_keys("tiktok"))
     assert caps.operations == {Operation.CREATE, Operation.ADD, Operation.REMOVE, Operation.STATUS, Operation.DELETE}
     assert caps.batch_size == BATCH_SIZE
     assert caps.min_audience_size == 1_000

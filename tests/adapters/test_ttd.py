@@ -12,6 +12,7 @@ from django.test import override_settings
 
 from platforms import matchkeys
 from platforms.adapters import get_adapter_class
+from platforms.adapters import ttd as ttd_module
 from platforms.adapters.base import Operation, UploadSession
 from platforms.errors import AuthError, PermanentError, PlatformError, RateLimited, TransientError
 from sandbox.base import FakeResponse, FakeServer, Fault, install_responses
@@ -54,13 +55,13 @@ def test_registry_gives_the_ttd_adapter_with_truthful_capabilities():
     cls = get_adapter_class("ttd")
     caps = cls.capabilities
     assert cls.code == "ttd" and cls.account_field == "advertiser_id"
-    assert caps.match_keys == ("email", "phone")
+    assert tuple(key for key, _ in ttd_module.PII_TYPES) == ("email", "phone")
     # CRM segments take Add or Replace drops only: no per-user removal is declared.
     assert caps.operations == {Operation.CREATE, Operation.ADD, Operation.REPLACE, Operation.STATUS,
                                Operation.DELETE}
     assert Operation.REMOVE not in caps.operations
     assert caps.rate_limit.requests > 0 and caps.rate_limit.per_seconds == 60
-    assert set(caps.match_keys) == set(matchkeys.accepted_keys("ttd"))
+    assert {key for key, _ in ttd_module.PII_TYPES} == set(matchkeys.accepted_keys("ttd"))
 
 
 def test_full_cycle_sends_the_exact_requests(ttd):

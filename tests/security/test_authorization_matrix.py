@@ -76,7 +76,7 @@ def alices_objects(user):
     RejectedRow.objects.create(import_job=job, row_number=2, column="email", reason="not an email address")
     sync = Sync.objects.create(owner=user, audience=audience, connection=connection)
     run = SyncRun.objects.create(sync=sync)
-    batch = SyncBatch.objects.create(run=run, seq=1, kind="add", first_fingerprint="a", last_fingerprint="b", size=1)
+    batch = SyncBatch.objects.create(run=run, seq=1, kind="add", size=1)
     return {"connection": connection, "audience": audience, "import_job": job, "sync": sync, "run": run,
             "batch": batch}
 

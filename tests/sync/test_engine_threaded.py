@@ -27,7 +27,7 @@ def test_reading_ahead_sends_every_batch_once_in_order(user, tiktok_connection, 
     new_generation(audience, [(40, 55), (500, 25)])
     run = engine.execute_run(run_id=new_run(sync).pk, adapter=adapter, sleep=sleeps, limiter=free_limiter)
     assert (run.status, run.removed, run.sent) == (SyncRun.Status.SUCCEEDED, 40, 25)
-    assert len(adapter.audiences["aud-1"]) == 80
+    assert len(adapter.members("aud-1")) == 80
     assert not reader_threads()
 
 

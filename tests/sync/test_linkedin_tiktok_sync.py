@@ -9,7 +9,7 @@ from __future__ import annotations
 import pytest
 import responses
 
-from audiences.models import Member
+from audiences.storage import all_records
 from credentials.models import Connection
 from platforms.adapters import get_adapter_class
 from platforms.matchkeys import platform_values
@@ -69,7 +69,7 @@ def test_add_then_mirror_through_the_engine(platform, user, free_limiter, sleeps
     sync.refresh_from_db()
     audience_id = sync.platform_audience_id
     assert audience_id
-    members = Member.objects.filter(audience=audience).values_list("keys", flat=True)
+    members = [stored for _, _, stored in all_records(audience.pk)]
     assert fake.audience_members(audience_id) == expected_pairs(code, id_types, members)
     assert (run.sent, run.rejected) == (120, 0)
     assert run.matched == fake.matched_count(audience_id) > 0
@@ -78,7 +78,7 @@ def test_add_then_mirror_through_the_engine(platform, user, free_limiter, sleeps
     new_generation(audience, [(20, 100)])
     run = execute_run(run_id=new_run(sync).pk, limiter=free_limiter, sleep=sleeps)
     assert run.status == SyncRun.Status.SUCCEEDED, run.error_message
-    members = Member.objects.filter(audience=audience).values_list("keys", flat=True)
+    members = [stored for _, _, stored in all_records(audience.pk)]
     assert fake.audience_members(audience_id) == expected_pairs(code, id_types, members)
     assert (run.removed, run.sent) == (20, 0)
     assert fake.remove_requests == 1

@@ -125,7 +125,7 @@ def test_progress_shows_batch_errors_and_resume(alice_client, user, audience, ti
     run = new_run(sync)
     SyncRun.objects.filter(pk=run.pk).update(status="failed", total_batches=2, done_batches=1, audience_generation=1,
                                              error_message="The worker stopped responding; resume the run.")
-    SyncBatch.objects.create(run=run, seq=1, kind="add", first_fingerprint="a", last_fingerprint="b", size=3,
+    SyncBatch.objects.create(run=run, seq=1, kind="add", size=3,
                              status="failed", error_message="Meta: (#100) Invalid parameter")
     response = alice_client.get(reverse("sync_run_progress", kwargs={"run_pk": run.pk}), **HX)
     html = response.content.decode()
@@ -178,7 +178,7 @@ def test_admin_lists_syncs_and_runs_with_their_batches(client, user, audience, t
     client.force_login(admin_user)
     sync = make_sync(user, audience, tiktok_connection)
     run = new_run(sync)
-    SyncBatch.objects.create(run=run, seq=1, kind="add", first_fingerprint="a", last_fingerprint="b", size=3,
+    SyncBatch.objects.create(run=run, seq=1, kind="add", size=3,
                              status="failed", error_message="Meta: (#100) Invalid parameter")
     assert client.get(reverse("admin:syncs_sync_changelist")).status_code == 200
     assert client.get(reverse("admin:syncs_syncrun_changelist")).status_code == 200

@@ -102,9 +102,12 @@ def test_accepted_keys_per_platform():
     ],
 )
 def test_email_trimmed_lowercased_nfc_for_every_hashing_platform(raw, normalized):
-    for code in ("meta", "linkedin", "tiktok", "netflix"):
+    for code in ("meta", "linkedin", "netflix"):
         assert prepare(code, "email", raw) == sha(normalized)
     assert prepare("ttd", "email", raw) == b64sha(normalized)
+    # TikTok's own rule: the local part loses "+" and what follows it (any domain).
+    local, _, domain = normalized.rpartition("@")
+    assert prepare("tiktok", "email", raw) == sha(f"{local.split('+')[0]}@{domain}")
 
 
 @pytest.mark.parametrize(
@@ -117,10 +120,13 @@ def test_email_rejections_have_a_reason(raw):
     assert result.reason in ("empty", "not an email address")
 
 
-def test_google_drops_gmail_dots_but_keeps_plus_tags():
+def test_google_drops_gmail_dots_and_the_plus_suffix():
+    # Google's Formatter.format_email_address (google-ads-datamanager-util): gmail.com and googlemail.com lose the
+    # "+" suffix and every "." of the local part (an earlier belief that "+tags" stay was wrong).
     assert prepare("google_ads", "email", "John.Doe@Gmail.com") == sha("johndoe@gmail.com")
     assert prepare("google_ads", "email", "j.o.h.n@googlemail.com") == sha("john@googlemail.com")
-    assert prepare("google_ads", "email", "john.doe+ads@gmail.com") == sha("johndoe+ads@gmail.com")
+    assert prepare("google_ads", "email", "john.doe+ads@gmail.com") == sha("johndoe@gmail.com")
+    assert prepare("google_ads", "email", "john.doe+ads@example.com") == sha("john.doe+ads@example.com")
     # Other domains keep their dots, and Meta keeps gmail dots.
     assert prepare("google_ads", "email", "john.doe@example.com") == sha("john.doe@example.com")
     assert prepare("meta", "email", "John.Doe@Gmail.com") == sha("john.doe@gmail.com")
@@ -208,7 +214,9 @@ def test_linkedin_takes_no_phone():
 def test_names_lowercase_letters_only_accents_kept(raw, normalized):
     assert prepare("meta", "first_name", raw) == sha(normalized)
     assert prepare("meta", "last_name", raw) == sha(normalized)
-    assert prepare("google_ads", "last_name", raw) == sha(normalized)
+    # Google's own form (Formatter.format_given_name / format_family_name): trimmed and lowercased only.
+    assert prepare("google_ads", "last_name", raw) == sha(raw.strip().lower())
+    assert prepare("google_ads", "first_name", raw) == sha(raw.strip().lower())
 
 
 def test_name_without_letters_is_rejected():
@@ -408,34 +416,40 @@ FULL_ROW = {
 }
 
 
+def dig(text: str) -> bytes:
+    return hashlib.sha256(text.encode()).digest()
+
+
 def test_prepare_record_stores_hashes_and_only_the_unhashed_values_platforms_take():
     record = prepare_record(FULL_ROW, default_region="US")
     assert record.rejections == []
     assert record.identifiable
     stored = record.stored
     assert stored == {
-        "e": sha("john.doe+x@gmail.com"),
-        "eg": sha("johndoe+x@gmail.com"),
-        "eu": sha("johndoe@gmail.com"),
-        "p": sha("+16502530000"),
-        "pd": sha("16502530000"),
-        "fn": sha("josé"),
-        "fi": sha("j"),
-        "ln": sha("obrien"),
-        "ct": sha("sanfrancisco"),
-        "st": sha("ca"),
+        "e": dig("john.doe+x@gmail.com"),
+        "eg": dig("johndoe@gmail.com"),  # Google's form; UID2's is the same, so no "eu"
+        "et": dig("john.doe@gmail.com"),  # TikTok's form
+        "p": dig("+16502530000"),
+        "pd": dig("16502530000"),
+        "fn": dig("josé"),
+        "fi": "j",
+        "ln": dig("obrien"),
+        "lng": dig("o'brien"),  # Google's form of the family name differs from Meta's
+        "ct": dig("sanfrancisco"),
+        "st": "ca",
         "z": "94105",
         "c": "US",
-        "dy": sha("1985"),
-        "dm": sha("03"),
-        "dd": sha("12"),
-        "g": sha("f"),
+        "dob": "19850312",
+        "g": "f",
         "x": "C-1",
         "m": "6d92078a-8246-4ba4-ae5b-76104861e7dc",
     }
-    # No raw PII anywhere in what is stored.
-    dumped = json.dumps(stored, ensure_ascii=False)
-    for raw in ("john", "doe", "6502530000", "josé", "brien", "francisco", "19850312"):
+    # No raw PII with more than a handful of possible values is kept readable: only the codes (initial, state,
+    # birth date parts, gender) whose SHA-256 protects nothing, and the values platforms take unhashed.
+    readable = {k: v for k, v in stored.items() if not isinstance(v, bytes)}
+    assert set(readable) == set(mk.CODE_KEYS) | set(mk.RAW_KEYS)
+    dumped = json.dumps(readable, ensure_ascii=False) + repr([v for v in stored.values() if isinstance(v, bytes)])
+    for raw in ("john", "doe", "6502530000", "josé", "brien", "francisco"):
         assert raw not in dumped.lower()
 
 
@@ -451,10 +465,10 @@ def test_platform_values_per_platform_from_storage_alone():
     assert meta["external_id"] == "C-1"
     assert list(meta) == list(accepted_keys("meta"))
     assert platform_values("google_ads", stored) == {
-        "email": sha("johndoe+x@gmail.com"),
+        "email": sha("johndoe@gmail.com"),
         "phone": sha("+16502530000"),
         "first_name": sha("josé"),
-        "last_name": sha("obrien"),
+        "last_name": sha("o'brien"),
         "country": "US",
         "postal_code": "94105",
     }
@@ -463,7 +477,7 @@ def test_platform_values_per_platform_from_storage_alone():
         "maid": "6d92078a-8246-4ba4-ae5b-76104861e7dc",
     }
     assert platform_values("tiktok", stored) == {
-        "email": sha("john.doe+x@gmail.com"),
+        "email": sha("john.doe@gmail.com"),
         "phone": sha("+16502530000"),
         "maid": sha("6d92078a-8246-4ba4-ae5b-76104861e7dc"),
     }
@@ -473,7 +487,7 @@ def test_platform_values_per_platform_from_storage_alone():
 
 def test_platform_values_only_keys_the_member_has():
     stored = prepare_record({"email": "a@example.com"}, default_region="US").stored
-    assert stored == {"e": sha("a@example.com")}
+    assert stored == {"e": dig("a@example.com")}
     assert platform_values("google_ads", stored) == {"email": sha("a@example.com")}
     assert platform_values("ttd", stored) == {"email": b64sha("a@example.com")}
     with pytest.raises(ValueError):
@@ -514,10 +528,10 @@ def test_default_region_drives_national_phone_numbers():
     us = prepare_record({"phone": "020 7946 0958"}, default_region="US")
     gb = prepare_record({"phone": "020 7946 0958"}, default_region="gb")
     assert "p" not in us.stored
-    assert gb.stored["p"] == sha("+442079460958")
+    assert gb.stored["p"] == dig("+442079460958")
     # The row's own country wins over the audience default.
     row = prepare_record({"phone": "020 7946 0958", "country": "United Kingdom"}, default_region="US")
-    assert row.stored["p"] == sha("+442079460958")
+    assert row.stored["p"] == dig("+442079460958")
 
 
 def test_fingerprint_stable_and_distinct():
@@ -528,6 +542,23 @@ def test_fingerprint_stable_and_distinct():
     assert fingerprint(a) != fingerprint(c)
     assert len(fingerprint(a)) == 64 and int(fingerprint(a), 16) >= 0
     assert fingerprint({"e": "x"}) != fingerprint({"p": "x"})
+
+
+def test_person_id_follows_the_person_key_then_falls_back():
+    full = prepare_record(FULL_ROW, default_region="US").stored
+    by_email, by_id = mk.person_id(full, mk.person_order("email")), mk.person_id(full, mk.person_order("external_id"))
+    assert by_email == b"e" + dig("john.doe+x@gmail.com")[:11] and len(by_email) == mk.PERSON_BYTES
+    assert by_id == b"x" + dig("C-1")[:11]
+    # The same person with another phone, name or address is the same person.
+    moved = prepare_record(dict(FULL_ROW, phone="+1 415 555 0101", city="Oakland", postal_code="94601"),
+                           default_region="US").stored
+    assert mk.person_id(moved, mk.person_order("email")) == by_email
+    # A row without the chosen key falls back: email, phone, device id, then name and address.
+    phone_only = prepare_record({"phone": "(650) 253-0000"}, default_region="US").stored
+    assert mk.person_id(phone_only, mk.person_order("email")) == b"p" + dig("+16502530000")[:11]
+    named = prepare_record({"first_name": "Ann", "last_name": "Lee", "postal_code": "10001"}, default_region="US")
+    assert mk.person_id(named.stored, mk.person_order("email"))[:1] == b"n"
+    assert mk.person_id({}, mk.person_order("email")) is None
 
 
 def test_coverage_keys_names_the_match_keys_carried():
@@ -600,7 +631,7 @@ def test_prepare_rows_reads_csv_shaped_rows_with_a_column_mapping():
         prepare_record({"email": r[0], "phone": r[2], "country": r[3]}, default_region="US").stored
         for r in (rows[0], rows[1], ["c@example.com", None, None, None], rows[3])
     ]
-    assert records[1].stored["p"] == sha("+442079460958")
+    assert records[1].stored["p"] == dig("+442079460958")
     assert records[3].rejections == [
         ("country", "not a country"),
         ("email", "not an email address"),

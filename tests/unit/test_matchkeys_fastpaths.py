@@ -25,7 +25,7 @@ many = settings(max_examples=200, deadline=None, suppress_health_check=[HealthCh
 
 
 def h(value):
-    return sha256(value.encode()).hexdigest()
+    return sha256(value.encode()).digest()
 
 
 def reference_record(row, default_region):
@@ -49,38 +49,43 @@ def reference_record(row, default_region):
     email = norm("email")
     if email is not None:
         stored["e"] = h(email)
-        google, uid2 = mk._google_email(email), mk._uid2_email(email)
+        google, uid2, tiktok = mk._google_email(email), mk._uid2_email(email), mk._tiktok_email(email)
         if google != email:
             stored["eg"] = h(google)
-        if uid2 != email:
+        if uid2 != google:
             stored["eu"] = h(uid2)
+        if tiktok != email:
+            stored["et"] = h(tiktok)
     phone = norm("phone", reg=reg)
     if phone is not None:
         stored["p"], stored["pd"] = h(phone), h(phone[1:])
     initial = norm("first_initial")
     if initial is not None:
-        stored["fi"] = h(initial)
+        stored["fi"] = initial
     first = norm("first_name")
     if first is not None:
         stored["fn"] = h(first)
-        stored.setdefault("fi", h(first[0]))
+        stored.setdefault("fi", first[0])
+        if mk._google_name(str(row["first_name"])) != first:
+            stored["fng"] = h(mk._google_name(str(row["first_name"])))
+    last = norm("last_name")
+    if last is not None:
+        stored["ln"] = h(last)
+        if mk._google_name(str(row["last_name"])) != last:
+            stored["lng"] = h(mk._google_name(str(row["last_name"])))
     for key, short, hashed, regional in (
-        ("last_name", "ln", True, False),
         ("postal_code", "z", False, True),
-        ("date_of_birth", None, True, True),
-        ("gender", "g", True, False),
+        ("date_of_birth", "dob", False, True),
+        ("gender", "g", False, False),
         ("city", "ct", True, False),
-        ("state", "st", True, True),
+        ("state", "st", False, True),
         ("external_id", "x", False, False),
         ("maid", "m", False, False),
     ):
         value = norm(key, reg=reg if regional else None)
         if value is None:
             continue
-        if key == "date_of_birth":
-            stored["dy"], stored["dm"], stored["dd"] = h(value[:4]), h(value[4:6]), h(value[6:])
-        else:
-            stored[short] = h(value) if hashed else value
+        stored[short] = h(value) if hashed else value
     return list(stored.items()), rejections
 
 
@@ -134,7 +139,7 @@ def test_prepare_rows_equals_the_reference_with_short_rows(rows, region, data):
 @pytest.fixture
 def tiny_caches(monkeypatch):
     """Column caches of two entries per generation: every batch rotates them many times."""
-    caches = [mk._country_col, mk._initial_col, mk._first_name_col, mk._name_col, mk._gender_col]
+    caches = [mk._country_col, mk._initial_col, mk._first_name_col, mk._last_name_col, mk._city_col, mk._gender_col]
     for cache in caches:
         monkeypatch.setattr(cache, "half", 2)
         cache.cache_clear()
@@ -184,35 +189,38 @@ def test_rows_of_another_country_use_their_own_region_in_a_mostly_default_batch(
     assert [mk.normalize("dob_month", "03/04/1985", default_region=r.stored["c"]) for r in out] == [
         "03", "04", "03", "03"
     ]  # fmt: skip
-    assert [r.stored["dm"] for r in out] == [h("03"), h("04"), h("03"), h("03")]
-    assert out[1].stored["st"] == h("wales") and out[0].stored["st"] == h("ca")
+    assert [r.stored["dob"][4:6] for r in out] == ["03", "04", "03", "03"]
+    assert out[1].stored["st"] == "wales" and out[0].stored["st"] == "ca"
 
 
 # --- platform_values: one dict display, or key by key ----------------------------------------------------
 
-UNHASHED = {"z", "c", "x", "m"}  # stored as text; every other stored key holds a SHA-256 hex digest
 TEXT = st.one_of(st.sampled_from(["94107", "SW1A 1AA", "us", "GB", "x-1"]), st.text(min_size=1, max_size=10))
+DATES = st.dates().map(lambda d: d.strftime("%Y%m%d"))
 
 
 @st.composite
 def stored_members(draw):
+    # Digest keys hold SHA-256 digests; code and raw keys hold text (a date for "dob").
     keys = draw(st.lists(st.sampled_from(STORED_KEYS), unique=True))
-    return {k: draw(TEXT) if k in UNHASHED else h(draw(st.text(max_size=8))) for k in keys}
+    return {k: h(draw(st.text(max_size=8))) if k in mk.DIGEST_KEYS else draw(DATES if k == "dob" else TEXT)
+            for k in keys}
 
 
 @many
 @given(stored=stored_members(), code=st.sampled_from(PLATFORM_CODES))
 def test_platform_values_fast_path_equals_key_by_key(stored, code):
     fast = platform_values(code, stored)
-    slow = mk._PLATFORM_VALUES[code].slow(stored)
+    slow = mk.values_function(code).slow(stored)
     assert list(fast.items()) == list(slow.items())
     assert list(fast) == [k for k in PLATFORM_KEYS[code] if k in fast]
 
 
 @pytest.mark.parametrize("code", PLATFORM_CODES)
 def test_platform_values_of_a_full_member_takes_the_fast_path(code):
-    stored = {k: h(k) for k in STORED_KEYS} | {"z": "94107", "c": "US", "x": "CRM-1", "m": "a" * 36}
-    slow = mk._PLATFORM_VALUES[code].slow
+    stored = ({k: h(k) for k in mk.DIGEST_KEYS} | {"fi": "j", "st": "ca", "dob": "19850312", "g": "f"}
+              | {"z": "94107", "c": "US", "x": "CRM-1", "m": "a" * 36})
+    slow = mk.values_function(code).slow
     assert platform_values(code, stored) == slow(stored)
     assert len(platform_values(code, stored)) == len(PLATFORM_KEYS[code])
 
@@ -248,7 +256,7 @@ def test_falsy_and_unhashable_cells_read_as_before():
     rows = [{"first_name": 0, "city": False, "gender": 0.0, "last_name": ["Do", "e"], "state": ["CA"]}]
     (record,) = mk.prepare_records(rows, default_region="US")
     assert (list(record.stored.items()), record.rejections) == reference_record(rows[0], "US")
-    assert list(record.stored.items()) == [("ln", h("doe")), ("st", h("ca"))]
+    assert list(record.stored.items()) == [("ln", h("doe")), ("lng", h("['do', 'e']")), ("st", "ca")]
 
 
 @pytest.mark.parametrize("with_initial", [False, True])
@@ -263,8 +271,11 @@ def test_full_rows_with_gmail_variants_take_the_display_path_and_match_the_refer
     rows = [{**base, "email": email} for email in emails]
     records = mk.prepare_records(rows, default_region="US")
     assert as_reference(records) == [reference_record(row, "US") for row in rows]
-    assert [("eg" in r.stored, "eu" in r.stored) for r in records[:6]] == [
-        (True, True), (True, True), (False, True), (True, False), (False, False), (False, False)
+    # Google's form drops dots and the "+" suffix on gmail.com and googlemail.com; UID2's on gmail.com only (so it
+    # is stored only where it differs from Google's); TikTok's drops the "+" suffix on any domain.
+    assert [("eg" in r.stored, "eu" in r.stored, "et" in r.stored) for r in records[:6]] == [
+        (True, False, False), (True, False, True), (True, False, True), (True, True, False), (False, False, False),
+        (False, False, False)
     ]  # fmt: skip
 
 

@@ -1,0 +1,251 @@
+"""One run, end to end (``execute_run``); the stages live in their own modules:
+
+1. **Claim** the run (queued -> running, or take over a "running" run whose worker stopped beating). The heartbeat
+   timestamp this worker wrote is its lease: every later write applies only while the row still carries it.
+2. **Platform audience**: created on a sync's first run; its id is stored on the sync.
+3. **Plan** (syncs/engine/plan.py): who joins, whose record changed, who left; batches written; a run removing
+   more than the sync's hold threshold is held for review here.
+4. **Send** each pending batch (syncs/engine/read.py reads it; the adapter sends it behind the rate limiter and the
+   retry policy) and **checkpoint** it (syncs/engine/checkpoint.py). Cancel, heartbeat and "was the audience
+   re-imported meanwhile" are checked between batches; the next batch is read while this one is on the wire.
+5. **Finish** (syncs/engine/finish.py): the platform's figures, the end status.
+
+Errors: ``RateLimited`` / ``TransientError`` are retried (platforms/retry.py); once the attempts run out the run
+fails and can be resumed. ``PermanentError`` fails that batch only (the run ends "partial"). ``AuthError`` stops the
+run and turns the connection to error with the platform's message.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import traceback
+from collections.abc import Callable, Iterator
+from contextlib import closing
+from datetime import timedelta
+
+from django.conf import settings
+from django.db import DatabaseError, close_old_connections, connection, transaction
+from django.db.models import Max, Min, Q
+from django.utils import timezone
+
+from credentials.models import Connection
+from platforms.adapters.base import PlatformAdapter, UploadSession
+from platforms.errors import AuthError, PermanentError, PlatformError, RateLimited, TransientError
+from platforms.ratelimit import RateLimiter
+from syncs.engine import checkpoint, finish, plan
+from syncs.engine.context import LeaseLost, RunContext, Stop
+from syncs.engine.read import BatchRead, read_batch
+from syncs.models import Sync, SyncBatch, SyncRun
+
+logger = logging.getLogger(__name__)
+
+Status = SyncRun.Status
+Kind = SyncBatch.Kind
+# Meta's session ids are per advertiser and must be unique: derived from the run and the kind.
+SESSION_KIND_OFFSET = {Kind.ADD: 1, Kind.REMOVE: 2, Kind.REPLACE: 3}
+
+
+def execute_run(
+    *,
+    run_id: int,
+    adapter: PlatformAdapter | None = None,
+    sleep: Callable[[float], None] = time.sleep,
+    limiter: RateLimiter | None = None,
+) -> SyncRun | None:
+    """Run (or continue) one sync run. Returns the run, or None when it was not ours to run.
+
+    ``adapter``, ``sleep`` and ``limiter`` are for tests and benchmarks (a fake adapter, recorded waits).
+    """
+    lease = claim(run_id)
+    if lease is None:
+        logger.info("sync run %s not claimed (finished, cancelled, held or running elsewhere)", run_id)
+        return SyncRun.objects.filter(pk=run_id).first()
+    run = SyncRun.objects.select_related("sync__audience", "sync__connection__platform").get(pk=run_id)
+    ctx = RunContext(run, lease=lease, adapter=adapter, sleep=sleep, limiter=limiter)
+    try:
+        _execute(ctx)
+    finally:
+        ctx.close()
+    return SyncRun.objects.filter(pk=run_id).first()
+
+
+def claim(run_id: int):
+    """queued -> running, or take over a running run whose heartbeat is stale. Returns the lease timestamp."""
+    now = timezone.now()
+    stale = now - timedelta(seconds=settings.SYNC_STALE_AFTER)
+    claimed = SyncRun.objects.filter(pk=run_id).filter(
+        Q(status=Status.QUEUED) | Q(status=Status.RUNNING, heartbeat_at__lt=stale)
+        | Q(status=Status.RUNNING, heartbeat_at__isnull=True)
+    ).update(status=Status.RUNNING, heartbeat_at=now)
+    if not claimed:
+        return None
+    SyncRun.objects.filter(pk=run_id, started_at__isnull=True).update(started_at=now)
+    return now
+
+
+def _execute(ctx: RunContext) -> None:
+    try:
+        if ctx.connection.status != Connection.Status.ACTIVE:
+            raise Stop(Status.FAILED, f"The connection {ctx.connection} is "
+                                      f"{ctx.connection.get_status_display().lower()}: reconnect it on the "
+                                      "Platforms page, then resume this run.")
+        _ensure_platform_audience(ctx)
+        if not plan.plan_run(ctx):
+            _hold(ctx)
+            return
+        _send_all(ctx)
+        finish.finish(ctx)
+    except LeaseLost:
+        logger.warning("sync run %s: lease lost (taken over or failed by the watchdog); stopping", ctx.run.pk)
+    except Stop as stop:
+        _end(ctx, stop.status, stop.message)
+    except AuthError as exc:
+        _auth_failed(ctx, exc)
+    except (TransientError, RateLimited) as exc:
+        _end(ctx, Status.FAILED, f"{ctx.connection.platform.name} kept failing after {ctx.policy.attempts} "
+                                 f"attempts: {exc.message} Resume the run to continue from the first unsent batch.")
+    except PlatformError as exc:
+        _end(ctx, Status.FAILED, exc.message)
+    except DatabaseError as exc:
+        logger.error("sync run %s: database error (%s)", ctx.run.pk, type(exc).__name__)
+        _end_after_db_error(ctx)
+    except Exception as exc:
+        # The message may carry anything (an URL with a token): log the type and the frames, never the text.
+        logger.error("sync run %s failed unexpectedly (%s) at\n%s", ctx.run.pk, type(exc).__name__,
+                     "".join(traceback.format_tb(exc.__traceback__)[-5:]))
+        _end(ctx, Status.FAILED, "The run stopped on an unexpected error. Resume it to continue; if it fails again, "
+                                 "contact support with the run number.")
+
+
+def _ensure_platform_audience(ctx: RunContext) -> None:
+    if ctx.sync.platform_audience_id:
+        return
+    name = ctx.audience.name
+    description = f"Kept in sync by Activation Manager (audience {ctx.audience.pk})."
+    audience_id = ctx.call(lambda: ctx.adapter.create_audience(name, description))
+    Sync.objects.filter(pk=ctx.sync.pk).update(platform_audience_id=str(audience_id))
+    ctx.sync.platform_audience_id = str(audience_id)
+    logger.info("sync %s: created platform audience on %s", ctx.sync.pk, ctx.code)
+
+
+def _hold(ctx: RunContext) -> None:
+    """The plan removes more people than the sync's threshold allows: wait for the marketer."""
+    run = ctx.run
+    share = run.to_remove * 100 / run.held_before if run.held_before else 100.0
+    message = (f"Held for review: this run would remove {run.to_remove:,} of the {run.held_before or 0:,} people "
+               f"{ctx.connection.platform.name} holds ({share:.1f} %), more than this sync's "
+               f"{ctx.sync.hold_threshold} % threshold. Nothing was sent: confirm to send it, or cancel it.")
+    now = timezone.now()
+    updated = SyncRun.objects.filter(pk=run.pk, status=Status.RUNNING, heartbeat_at=ctx.lease).update(
+        status=Status.HELD, error_message=message, heartbeat_at=now)
+    if updated:
+        logger.info("sync run %s held for review (%s to remove of %s)", run.pk, run.to_remove, run.held_before)
+
+
+def _send_all(ctx: RunContext) -> None:
+    spans = {
+        row["kind"]: (row["first"], row["last"])
+        for row in ctx.run.batches.values("kind").annotate(first=Min("seq"), last=Max("seq"))
+    }
+    pending = list(ctx.run.batches.filter(status=SyncBatch.Status.PENDING).order_by("seq"))
+    # closing(): on a stop or an error the reader thread is wound down here, not whenever GC gets to it.
+    with closing(_with_reads(ctx, pending)) as batches:
+        for batch, read in batches:
+            ctx.check_cancel()
+            ctx.check_generation()
+            ctx.heartbeat()
+            first, last = spans[batch.kind]
+            session = UploadSession(
+                session_id=ctx.run.pk * 4 + SESSION_KIND_OFFSET[batch.kind],
+                batch_seq=batch.seq - first + 1,
+                last_batch=batch.seq == last,
+                estimated_total=ctx.run.to_remove if batch.kind == Kind.REMOVE else
+                ctx.run.to_add + ctx.run.to_update,
+            )
+            _send(ctx, batch, session, read)
+
+
+def _with_reads(ctx: RunContext, batches: list[SyncBatch]) -> Iterator[tuple[SyncBatch, BatchRead]]:
+    """Each batch with what it sends; the next batch is read in a helper thread while this one is on the wire.
+
+    Safe because batches cover disjoint people: sending and checkpointing batch N changes nothing batch N+1 reads.
+    Not inside an outer transaction (tests), whose rows another connection could not see: there it reads inline.
+    """
+    if len(batches) < 2 or connection.in_atomic_block:
+        for batch in batches:
+            yield batch, read_batch(ctx, batch)
+        return
+    from concurrent.futures import ThreadPoolExecutor
+
+    from django.db import connections
+
+    pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"sync-run-{ctx.run.pk}-read")
+    try:
+        future = pool.submit(read_batch, ctx, batches[0])
+        for index, batch in enumerate(batches):
+            read = future.result()
+            if index + 1 < len(batches):
+                future = pool.submit(read_batch, ctx, batches[index + 1])
+            yield batch, read
+    finally:
+        pool.submit(connections.close_all).result()  # the helper thread's own database connection
+        pool.shutdown(wait=True)
+
+
+def _send(ctx: RunContext, batch: SyncBatch, session: UploadSession, read: BatchRead) -> None:
+    members = [values for values in read.values if values]
+    skipped = len(read.values) - len(members)
+    audience_id = ctx.sync.platform_audience_id
+    attempts = batch.attempts
+    result = None
+    error = ""
+    try:
+        if members:
+            attempts += 1
+            if batch.kind == Kind.ADD:
+                result = ctx.call(lambda: ctx.adapter.add_members(audience_id, members, session=session))
+            elif batch.kind == Kind.REMOVE:
+                result = ctx.call(lambda: ctx.adapter.remove_members(audience_id, members, session=session))
+            else:
+                result = ctx.call(lambda: ctx.adapter.replace_members(audience_id, members, session=session))
+    except PermanentError as exc:
+        error = exc.message or "The platform refused this batch."
+    if error:
+        checkpoint.checkpoint_failed(ctx, batch, attempts=attempts, message=error)
+    else:
+        invalid = (result.invalid if result is not None else 0) + skipped
+        checkpoint.checkpoint_sent(ctx, batch, attempts=attempts, read=read, sent=len(members), invalid=invalid)
+
+
+def _end(ctx: RunContext, status: str, message: str = "") -> None:
+    message = ctx.safe(message)
+    now = timezone.now()
+    updated = SyncRun.objects.filter(pk=ctx.run.pk, heartbeat_at=ctx.lease, status=Status.RUNNING).update(
+        status=status, error_message=message, finished_at=now, heartbeat_at=now
+    )
+    if updated:
+        logger.info("sync run %s ended: %s", ctx.run.pk, status)
+
+
+def _end_after_db_error(ctx: RunContext) -> None:
+    # The connection may be broken (PostgreSQL restarted): drop it and try once more with a fresh one;
+    # if the database is still away, the watchdog fails the run later (it is never stuck "running").
+    try:
+        if not connection.in_atomic_block:  # (tests run inside a transaction: keep its connection)
+            connection.close()  # a fresh connection for the next query
+            close_old_connections()
+        _end(ctx, Status.FAILED, "The database connection was lost during the run. Resume it to continue "
+                                 "from the first unsent batch.")
+    except DatabaseError:
+        logger.error("sync run %s: database still unavailable; the watchdog will mark it", ctx.run.pk)
+
+
+def _auth_failed(ctx: RunContext, exc: AuthError) -> None:
+    from credentials.services import mark_auth_failed_during_sync
+
+    platform = ctx.connection.platform.name
+    mark_auth_failed_during_sync(connection_id=ctx.connection.pk, message=exc.message)
+    with transaction.atomic():
+        _end(ctx, Status.FAILED, f"{platform} refused the connection's credentials: {exc.message} "
+                                 "Reconnect it on the Platforms page, then resume this run.")
