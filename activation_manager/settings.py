@@ -230,3 +230,13 @@ if PRODUCTION:
 SESSION_COOKIE_HTTPONLY = True
 SESSION_COOKIE_SAMESITE = "Lax"
 X_FRAME_OPTIONS = "DENY"
+
+# --- Security hardening (docs/security.md) -------------------------------------------------------------
+# Kept in one block so it merges on its own.
+
+# Outbound requests to user-set URLs (activation_manager/egress.py). Hosts or networks that may resolve to
+# private / shared addresses (a partner on a private link), e.g. "partner.corp,10.20.0.0/16".
+EGRESS_ALLOWED_HOSTS = env.list("EGRESS_ALLOWED_HOSTS", default=[])
+# The bundled sandbox (FAKE_PLATFORMS_URL, exactly that scheme, host and port) may be contacted: demo mode
+# and tests only, never in production.
+EGRESS_ALLOW_SANDBOX = env.bool("EGRESS_ALLOW_SANDBOX", default=DEMO_MODE or TESTING) and not PRODUCTION
