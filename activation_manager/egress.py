@@ -339,6 +339,10 @@ class GuardedSession(requests.Session):
             response.content  # noqa: B018 — load the body, as requests does when not streaming
         return response
 
+    def get_redirect_target(self, resp):
+        # None: requests then neither follows nor prepares the next hop (which would read the body).
+        return None
+
     def rebuild_proxies(self, prepared_request, proxies):
         return {}
 

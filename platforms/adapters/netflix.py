@@ -23,6 +23,7 @@ from urllib.parse import quote, urlsplit
 
 import requests
 
+from activation_manager import egress
 from platforms.adapters.base import (
     AudienceStatus,
     BatchResult,
@@ -34,7 +35,6 @@ from platforms.adapters.base import (
     UploadSession,
     ValidationResult,
 )
-from activation_manager import egress
 from platforms.adapters.http import raise_for_status, send
 from platforms.errors import AuthError, PermanentError, TransientError
 from platforms.forms import NetflixCredentialsForm
