@@ -45,7 +45,8 @@ from django.utils import timezone
 
 from audiences.housekeeping import vacuum_analyze
 from audiences.models import Audience, ImportJob, Member, MemberChange, Sync, SyncBatch, SyncMember, SyncRun
-from credentials.models import Connection, mask_secret
+from credentials.models import Connection
+from credentials.scrub import scrub
 from platforms.adapters.base import Operation, PlatformAdapter, UploadSession
 from platforms.errors import AuthError, PermanentError, PlatformError, RateLimited, TransientError
 from platforms.matchkeys import platform_values
@@ -676,12 +677,7 @@ class _Engine:
 
     def _safe(self, message: str) -> str:
         """A platform's message as it may be shown and stored: any of the connection's secret values masked."""
-        message = str(message or "")
-        for value in (self.connection.secrets or {}).values():
-            value = str(value or "")
-            if len(value) >= 4 and value in message:
-                message = message.replace(value, mask_secret(value))
-        return message
+        return scrub(message, self.connection.secrets)
 
     def _end(self, status: str, message: str = "") -> None:
         message = self._safe(message)
