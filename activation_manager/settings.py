@@ -240,3 +240,17 @@ EGRESS_ALLOWED_HOSTS = env.list("EGRESS_ALLOWED_HOSTS", default=[])
 # The bundled sandbox (FAKE_PLATFORMS_URL, exactly that scheme, host and port) may be contacted: demo mode
 # and tests only, never in production.
 EGRESS_ALLOW_SANDBOX = env.bool("EGRESS_ALLOW_SANDBOX", default=DEMO_MODE or TESTING) and not PRODUCTION
+
+# Login throttling behind reverse proxies: TRUSTED_PROXY_COUNT is how many proxies stand in front of the app
+# (0: clients connect directly). django-axes reads the client address through django-ipware (the
+# django-axes[ipware] extra): X-Forwarded-For as the last proxy sends it lists the client and every proxy but
+# the last one, and ipware's proxy count counts those proxies, so it is TRUSTED_PROXY_COUNT - 1. Non-strict,
+# so addresses a client wrote into the header itself (to the left) are skipped, never believed.
+TRUSTED_PROXY_COUNT = env.int("TRUSTED_PROXY_COUNT", default=0)
+if TRUSTED_PROXY_COUNT > 0:
+    AXES_IPWARE_META_PRECEDENCE_ORDER = ("HTTP_X_FORWARDED_FOR", "REMOTE_ADDR")
+    AXES_IPWARE_PROXY_ORDER = "left-most"
+    AXES_IPWARE_PROXY_COUNT = TRUSTED_PROXY_COUNT - 1
+    IPWARE_STRICT = False
+else:
+    AXES_IPWARE_META_PRECEDENCE_ORDER = ("REMOTE_ADDR",)
