@@ -254,3 +254,29 @@ if TRUSTED_PROXY_COUNT > 0:
     IPWARE_STRICT = False
 else:
     AXES_IPWARE_META_PRECEDENCE_ORDER = ("REMOTE_ADDR",)
+
+# Content-Security-Policy (django-csp): scripts, styles and everything else from our own origin only — no
+# inline script or style anywhere (templates use static/js/app.js and static/css/app.css; htmx's own
+# indicator style is switched off in base.html and lives in app.css).
+from csp.constants import NONE, SELF  # noqa: E402
+
+INSTALLED_APPS += ["csp"]
+MIDDLEWARE.insert(MIDDLEWARE.index("django.middleware.security.SecurityMiddleware") + 1, "csp.middleware.CSPMiddleware")
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": [SELF],
+        "script-src": [SELF],
+        "style-src": [SELF],
+        "img-src": [SELF],
+        "font-src": [SELF],
+        "connect-src": [SELF],
+        "object-src": [NONE],
+        "base-uri": [NONE],
+        "form-action": [SELF],
+        "frame-ancestors": [NONE],
+    },
+}
+
+# The debug page (and error e-mails) also mask passwords inside URL-valued settings and environment variables
+# (DATABASE_URL, REDIS_URL, CELERY_BROKER_URL ...).
+DEFAULT_EXCEPTION_REPORTER_FILTER = "activation_manager.reporting.SecretsExceptionReporterFilter"

@@ -23,3 +23,9 @@ document.addEventListener("click", function (event) {
     if (input && "value" in input) input.value = values[name];
   });
 });
+
+// Forms that ask before they submit (data-confirm="question"); inline handlers are not allowed by the CSP.
+document.addEventListener("submit", function (event) {
+  const form = event.target.closest("form[data-confirm]");
+  if (form && !window.confirm(form.getAttribute("data-confirm"))) event.preventDefault();
+});
