@@ -257,7 +257,7 @@ else:
 
 # Content-Security-Policy (django-csp): scripts, styles and everything else from our own origin only — no
 # inline script or style anywhere (templates use static/js/app.js and static/css/app.css; htmx's own
-# indicator style is switched off in base.html and lives in app.css).
+# indicator style is switched off in static/js/app.js and lives in app.css).
 from csp.constants import NONE, SELF  # noqa: E402
 
 INSTALLED_APPS += ["csp"]

@@ -1,3 +1,11 @@
+// Content-Security-Policy (no inline style or code): htmx must not add its own indicator <style> (app.css
+// styles .htmx-indicator) nor evaluate code from attributes. This deferred script runs after htmx's and
+// before DOMContentLoaded, when htmx applies its configuration.
+if (window.htmx) {
+  window.htmx.config.includeIndicatorStyles = false;
+  window.htmx.config.allowEval = false;
+}
+
 // Show/hide toggles for secret inputs; works for content swapped in by htmx too.
 document.addEventListener("click", function (event) {
   const button = event.target.closest("[data-toggle-secret]");
