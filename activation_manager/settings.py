@@ -232,3 +232,53 @@ if PRODUCTION:
 SESSION_COOKIE_HTTPONLY = True
 SESSION_COOKIE_SAMESITE = "Lax"
 X_FRAME_OPTIONS = "DENY"
+
+# --- Security hardening (docs/security.md) -------------------------------------------------------------
+# Kept in one block so it merges on its own.
+
+# Outbound requests to user-set URLs (activation_manager/egress.py). Hosts or networks that may resolve to
+# private / shared addresses (a partner on a private link), e.g. "partner.corp,10.20.0.0/16".
+EGRESS_ALLOWED_HOSTS = env.list("EGRESS_ALLOWED_HOSTS", default=[])
+# The bundled sandbox (FAKE_PLATFORMS_URL, exactly that scheme, host and port) may be contacted: demo mode
+# and tests only, never in production.
+EGRESS_ALLOW_SANDBOX = env.bool("EGRESS_ALLOW_SANDBOX", default=DEMO_MODE or TESTING) and not PRODUCTION
+
+# Login throttling behind reverse proxies: TRUSTED_PROXY_COUNT is how many proxies stand in front of the app
+# (0: clients connect directly). django-axes reads the client address through django-ipware (the
+# django-axes[ipware] extra): X-Forwarded-For as the last proxy sends it lists the client and every proxy but
+# the last one, and ipware's proxy count counts those proxies, so it is TRUSTED_PROXY_COUNT - 1. Non-strict,
+# so addresses a client wrote into the header itself (to the left) are skipped, never believed.
+TRUSTED_PROXY_COUNT = env.int("TRUSTED_PROXY_COUNT", default=0)
+if TRUSTED_PROXY_COUNT > 0:
+    AXES_IPWARE_META_PRECEDENCE_ORDER = ("HTTP_X_FORWARDED_FOR", "REMOTE_ADDR")
+    AXES_IPWARE_PROXY_ORDER = "left-most"
+    AXES_IPWARE_PROXY_COUNT = TRUSTED_PROXY_COUNT - 1
+    IPWARE_STRICT = False
+else:
+    AXES_IPWARE_META_PRECEDENCE_ORDER = ("REMOTE_ADDR",)
+
+# Content-Security-Policy (django-csp): scripts, styles and everything else from our own origin only — no
+# inline script or style anywhere (templates use static/js/app.js and static/css/app.css; htmx's own
+# indicator style is switched off in static/js/app.js and lives in app.css).
+from csp.constants import NONE, SELF  # noqa: E402
+
+INSTALLED_APPS += ["csp"]
+MIDDLEWARE.insert(MIDDLEWARE.index("django.middleware.security.SecurityMiddleware") + 1, "csp.middleware.CSPMiddleware")
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": [SELF],
+        "script-src": [SELF],
+        "style-src": [SELF],
+        "img-src": [SELF],
+        "font-src": [SELF],
+        "connect-src": [SELF],
+        "object-src": [NONE],
+        "base-uri": [NONE],
+        "form-action": [SELF],
+        "frame-ancestors": [NONE],
+    },
+}
+
+# The debug page (and error e-mails) also mask passwords inside URL-valued settings and environment variables
+# (DATABASE_URL, REDIS_URL, CELERY_BROKER_URL ...).
+DEFAULT_EXCEPTION_REPORTER_FILTER = "activation_manager.reporting.SecretsExceptionReporterFilter"

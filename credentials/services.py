@@ -26,7 +26,8 @@ from django.utils import timezone
 
 from credentials.fields import credentials_cipher
 from credentials.forms import required_secrets, secret_labels
-from credentials.models import Connection, ConnectionEvent, mask_secret
+from credentials.models import Connection, ConnectionEvent
+from credentials.scrub import scrub
 from platforms.adapters.base import ValidationResult
 from platforms.errors import PlatformError, RateLimited, TransientError
 from platforms.models import Platform
@@ -92,23 +93,13 @@ class RotationReport:
 
 # Helpers ----------------------------------------------------------------------------------
 
-def _scrub(message: str, secrets: Mapping[str, object] | None) -> str:
-    """Replace any secret value that appears in ``message`` with its masked tail."""
-    message = str(message or "")
-    for value in (secrets or {}).values():
-        value = str(value or "")
-        if len(value) >= 4 and value in message:
-            message = message.replace(value, mask_secret(value))
-    return message
-
-
 def _record(connection: Connection, kind: str, message: str, *, actor=None) -> ConnectionEvent:
     return ConnectionEvent.objects.create(
         owner_id=connection.owner_id,
         connection=connection,
         connection_label=f"{connection.platform.name} — {connection.label}",
         kind=kind,
-        message=_scrub(message, connection.secrets),
+        message=scrub(message, connection.secrets),
         actor=actor,
     )
 
@@ -131,12 +122,12 @@ def _validate(platform: Platform, credentials: Mapping[str, object], *, storing:
         return adapter.validate_credentials()
     except RateLimited as exc:
         message = f"{name} is throttling requests: {exc.message}{nothing_stored}"
-        raise CredentialsRejected(_scrub(message, credentials), error=exc) from None
+        raise CredentialsRejected(scrub(message, credentials), error=exc) from None
     except TransientError as exc:
         message = f"Could not reach {name}: {exc.message}{nothing_stored}"
-        raise CredentialsRejected(_scrub(message, credentials), error=exc) from None
+        raise CredentialsRejected(scrub(message, credentials), error=exc) from None
     except PlatformError as exc:  # AuthError, PermanentError: the platform's own reason
-        raise CredentialsRejected(_scrub(exc.message, credentials), error=exc) from None
+        raise CredentialsRejected(scrub(exc.message, credentials), error=exc) from None
     except Exception as exc:  # noqa: BLE001 — the exception text may carry a URL with a token: never shown
         logger.error("validate_credentials failed unexpectedly for platform=%s (%s)", platform.code, type(exc).__name__)
         raise CredentialsRejected(
@@ -409,7 +400,7 @@ def mark_auth_failed_during_sync(*, connection_id: int, message: str) -> Connect
     connection = Connection.objects.select_related("platform").filter(pk=connection_id).first()
     if connection is None:
         return None
-    text = _scrub(message, connection.secrets)
+    text = scrub(message, connection.secrets)
     with transaction.atomic():
         Connection.objects.filter(pk=connection.pk).update(
             status=Status.ERROR, last_error=text, updated_at=timezone.now()

@@ -172,10 +172,9 @@ class NetflixCredentialsForm(CredentialsForm):
     base_url = forms.URLField(label="Endpoint base URL", max_length=300, assume_scheme="https")
 
     def clean_base_url(self):
-        from django.conf import settings
+        from activation_manager import egress
 
-        value = self.cleaned_data["base_url"].rstrip("/")
-        loopback = re.match(r"^http://(127\.0\.0\.1|localhost|\[::1\])(:\d+)?(/|$)", value)
-        if not value.startswith("https://") and not (loopback and (settings.DEBUG or settings.DEMO_MODE)):
-            raise forms.ValidationError("The endpoint must use https:// (identifiers are sent to it).")
-        return value
+        try:  # https only, resolved now to public addresses only (the same guard runs on every request)
+            return egress.check_url(self.cleaned_data["base_url"]).rstrip("/")
+        except egress.EgressRefused as exc:
+            raise forms.ValidationError(exc.message) from None

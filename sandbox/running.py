@@ -47,6 +47,8 @@ class RunningFakes:
             "GOOGLE_ADS_INSECURE_CHANNEL": "true",
             "GOOGLE_OAUTH_TOKEN_URL": f"{self.http_url}/google-oauth/token",
             "FAKE_PLATFORMS_URL": self.http_url,
+            # The worker runs without TESTING: let its egress guard reach the sandbox (never in production).
+            "EGRESS_ALLOW_SANDBOX": "true",
         }
 
 

@@ -56,8 +56,16 @@ def send(
         from django.conf import settings
 
         timeout = settings.PLATFORM_HTTP_TIMEOUT
+    from activation_manager.egress import ConnectFailed, EgressRefused
+
     try:
         return session.request(method, url, timeout=timeout, **kwargs)
+    except ConnectFailed:
+        raise TransientError(f"Could not reach {platform} ({urlsplit(url).netloc}): connection failed.") from None
+    except EgressRefused as exc:  # a guarded session refused the address or a redirect: retrying cannot help
+        raise PermanentError(f"{platform}: {exc.message}") from None
+    except requests.ConnectTimeout:  # reads like any other failure to connect (no port-scanner oracle)
+        raise TransientError(f"Could not reach {platform} ({urlsplit(url).netloc}): connection failed.") from None
     except requests.Timeout:
         raise TransientError(f"{platform} did not answer within {timeout:g} s ({urlsplit(url).netloc}).") from None
     except requests.ConnectionError:

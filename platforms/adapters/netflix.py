@@ -5,6 +5,11 @@ This adapter speaks the documented partner contract against the connection's own
 of SHA-256 hex identifiers, every request signed with HMAC-SHA256 over method, path, timestamp and body
 hash, keyed by the API secret, with the key id in a header. Keep this module and the contract document in
 step: the document is what a partner implements.
+
+The base URL is typed in by a user, so every request goes through ``activation_manager.egress`` (public
+https addresses only, the checked address pinned, no redirects: docs/security.md). A partner's error body is
+read only in the contract's documented shape (``{"error": {"code", "message"}}``); anything else is reported
+by its status line, so an endpoint's page never reaches a message.
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ from urllib.parse import quote, urlsplit
 
 import requests
 
+from activation_manager import egress
 from platforms.adapters.base import (
     AudienceStatus,
     BatchResult,
@@ -29,7 +35,7 @@ from platforms.adapters.base import (
     UploadSession,
     ValidationResult,
 )
-from platforms.adapters.http import build_session, error_message, raise_for_status, send
+from platforms.adapters.http import raise_for_status, send
 from platforms.errors import AuthError, PermanentError, TransientError
 from platforms.forms import NetflixCredentialsForm
 from platforms.matchkeys import HEX, SHA
@@ -98,7 +104,7 @@ class NetflixAdapter(PlatformAdapter):
     @property
     def session(self) -> requests.Session:
         if self._session is None:
-            self._session = build_session({"Accept": "application/json"})
+            self._session = egress.session({"Accept": "application/json"})
         return self._session
 
     def _request(self, method: str, path: str, payload: dict | None = None) -> requests.Response:
@@ -120,8 +126,7 @@ class NetflixAdapter(PlatformAdapter):
             headers["Content-Type"] = "application/json"
         response = send(self.session, method, url, platform=self.name, data=body or None, headers=headers)
         if response.status_code >= 400:
-            code = _error_code(response)
-            message = error_message(response, "error.message")
+            code, message = _error(response)
             if code:
                 message = f"{message} ({code})"
             raise_for_status(response, platform=self.name, message=message, auth_hint=AUTH_HINTS.get(code, ""))
@@ -211,16 +216,30 @@ class NetflixAdapter(PlatformAdapter):
             f"row {error.get('index')}: {error.get('reason')}"
             for error in answer.get("errors") or [] if isinstance(error, dict)
         )
-        return BatchResult(received=_count(answer.get("received")) or len(batch), invalid=invalid, messages=messages)
+        received = _count(answer.get("received"))
+        if received is None:  # not "everything arrived": an answer without the count says nothing arrived
+            raise PermanentError(f"{self.name}: the partner's answer has no valid \"received\" count, so the "
+                                 "batch is not counted as sent. Check the endpoint base URL.")
+        if received != len(batch):
+            raise PermanentError(f"{self.name}: the partner received {received} of the {len(batch)} rows sent.")
+        return BatchResult(received=received, invalid=invalid, messages=messages)
 
 
-def _error_code(response: requests.Response) -> str:
+MAX_ERROR_MESSAGE = 300
+
+
+def _error(response: requests.Response) -> tuple[str, str]:
+    """(code, message) from the contract's error shape; else ("", the status line). No other body text is used."""
     try:
         error = response.json().get("error")
     except (ValueError, AttributeError):
-        return ""
+        error = None
     code = error.get("code") if isinstance(error, dict) else None
-    return code if isinstance(code, str) else ""
+    message = error.get("message") if isinstance(error, dict) else None
+    code = code[:64] if isinstance(code, str) else ""
+    if isinstance(message, str) and message.strip():
+        return code, message.strip()[:MAX_ERROR_MESSAGE]
+    return code, egress.status_line(response.status_code)
 
 
 def _count(value) -> int | None:

@@ -1,3 +1,11 @@
+// Content-Security-Policy (no inline style or code): htmx must not add its own indicator <style> (app.css
+// styles .htmx-indicator) nor evaluate code from attributes. This deferred script runs after htmx's and
+// before DOMContentLoaded, when htmx applies its configuration.
+if (window.htmx) {
+  window.htmx.config.includeIndicatorStyles = false;
+  window.htmx.config.allowEval = false;
+}
+
 // Show/hide toggles for secret inputs; works for content swapped in by htmx too.
 document.addEventListener("click", function (event) {
   const button = event.target.closest("[data-toggle-secret]");
@@ -22,4 +30,10 @@ document.addEventListener("click", function (event) {
     const input = form.elements.namedItem(name);
     if (input && "value" in input) input.value = values[name];
   });
+});
+
+// Forms that ask before they submit (data-confirm="question"); inline handlers are not allowed by the CSP.
+document.addEventListener("submit", function (event) {
+  const form = event.target.closest("form[data-confirm]");
+  if (form && !window.confirm(form.getAttribute("data-confirm"))) event.preventDefault();
 });

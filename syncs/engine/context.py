@@ -11,7 +11,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from audiences.models import Audience
-from credentials.models import mask_secret
+from credentials.scrub import scrub
 from platforms.adapters.base import PlatformAdapter
 from platforms.ratelimit import RateLimiter, limiter_for
 from platforms.retry import RetryPolicy
@@ -132,10 +132,5 @@ class RunContext:
             "generation", flat=True).get()
 
     def safe(self, message: str) -> str:
-        """A platform's message as it may be shown and stored: any of the connection's secret values masked."""
-        message = str(message or "")
-        for value in (self.connection.secrets or {}).values():
-            value = str(value or "")
-            if len(value) >= 4 and value in message:
-                message = message.replace(value, mask_secret(value))
-        return message
+        """A platform's message as it may be shown and stored: the connection's secrets masked in any form."""
+        return scrub(message, self.connection.secrets)

@@ -331,9 +331,10 @@ def test_contract_document_names_every_endpoint_header_and_error_code():
         assert fragment in text, fragment
 
 
-def test_full_cycle_over_loopback_http_at_the_demo_path():
+def test_full_cycle_over_loopback_http_at_the_demo_path(settings):
     fake = FakeNetflix()
     with FakeServer([fake]) as server:
+        settings.FAKE_PLATFORMS_URL = server.url  # the egress guard lets only the sandbox's own address through
         nf = get_adapter_class("netflix")({**CREDS, "base_url": f"{server.url}/netflix/v1"})
         assert nf.validate_credentials().account_name == "Demo partner endpoint"
         segment_id = nf.create_audience("Loopback")

@@ -48,12 +48,36 @@ def browser():
         browser.close()
 
 
+# Reported by the page itself (an init script runs outside the page's Content-Security-Policy).
+REPORT_CSP_VIOLATIONS = """
+document.addEventListener("securitypolicyviolation", function (e) {
+  console.error("CSP violation: " + e.violatedDirective + " blocked " + (e.blockedURI || "inline") +
+                " at " + (e.sourceFile || document.location.href) + ":" + e.lineNumber);
+});
+"""
+
+
+def _expected(message, deliberate: set[str]) -> bool:
+    """A failed load the test asked for itself (e.g. checking that a deleted audience's page is a 404)."""
+    text = message.text
+    url = (message.location or {}).get("url", "")
+    return text.startswith("Failed to load resource: the server responded with a status of 404") and url in deliberate
+
+
 @pytest.fixture
 def page(browser, request):
-    """A fresh browser context per test; a screenshot is saved when the test fails."""
+    """A fresh browser context per test; a screenshot is saved when the test fails. Every page the test opens
+    must load and run without a console error or a Content-Security-Policy violation."""
     context = browser.new_context(viewport={"width": 1280, "height": 900})
     context.set_default_timeout(15_000)
+    context.add_init_script(REPORT_CSP_VIOLATIONS)
     page = context.new_page()
+    problems: list[str] = []
+    deliberate: set[str] = set()
+    page.on("console", lambda message: message.type == "error" and problems.append(message))
+    page.on("pageerror", lambda error: problems.append(f"uncaught: {error}"))
+    page.on("response", lambda response: response.status == 404 and response.request.is_navigation_request()
+            and deliberate.add(response.url))
     yield page
     failed = any(getattr(request.node, f"rep_{when}", None) and getattr(request.node, f"rep_{when}").failed
                  for when in ("setup", "call"))
@@ -61,3 +85,7 @@ def page(browser, request):
         ARTIFACTS.mkdir(exist_ok=True)
         page.screenshot(path=str(ARTIFACTS / f"{request.node.name}.png"), full_page=True)
     context.close()
+    if not failed:
+        unexpected = [p if isinstance(p, str) else f"{p.text} ({(p.location or {}).get('url', '')})"
+                      for p in problems if isinstance(p, str) or not _expected(p, deliberate)]
+        assert unexpected == [], "console errors or CSP violations on the pages this test opened"
