@@ -15,11 +15,18 @@ document.addEventListener("click", function (event) {
   const button = event.target.closest("[data-fill-demo]");
   if (!button) return;
   const source = document.getElementById(button.getAttribute("data-fill-demo"));
-  const form = button.closest("form");
+  const container = document.getElementById(button.getAttribute("data-fill-target") || "");
+  const form = container ? container.querySelector("form") : button.closest("form");
   if (!source || !form) return;
   const values = JSON.parse(source.textContent);
   Object.keys(values).forEach(function (name) {
     const input = form.elements.namedItem(name);
     if (input && "value" in input) input.value = values[name];
   });
+});
+
+// Plain (non-htmx) forms that need a confirmation: <form data-confirm="Delete it?">.
+document.addEventListener("submit", function (event) {
+  const message = event.target.getAttribute && event.target.getAttribute("data-confirm");
+  if (message && !window.confirm(message)) event.preventDefault();
 });
