@@ -8,7 +8,6 @@ disconnect a platform. README screenshots: `UPDATE_SCREENSHOTS=1 make test` writ
 
 from __future__ import annotations
 
-import os
 import re
 from pathlib import Path
 
@@ -18,48 +17,19 @@ from playwright.sync_api import expect
 from audiences.models import Audience, Sync, SyncRun
 from credentials.models import Connection
 from platforms.demo import DEMO_CREDENTIALS
-from tests.support.platforms import running_fake_platforms
+from tests.browser.helpers import shot as _shot
 from tests.support.worker import celery_worker, wait_for
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
 ROOT = Path(__file__).resolve().parents[2]
 SAMPLE = ROOT / "audiences" / "sample_data" / "sample-customers.csv"
-SCREENSHOTS = ROOT / "docs" / "screenshots"
-PASSWORD = "correct-horse-battery"
-
-
-@pytest.fixture
-def platforms(settings):
-    with running_fake_platforms() as fakes:
-        for name, value in fakes.settings_overrides().items():
-            setattr(settings, name, value)
-        yield fakes
 
 
 @pytest.fixture
 def worker(platforms, live_server):
     with celery_worker(concurrency=2, **platforms.environment()) as process:
         yield process
-
-
-@pytest.fixture
-def signed_in(page, live_server, user):
-    page.goto(f"{live_server.url}/")
-    expect(page).to_have_url(re.compile(r"/accounts/login/"))
-    page.get_by_label("Username").fill("alice")
-    page.get_by_label("Password").fill(PASSWORD)
-    page.get_by_role("button", name=re.compile("sign in", re.I)).click()
-    expect(page.get_by_role("heading", name="Dashboard")).to_be_visible()
-    return page
-
-
-def _shot(page, name):
-    """README screenshots: written to docs/screenshots/ with UPDATE_SCREENSHOTS=1, else to test-artifacts/
-    (so a test run leaves the tracked files alone)."""
-    folder = SCREENSHOTS if os.environ.get("UPDATE_SCREENSHOTS") else ROOT / "test-artifacts" / "screenshots"
-    folder.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(folder / f"{name}.png"), full_page=True)
 
 
 def _open_connect_form(page, live_server, code):
