@@ -16,6 +16,7 @@ def shot(page, name, *, readme: bool = True, full_page: bool = True):
     update = readme and os.environ.get("UPDATE_SCREENSHOTS")
     folder = SCREENSHOTS if update else ROOT / "test-artifacts" / "screenshots"
     folder.mkdir(parents=True, exist_ok=True)
+    page.mouse.move(0, 0)  # no button left in its hover colour
     page.screenshot(path=str(folder / f"{name}.png"), full_page=full_page)
 
 

@@ -104,7 +104,8 @@ def test_upload_sample_fix_mapping_import_and_see_rejections(signed_in, live_ser
     _shot(page, "audience")
 
 
-def test_sync_to_two_platforms_reaches_100_percent_then_disconnect(signed_in, live_server, worker, platforms, user):
+def test_sync_to_two_platforms_reaches_100_percent_then_disconnect(signed_in, live_server, worker, platforms, user,
+                                                                   browser_errors):
     page = signed_in
     connect(page, live_server, "meta", platforms)
     expect(page.locator("#platform-meta .badge-active").first).to_be_visible()
@@ -157,6 +158,7 @@ def test_sync_to_two_platforms_reaches_100_percent_then_disconnect(signed_in, li
     page.once("dialog", lambda dialog: dialog.accept())
     page.get_by_role("button", name="Delete audience").click()
     expect(page.get_by_text(re.compile("Deleted the audience")).first).to_be_visible()
+    browser_errors.allow(re.escape(f"on {audience_url}") + ".*status of 404")  # the deleted audience, on purpose
     assert page.goto(audience_url).status == 404
     wait_for(lambda: meta_sync.platform_audience_id not in platforms.http["meta"].audiences, timeout=60,
              message="the worker to delete the audience on Meta")
