@@ -203,8 +203,10 @@ def test_the_connection_page_tests_edits_disconnects_and_deletes(signed_in, live
     assert not Connection.objects.filter(owner=user).exists()
 
 
-def test_the_welcome_steps_are_left_aligned_links_with_their_numbers_beside_them(signed_in, live_server, viewport):
+def test_the_welcome_steps_are_left_aligned_links_with_their_numbers_beside_them(signed_in, live_server, viewport,
+                                                                               width):
     page = signed_in
+    shot(page, f"dashboard-welcome-{width}", readme=False)
     steps = page.locator(".welcome-steps li")
     expect(steps).to_have_count(3)
     list_left = box(page.locator(".welcome-steps"))["x"]
