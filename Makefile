@@ -4,8 +4,11 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 PY := $(VENV)/bin/python
 INSTALLED := $(VENV)/.installed
+# The web port of `make run` (the fakes' ports are FAKE_PLATFORMS_URL and GOOGLE_ADS_ENDPOINT, see README).
+WEB_PORT ?= 8000
+export WEB_PORT
 
-.PHONY: run test install lint bench-normalize clean-var
+.PHONY: run admin test install lint bench-normalize clean-var
 
 $(INSTALLED): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -18,12 +21,18 @@ install: $(INSTALLED)
 .env: | $(INSTALLED)
 	$(PY) scripts/write_local_env.py
 
-# Web on :8000, Celery worker, celery-beat and (in demo mode) the fake platforms, together.
+# Web on :8000, Celery worker, celery-beat and (in demo mode) the fake platforms, together; Ctrl-C stops
+# them cleanly (scripts/run_dev.py).
 run: $(INSTALLED) .env
 	@mkdir -p var/broker/queue var/broker/control var/broker/processed var/uploads
 	$(PY) manage.py migrate --noinput
-	$(PY) manage.py first_run
-	$(VENV)/bin/honcho -f Procfile.dev start
+	$(PY) manage.py first_run --url http://127.0.0.1:$(WEB_PORT)/
+	exec $(PY) scripts/run_dev.py Procfile.dev
+
+# An operator account of your own for the Django admin at /admin/ (in demo mode `make run` creates one).
+admin: $(INSTALLED) .env
+	$(PY) manage.py migrate --noinput
+	$(PY) manage.py createsuperuser
 
 test: $(INSTALLED)
 	@scripts/ensure_chromium.sh

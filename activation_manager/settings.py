@@ -4,6 +4,7 @@ Defaults are the embedded ones `make run` uses (SQLite, a filesystem broker, dem
 production sets DJANGO_ENV=production (or DEBUG=False) and real services.
 """
 
+import os
 from pathlib import Path
 
 import environ
@@ -12,7 +13,11 @@ BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = BASE_DIR / "var"
 
 env = environ.Env()
-environ.Env.read_env(BASE_DIR / ".env", overwrite=False)
+# The git-ignored .env that `make run` writes. ENV_FILE names another file; ENV_FILE="" reads none (the
+# test settings set that, so a developer's SECRET_KEY, DEMO_MODE or DATABASE_URL never reaches a test run).
+ENV_FILE = os.environ.get("ENV_FILE", str(BASE_DIR / ".env"))
+if ENV_FILE:
+    environ.Env.read_env(ENV_FILE, overwrite=False)
 
 PRODUCTION = env.str("DJANGO_ENV", default="development") == "production"
 DEBUG = env.bool("DEBUG", default=not PRODUCTION)

@@ -1,4 +1,4 @@
-"""Settings for the test suite: the real settings, with fixed test keys and fast hashing.
+"""Settings for the test suite: the real settings, with fixed test keys and fast hashing, and no .env.
 
 DATABASE_URL / REDIS_URL still come from the environment, so CI runs the suite against
 PostgreSQL and Redis while a plain `make test` works on SQLite.
@@ -7,6 +7,9 @@ PostgreSQL and Redis while a plain `make test` works on SQLite.
 import os
 from pathlib import Path
 
+# Never a developer's .env (see settings.ENV_FILE): tests get the same settings on every machine, and the
+# processes they start (a Celery worker, `manage.py check --deploy`) inherit this.
+os.environ["ENV_FILE"] = ""
 os.environ.setdefault("TESTING", "true")
 os.environ.setdefault("DEMO_MODE", "false")
 # Two fixed keys so rotation can be tested; generated once with Fernet.generate_key().

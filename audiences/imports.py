@@ -690,7 +690,9 @@ def _succeed(job: ImportJob, audience: Audience, tally: _Tally, stage: storage.S
             rows_imported=tally.rows_imported, rows_duplicate=tally.rows_duplicate,
             members_joined=applied.joined, members_changed=applied.changed, members_left=applied.left,
         )
-        transaction.on_commit(lambda: delete_upload(job))  # the file is not needed past this commit
+        # The file goes with the commit that makes the job succeed, never after it (a worker stopped right after
+        # the commit would leave it): should this commit fail, the job fails too, asking for the file again.
+        delete_upload(job)
     vacuum_analyze(Member)  # the new rows' pages all-visible: the next plan reads the index alone
     logger.info("import %s: %s rows, %s members (%s joined, %s changed, %s left), %s rejected, %s merged", job.pk,
                 tally.rows_total, tally.rows_imported, applied.joined, applied.changed, applied.left,

@@ -40,3 +40,24 @@ def secret_labels(code: str) -> dict[str, str]:
 def required_secrets(code: str) -> tuple[str, ...]:
     form_class = credentials_form_for(code)
     return tuple(name for name in form_class.secret_fields if form_class.base_fields[name].required)
+
+
+def fields_named_in(code: str, message: str) -> list[str]:
+    """The credential fields a platform's answer names, by label or field name ("Check the App secret").
+
+    The adapters' messages name the credential to check in the form's own words, so a refused connect can
+    mark the field at fault without the credentials code knowing any platform's error codes. The label
+    field is never named: it is ours, the platform never sees it.
+    """
+    import re
+
+    form_class = credentials_form_for(code)
+    text = str(message or "").lower()
+    named = []
+    for name, form_field in form_class.base_fields.items():
+        if name == "label":
+            continue
+        words = {str(form_field.label or "").lower(), name.lower(), name.replace("_", " ").lower()}
+        if any(word and re.search(rf"(?<![\w]){re.escape(word)}(?![\w])", text) for word in words):
+            named.append(name)
+    return named

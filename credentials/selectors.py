@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass, field
 
 from django.db.models import QuerySet
@@ -25,6 +26,21 @@ class PlatformCard:
     platform: Platform
     connections: list[ConnectionView] = field(default_factory=list)
 
+    @property
+    def status(self) -> tuple[str, str]:
+        """(badge css status, label) for the card's header: the worst state among its connections first."""
+        counts = Counter(view.connection.status for view in self.connections)
+        total = len(self.connections)
+        if not total:
+            return "none", "Not connected"
+        for status, label in ((Connection.Status.ERROR, "in error"), (Connection.Status.ACTIVE, "active"),
+                              (Connection.Status.DISCONNECTED, "disconnected")):
+            if counts[status]:
+                if total == 1:
+                    return status, label.capitalize()
+                return status, f"{counts[status]} of {total} {label}"
+        return "none", f"{total} connections"
+
 
 def connections_of(owner) -> QuerySet[Connection]:
     return Connection.objects.filter(owner=owner).select_related("platform")
@@ -39,7 +55,9 @@ def connection_view(connection: Connection) -> ConnectionView:
         form_field = form_class.base_fields.get(name)
         if value in ("", None) or form_field is None:
             continue
-        identifiers.append((str(form_field.label or name), str(value)))
+        # A choice shows its label ("Granted"), not the value the platform is sent ("GRANTED").
+        choices = {str(key): str(text) for key, text in getattr(form_field, "choices", ()) or ()}
+        identifiers.append((str(form_field.label or name), choices.get(str(value), str(value))))
     secrets = connection.secrets or {}
     order = list(labels) + sorted(set(secrets) - set(labels))
     tails = [
@@ -69,6 +87,36 @@ def connection_events(*, connection: Connection, limit: int = 50) -> list[Connec
         .select_related("actor")
         .order_by("-created_at", "-id")[:limit]
     )
+
+
+def syncs_using(*, connection: Connection) -> list:
+    """The syncs that send an audience to this connection, by audience name, each with its latest run
+    (``last_run_pk``, ``last_run_status``, ``last_run_label``, ``last_run_at``; empty before the first run).
+
+    The one place the connection pages name the Sync model: it lives in audiences.models today and moves
+    to the syncs app; only this import changes then.
+    """
+    from django.db.models import OuterRef, Subquery
+
+    from audiences.models import Audience
+    from syncs.models import Sync, SyncRun
+
+    latest = SyncRun.objects.filter(sync=OuterRef("pk")).order_by("-created_at", "-pk")
+    syncs = list(
+        Sync.objects.filter(connection=connection, owner=connection.owner)
+        .exclude(audience__status=Audience.Status.DELETING)
+        .select_related("audience")
+        .annotate(
+            last_run_pk=Subquery(latest.values("pk")[:1]),
+            last_run_status=Subquery(latest.values("status")[:1]),
+            last_run_at=Subquery(latest.values("created_at")[:1]),
+        )
+        .order_by("audience__name", "pk")
+    )
+    labels = dict(SyncRun.Status.choices)
+    for sync in syncs:
+        sync.last_run_label = labels.get(sync.last_run_status, "")
+    return syncs
 
 
 def connection_ids_to_revalidate() -> list[int]:

@@ -42,3 +42,16 @@ class PermanentError(PlatformError):
 
 class UnknownPlatform(LookupError):
     pass
+
+
+def join_sentences(*parts: str) -> str:
+    """The platform's words and our hint as sentences: a full stop closes a part that lacks one.
+
+    Platforms often answer without one ("Invalid OAuth access token - Cannot parse access token"), and the
+    hint that follows would run on from it.
+    """
+    sentences = []
+    for part in (str(p or "").strip() for p in parts):
+        if part:
+            sentences.append(part if part[-1] in ".!?" else f"{part}.")
+    return " ".join(sentences)

@@ -83,7 +83,7 @@ from platforms.adapters.base import (
     UploadSession,
     ValidationResult,
 )
-from platforms.errors import AuthError, PermanentError, PlatformError, RateLimited, TransientError
+from platforms.errors import AuthError, PermanentError, PlatformError, RateLimited, TransientError, join_sentences
 from platforms.forms import GoogleAdsCredentialsForm
 from platforms.matchkeys import HEX, RAW
 
@@ -267,17 +267,17 @@ class GoogleAdsAdapter(PlatformAdapter):
             detail += f" [request {request_id}]"
         code = codes[0][1] if codes else status_name or None
         if fields & AUTH_FIELDS:
-            return AuthError(f"{detail} Check the developer token, the refresh token and that the user can reach "
-                             f"customer {self.customer_id}"
-                             + (f" through manager {self.login_customer_id}." if self.login_customer_id else "."),
-                             code=code)
+            return AuthError(join_sentences(
+                detail, "Check the developer token, the refresh token and that the user can reach "
+                f"customer {self.customer_id}"
+                + (f" through manager {self.login_customer_id}." if self.login_customer_id else ".")), code=code)
         if status == grpc.StatusCode.RESOURCE_EXHAUSTED and not codes and "larger than max" in fallback:
             # gRPC's own message-size limit shares the throttling status; waiting would not help.
             return PermanentError(f"{detail} The request is too large for Google Ads.", code=status_name)
         if "quota_error" in fields or status == grpc.StatusCode.RESOURCE_EXHAUSTED:
             return RateLimited(detail, retry_after=_retry_delay(errors) or DEFAULT_RETRY_AFTER, code=code)
         if names & TERMS_CODES:
-            return PermanentError(f"{detail} {TERMS_HELP.format(customer=self.customer_id)}", code=code)
+            return PermanentError(join_sentences(detail, TERMS_HELP.format(customer=self.customer_id)), code=code)
         if "internal_error" in fields or set(codes) & TRANSIENT_CODES or status in TRANSIENT_STATUS:
             if not text:
                 detail = f"Could not reach Google Ads ({status_name}); the request will be retried."
@@ -567,7 +567,7 @@ def _refresh_message(exc: auth_exceptions.RefreshError) -> str:
         reason = ": ".join(str(part) for part in (body.get("error"), body.get("error_description")) if part)
     reason = reason or (str(exc.args[0]) if exc.args else "refresh failed")
     return (f"Google refused the OAuth refresh token ({reason}). Generate a new refresh token for a user with "
-            "access to the account and update the connection.")
+            "access to the account.")
 
 
 def _digits(value) -> str:

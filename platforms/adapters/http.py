@@ -25,7 +25,7 @@ from urllib.parse import urlsplit
 import requests
 from requests.adapters import HTTPAdapter
 
-from platforms.errors import AuthError, PermanentError, RateLimited, TransientError
+from platforms.errors import AuthError, PermanentError, RateLimited, TransientError, join_sentences
 
 # When a platform throttles without saying for how long.
 DEFAULT_RETRY_AFTER = 60.0
@@ -129,7 +129,7 @@ def raise_for_status(
     text = message or error_message(response, "message")
     detail = f"{platform}: {text}"
     if status in (401, 403):
-        raise AuthError(f"{detail} {auth_hint}".strip(), code=status)
+        raise AuthError(join_sentences(detail, auth_hint), code=status)
     if status == 429:
         wait = retry_after_seconds(response.headers.get("Retry-After"), default=default_retry_after)
         raise RateLimited(detail, retry_after=wait, code=status)

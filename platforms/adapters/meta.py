@@ -45,7 +45,7 @@ from platforms.adapters.base import (
     UploadSession,
     ValidationResult,
 )
-from platforms.errors import AuthError, PermanentError, PlatformError, RateLimited, TransientError
+from platforms.errors import AuthError, PermanentError, PlatformError, RateLimited, TransientError, join_sentences
 from platforms.forms import MetaCredentialsForm
 from platforms.matchkeys import DOB_DAY, DOB_MONTH, DOB_YEAR, HEX, RAW, SHA, SHA_LOWER, SHA_ZIP
 
@@ -191,22 +191,23 @@ class MetaAdapter(PlatformAdapter):
         detail = f"Meta: {message}"
         if subcode in TERMS_SUBCODES or code in TERMS_CODES:
             account = self.ad_account.removeprefix("act_")
-            return PermanentError(
-                f"{detail} Accept Meta's Custom Audience terms for ad account {self.ad_account} at "
-                f"{TERMS_URL.format(account=account)} (once, as a person with admin access), then sync again.",
+            return PermanentError(join_sentences(
+                detail, f"Accept Meta's Custom Audience terms for ad account {self.ad_account} at "
+                f"{TERMS_URL.format(account=account)} (once, as a person with admin access), then sync again."),
                 code=code,
             )
         if code == 100 and "appsecret_proof" in message:
             # A proof the platform refuses means the App secret does not belong to the token's app.
-            return AuthError(f"{detail} Check the App secret: it must be the secret of the app the token was made for.",
-                             code=code)
+            return AuthError(join_sentences(
+                detail, "Check the App secret: it must be the secret of the app the token was made for."), code=code)
         if code in THROTTLE_CODES or (code is not None and 80000 <= code <= 80099):
             return RateLimited(detail, retry_after=_retry_after(exc.http_headers()), code=code)
         if code in AUTH_CODES or (code is not None and 200 <= code <= 299):
             hint = ""
             if code == 190:
-                hint = " Generate a new access token (system-user tokens do not expire) and update the connection."
-            return AuthError(f"{detail}{hint}", code=code)
+                # No "update the connection": the same words answer a connect form, before there is one.
+                hint = "Generate a new access token (system-user tokens do not expire)."
+            return AuthError(join_sentences(detail, hint), code=code)
         if code in TRANSIENT_CODES or status >= 500 or status == 0 or exc.api_transient_error():
             return TransientError(detail, code=code or status or None)
         return PermanentError(detail, code=code or status or None)

@@ -54,7 +54,7 @@ from platforms.adapters.base import (
     ValidationResult,
 )
 from platforms.adapters.http import DEFAULT_RETRY_AFTER, build_session, raise_for_status, retry_after_seconds, send
-from platforms.errors import AuthError, PermanentError, PlatformError, RateLimited, TransientError
+from platforms.errors import AuthError, PermanentError, PlatformError, RateLimited, TransientError, join_sentences
 from platforms.forms import TikTokCredentialsForm
 from platforms.matchkeys import HEX, SHA
 
@@ -93,7 +93,7 @@ def typed_error(
     if code in RATE_LIMIT_CODES:
         return RateLimited(detail, retry_after=DEFAULT_RETRY_AFTER if retry_after is None else retry_after, code=code)
     if code in AUTH_CODES:
-        return AuthError(f"{detail} {AUTH_HINT}", code=code)
+        return AuthError(join_sentences(detail, AUTH_HINT), code=code)
     if 50000 <= code < 60000:
         return TransientError(detail, code=code)
     return PermanentError(detail, code=code)

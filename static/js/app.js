@@ -23,7 +23,8 @@ document.addEventListener("click", function (event) {
   const button = event.target.closest("[data-fill-demo]");
   if (!button) return;
   const source = document.getElementById(button.getAttribute("data-fill-demo"));
-  const form = button.closest("form");
+  const container = document.getElementById(button.getAttribute("data-fill-target") || "");
+  const form = container ? container.querySelector("form") : button.closest("form");
   if (!source || !form) return;
   const values = JSON.parse(source.textContent);
   Object.keys(values).forEach(function (name) {

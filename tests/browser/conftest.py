@@ -1,11 +1,18 @@
 """Browser tests: Playwright drives Debian's Chromium (/usr/bin/chromium, installed by
 scripts/ensure_chromium.sh with apt — never a Playwright browser download) against a live
-server, a real Celery worker and the fake platforms on loopback."""
+server, a real Celery worker and the fake platforms on loopback.
+
+Every page a test opens is watched: a console error, an uncaught page error or a Content-Security-Policy
+violation fails the test (``browser_errors.allow(pattern)`` for the rare one a test expects).
+"""
 
 import os
+import re
 from pathlib import Path
 
 import pytest
+
+from tests.browser.helpers import PASSWORD
 
 CHROMIUM = "/usr/bin/chromium"
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
@@ -22,6 +29,50 @@ def pytest_collection_modifyitems(config, items):
     for item in items:
         if "browser" in item.keywords:
             item.add_marker(skip)
+
+
+class BrowserErrors:
+    """Console errors and uncaught exceptions of every page of a browser context."""
+
+    def __init__(self):
+        self.seen: list[str] = []
+        self.allowed: list[re.Pattern] = []
+
+    def watch(self, page) -> None:
+        def on_console(message):
+            if message.type == "error":
+                where = message.location.get("url") or page.url
+                self.seen.append(f"console error on {page.url} ({where}): {message.text}")
+
+        page.on("console", on_console)
+        page.on("pageerror", lambda error: self.seen.append(f"page error on {page.url}: {error}"))
+
+    def allow(self, pattern: str) -> None:
+        """Expect errors matching ``pattern`` (a regex) in this test; they do not fail it."""
+        self.allowed.append(re.compile(pattern))
+
+    def unexpected(self) -> list[str]:
+        return [seen for seen in self.seen if not any(p.search(seen) for p in self.allowed)]
+
+
+# Reported by the page itself (an init script runs outside the page's Content-Security-Policy): a violation
+# becomes a console error, which the watch above fails the test on.
+REPORT_CSP_VIOLATIONS = """
+document.addEventListener("securitypolicyviolation", function (e) {
+  console.error("CSP violation: " + e.violatedDirective + " blocked " + (e.blockedURI || "inline") +
+                " at " + (e.sourceFile || document.location.href) + ":" + e.lineNumber);
+});
+"""
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_call(item):
+    """A test whose pages logged a console error or threw fails, even when its own assertions passed."""
+    result = yield
+    errors = getattr(item, "browser_errors", None)
+    if errors is not None and errors.unexpected():
+        raise AssertionError("the browser reported errors:\n" + "\n".join(errors.unexpected()))
+    return result
 
 
 @pytest.hookimpl(tryfirst=True, hookwrapper=True)
@@ -48,36 +99,28 @@ def browser():
         browser.close()
 
 
-# Reported by the page itself (an init script runs outside the page's Content-Security-Policy).
-REPORT_CSP_VIOLATIONS = """
-document.addEventListener("securitypolicyviolation", function (e) {
-  console.error("CSP violation: " + e.violatedDirective + " blocked " + (e.blockedURI || "inline") +
-                " at " + (e.sourceFile || document.location.href) + ":" + e.lineNumber);
-});
-"""
-
-
-def _expected(message, deliberate: set[str]) -> bool:
-    """A failed load the test asked for itself (e.g. checking that a deleted audience's page is a 404)."""
-    text = message.text
-    url = (message.location or {}).get("url", "")
-    return text.startswith("Failed to load resource: the server responded with a status of 404") and url in deliberate
+@pytest.fixture
+def viewport():
+    """The window size of the ``page`` fixture; a test module overrides it (e.g. desktop and phone)."""
+    return {"width": 1280, "height": 900}
 
 
 @pytest.fixture
-def page(browser, request):
-    """A fresh browser context per test; a screenshot is saved when the test fails. Every page the test opens
-    must load and run without a console error or a Content-Security-Policy violation."""
-    context = browser.new_context(viewport={"width": 1280, "height": 900})
+def browser_errors(request):
+    errors = BrowserErrors()
+    request.node.browser_errors = errors
+    return errors
+
+
+@pytest.fixture
+def page(browser, request, viewport, browser_errors):
+    """A fresh browser context per test, every page of it watched for errors; a screenshot is saved when
+    the test fails."""
+    context = browser.new_context(viewport=viewport)
     context.set_default_timeout(15_000)
     context.add_init_script(REPORT_CSP_VIOLATIONS)
+    context.on("page", browser_errors.watch)
     page = context.new_page()
-    problems: list[str] = []
-    deliberate: set[str] = set()
-    page.on("console", lambda message: message.type == "error" and problems.append(message))
-    page.on("pageerror", lambda error: problems.append(f"uncaught: {error}"))
-    page.on("response", lambda response: response.status == 404 and response.request.is_navigation_request()
-            and deliberate.add(response.url))
     yield page
     failed = any(getattr(request.node, f"rep_{when}", None) and getattr(request.node, f"rep_{when}").failed
                  for when in ("setup", "call"))
@@ -85,7 +128,27 @@ def page(browser, request):
         ARTIFACTS.mkdir(exist_ok=True)
         page.screenshot(path=str(ARTIFACTS / f"{request.node.name}.png"), full_page=True)
     context.close()
-    if not failed:
-        unexpected = [p if isinstance(p, str) else f"{p.text} ({(p.location or {}).get('url', '')})"
-                      for p in problems if isinstance(p, str) or not _expected(p, deliberate)]
-        assert unexpected == [], "console errors or CSP violations on the pages this test opened"
+
+
+@pytest.fixture
+def platforms(settings):
+    """Every fake platform on loopback, the live server's adapters pointed at them."""
+    from sandbox.running import running_fake_platforms
+
+    with running_fake_platforms() as fakes:
+        for name, value in fakes.settings_overrides().items():
+            setattr(settings, name, value)
+        yield fakes
+
+
+@pytest.fixture
+def signed_in(page, live_server, user):
+    from playwright.sync_api import expect
+
+    page.goto(f"{live_server.url}/")
+    expect(page).to_have_url(re.compile(r"/accounts/login/"))
+    page.get_by_label("Username").fill("alice")
+    page.get_by_label("Password").fill(PASSWORD)
+    page.get_by_role("button", name=re.compile("sign in", re.I)).click()
+    expect(page.get_by_role("heading", name="Dashboard")).to_be_visible()
+    return page

@@ -8,7 +8,6 @@ disconnect a platform. README screenshots: `UPDATE_SCREENSHOTS=1 make test` writ
 
 from __future__ import annotations
 
-import os
 import re
 from pathlib import Path
 
@@ -18,49 +17,20 @@ from playwright.sync_api import expect
 from audiences.models import Audience
 from credentials.models import Connection
 from sandbox.credentials import DEMO_CREDENTIALS
-from sandbox.running import running_fake_platforms
 from syncs.models import Sync, SyncRun
+from tests.browser.helpers import shot as _shot
 from tests.support.worker import celery_worker, wait_for
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
 ROOT = Path(__file__).resolve().parents[2]
 SAMPLE = ROOT / "audiences" / "sample_data" / "sample-customers.csv"
-SCREENSHOTS = ROOT / "docs" / "screenshots"
-PASSWORD = "correct-horse-battery"
-
-
-@pytest.fixture
-def platforms(settings):
-    with running_fake_platforms() as fakes:
-        for name, value in fakes.settings_overrides().items():
-            setattr(settings, name, value)
-        yield fakes
 
 
 @pytest.fixture
 def worker(platforms, live_server):
     with celery_worker(concurrency=2, **platforms.environment()) as process:
         yield process
-
-
-@pytest.fixture
-def signed_in(page, live_server, user):
-    page.goto(f"{live_server.url}/")
-    expect(page).to_have_url(re.compile(r"/accounts/login/"))
-    page.get_by_label("Username").fill("alice")
-    page.get_by_label("Password").fill(PASSWORD)
-    page.get_by_role("button", name=re.compile("sign in", re.I)).click()
-    expect(page.get_by_role("heading", name="Dashboard")).to_be_visible()
-    return page
-
-
-def _shot(page, name):
-    """README screenshots: written to docs/screenshots/ with UPDATE_SCREENSHOTS=1, else to test-artifacts/
-    (so a test run leaves the tracked files alone)."""
-    folder = SCREENSHOTS if os.environ.get("UPDATE_SCREENSHOTS") else ROOT / "test-artifacts" / "screenshots"
-    folder.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(folder / f"{name}.png"), full_page=True)
 
 
 def _open_connect_form(page, live_server, code):
@@ -135,7 +105,8 @@ def test_upload_sample_fix_mapping_import_and_see_rejections(signed_in, live_ser
     _shot(page, "audience")
 
 
-def test_sync_to_two_platforms_reaches_100_percent_then_disconnect(signed_in, live_server, worker, platforms, user):
+def test_sync_to_two_platforms_reaches_100_percent_then_disconnect(signed_in, live_server, worker, platforms, user,
+                                                                   browser_errors):
     page = signed_in
     connect(page, live_server, "meta", platforms)
     expect(page.locator("#platform-meta .badge-active").first).to_be_visible()
@@ -188,6 +159,7 @@ def test_sync_to_two_platforms_reaches_100_percent_then_disconnect(signed_in, li
     page.once("dialog", lambda dialog: dialog.accept())
     page.get_by_role("button", name="Delete audience").click()
     expect(page.get_by_text(re.compile("Deleted the audience")).first).to_be_visible()
+    browser_errors.allow(re.escape(f"on {audience_url}") + ".*status of 404")  # the deleted audience, on purpose
     assert page.goto(audience_url).status == 404
     wait_for(lambda: meta_sync.platform_audience_id not in platforms.http["meta"].audiences, timeout=60,
              message="the worker to delete the audience on Meta")
