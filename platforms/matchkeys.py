@@ -11,10 +11,15 @@ SHA-256 lowercase hex of the normalized string shown; only ``z``, ``c``, ``x`` a
 because some platform takes them unhashed (Google: postal code and country; Meta: EXTERN_ID and MADID):
 
     e   email: trimmed, lowercased, NFC
-    eg  email with the dots of a gmail.com / googlemail.com local part removed (Google; only when != e)
+    eg  email as Google formats it: gmail.com / googlemail.com local part without dots and without "+" and what
+        follows (Google's Formatter and Data Manager formatting guide; only when != e)
     eu  email as UID2 normalizes it: gmail.com local part without dots and "+tag" (The Trade Desk; only != e)
     p   phone E.164 with "+"          pd  phone E.164 digits without "+" (Meta)
     fn  first name   ln  last name   fi  first initial   ct  city   st  state / region   (hashed)
+    fg  lg  first / last name as Google's Formatter forms it: trimmed, lowercased, inner spaces and punctuation
+        kept, without a leading title (Mrs.) / trailing suffix (Jr.) (Data Manager; hashed; only when != fn / ln)
+    zg  US ZIP+4 as "NNNNN-NNNN", unhashed (Data Manager: "Using the 4-digit extension may improve your match
+        rate"; only when the input carried the extension)
     z   postal code, unhashed: US 5 digits; elsewhere uppercase, single spaces (Google's form)
     c   country, ISO 3166-1 alpha-2 uppercase, unhashed
     dy  dm  dd   date of birth year "YYYY", month "MM", day "DD" (hashed; Meta takes them split)
@@ -27,8 +32,11 @@ is None (reason says so); ask for ``"dob_year"`` / ``"dob_month"`` / ``"dob_day"
 Documented choices where the platforms' docs leave room:
 - Names and cities keep letters (accented ones too, NFC) and combining marks; spaces, digits and
   punctuation are removed ("Mary-Ann" -> "maryann", "São Paulo" -> "sãopaulo"), for every platform.
-- Google: dots removed from gmail.com / googlemail.com local parts (Customer Match docs); "+tags" are
-  kept (the Google Ads API docs do not ask to strip them; the newer Data Manager API does).
+- Google: dots AND the "+" suffix removed from gmail.com / googlemail.com local parts, for both Google
+  paths (Google's Formatter, google-ads-datamanager-util, and the Data Manager formatting guide; both
+  upload into the same Customer Match). Names: the Google Ads API path keeps the letters-only form (its
+  reference says "lower case only and no punctuation" for last names); the Data Manager path follows
+  Google's Formatter (trim + lowercase, punctuation and inner spaces kept). See docs/platforms.md.
 - The Trade Desk: base64 of the SHA-256 digest (UID2 hashed-email / hashed-phone format).
 - Phones must be valid numbers (``phonenumbers.is_valid_number``); national numbers are read with the
   audience's default region; "+CC" numbers are accepted whatever the region.
@@ -107,7 +115,7 @@ OUTPUT_KEYS: tuple[str, ...] = (
     "maid",
 )
 
-PLATFORM_CODES: tuple[str, ...] = ("meta", "google_ads", "linkedin", "tiktok", "ttd", "netflix")
+PLATFORM_CODES: tuple[str, ...] = ("meta", "google_ads", "google_dm", "linkedin", "tiktok", "ttd", "netflix")
 
 # How a stored value becomes the value sent.
 HEX = "hex"  # stored SHA-256 hex, sent as is
@@ -144,6 +152,14 @@ PLATFORM_KEYS: dict[str, dict[str, tuple[tuple[str, ...], str]]] = {
         "country": (("c",), RAW),  # address_info.country_code, uppercase, unhashed
         "postal_code": (("z",), RAW),  # address_info.postal_code, unhashed
     },
+    "google_dm": {  # Data Manager API: Google's Formatter's forms where they differ from the stored ones
+        "email": (("eg", "e"), HEX),  # gmail / googlemail: no dots, no "+suffix"
+        "phone": (("p",), HEX),  # E.164 with "+"
+        "first_name": (("fg", "fn"), HEX),  # address.given_name
+        "last_name": (("lg", "ln"), HEX),  # address.family_name
+        "country": (("c",), RAW),  # address.region_code, uppercase, unhashed
+        "postal_code": (("zg", "z"), RAW),  # address.postal_code, unhashed; US ZIP+4 when given
+    },
     "linkedin": {
         "email": (("e",), HEX),  # SHA256_EMAIL
         "maid": (("m",), RAW),  # GOOGLE_AID
@@ -167,6 +183,7 @@ PLATFORM_KEYS: dict[str, dict[str, tuple[tuple[str, ...], str]]] = {
 PLATFORM_LABELS = {
     "meta": "Meta",
     "google_ads": "Google Ads",
+    "google_dm": "Google (Data Manager)",
     "linkedin": "LinkedIn",
     "tiktok": "TikTok",
     "ttd": "The Trade Desk",
@@ -267,10 +284,13 @@ def _norm_email(raw: str) -> str:
 
 
 def _google_email(email: str) -> str:
-    """Google Customer Match: remove dots from the local part of gmail.com / googlemail.com addresses."""
+    """Google Customer Match (Google's Formatter): for gmail.com / googlemail.com, remove "+" and everything
+    after it from the local part, then every dot. Other domains unchanged. A local part left empty ("+x@gmail.com",
+    which Google's Formatter refuses) keeps the address as it is."""
     local, _, domain = email.rpartition("@")
     if domain == "gmail.com" or domain == "googlemail.com":
-        return local.replace(".", "") + "@" + domain
+        local = local.split("+", 1)[0].replace(".", "")
+        return local + "@" + domain if local else email
     return email
 
 
@@ -279,7 +299,7 @@ def _uid2_email(email: str) -> str:
     local, _, domain = email.rpartition("@")
     if domain == "gmail.com":
         local = local.split("+", 1)[0].replace(".", "")
-        return local + "@" + domain
+        return local + "@" + domain if local else email  # UID2 refuses an empty local part
     return email
 
 
@@ -509,6 +529,40 @@ def _norm_name(raw: str) -> str:
     return value
 
 
+# Titles and suffixes Google's formatting guide asks to leave out ("Don't include prefixes such as Mrs.", "Don't
+# include suffixes such as Jr."), as whole words with an optional dot, followed / preceded by a space (or a comma).
+_NAME_PREFIX = re.compile(r"^(?:mr|mrs|ms|miss|mx|dr)\.?\s+(?=\S)")
+_NAME_SUFFIX = re.compile(r"(?<=\S)(?:\s*,)?\s+(?:jr|sr|ii|iii|iv)\.?$")
+_GOOGLE_GIVEN, _GOOGLE_FAMILY = "given", "family"
+
+
+def _google_name(raw: str, part: str) -> str:
+    """Google's given / family name form (Data Manager): NFC, trimmed, lowercased, inner spaces and punctuation
+    kept (Google's Formatter: ``strip().lower()``), without a leading title (given) / trailing suffix (family)."""
+    value = raw.strip()
+    if not value.isascii():
+        value = unicodedata.normalize("NFC", value)
+    value = value.lower()
+    letters = _letters(value)
+    if not letters:
+        raise _Reject("no letters")  # exactly when the letters-only form rejects
+    if not _name_like(value):
+        # Digits, brackets, symbols: a damaged cell, not a name's own punctuation; the letters are the best guess.
+        return letters
+    bare = _NAME_PREFIX.sub("", value) if part == _GOOGLE_GIVEN else _NAME_SUFFIX.sub("", value)
+    return bare if _letters(bare) else value
+
+
+_NAME_PUNCT = frozenset(" '’.-,")
+
+
+def _name_like(value: str) -> bool:
+    """Letters (and combining marks) with only the punctuation names carry: spaces, apostrophes, dots, hyphens."""
+    if value.isascii():
+        return all(ch.isalpha() or ch in _NAME_PUNCT for ch in value)
+    return all(ch.isalpha() or ch in _NAME_PUNCT or unicodedata.category(ch)[0] == "M" for ch in value)
+
+
 def _norm_initial(raw: str) -> str:
     return _norm_name(raw)[0]
 
@@ -588,6 +642,18 @@ def _norm_postal(raw: str, region: str | None) -> str:
     if not value.isascii() or _POSTAL_OK.fullmatch(value) is None:
         raise _Reject("not a postal code")
     return value
+
+
+_US_ZIP4 = re.compile(r"\s*(\d{4,5})[- ]?(\d{4})\s*")
+
+
+def _google_postal(raw: str, region: str | None) -> str | None:
+    """Google's form of a US ZIP+4 ("94105-1234"; the Data Manager takes "5 digits followed by the 4-digit
+    extension"), or None when the input carried no extension (the stored 5-digit form is Google's then)."""
+    if region != "US":
+        return None
+    m = _US_ZIP4.fullmatch(raw)
+    return f"{m.group(1).zfill(5)}-{m.group(2)}" if m else None
 
 
 @lru_cache(maxsize=1 << 16)
@@ -815,7 +881,7 @@ def _normalize(key: str, raw: object, platform: str | None, region: str | None) 
     try:
         if key == "email":
             value = _norm_email(raw)
-            if platform == "google_ads":
+            if platform == "google_ads" or platform == "google_dm":
                 value = _google_email(value)
             elif platform == "ttd":
                 value = _uid2_email(value)
@@ -823,6 +889,8 @@ def _normalize(key: str, raw: object, platform: str | None, region: str | None) 
             value = _norm_phone(raw, region)
             if platform == "meta":
                 value = value[1:]
+        elif key in ("first_name", "last_name") and platform == "google_dm":
+            value = _google_name(raw, _GOOGLE_GIVEN if key == "first_name" else _GOOGLE_FAMILY)
         elif key in ("first_name", "last_name", "city"):
             value = _norm_name(raw)
         elif key == "first_initial":
@@ -833,9 +901,11 @@ def _normalize(key: str, raw: object, platform: str | None, region: str | None) 
             value = _norm_postal(raw, region)
             if platform == "meta":
                 value = _meta_zip(value)
+            elif platform == "google_dm":
+                value = _google_postal(raw, region) or value
         elif key == "country":
             value = _norm_country(raw)
-            if platform != "google_ads":
+            if platform != "google_ads" and platform != "google_dm":
                 value = value.lower()
         elif key in ("date_of_birth", "dob_year", "dob_month", "dob_day"):
             value = _norm_dob(raw, region)
@@ -1162,13 +1232,34 @@ _norm_country_u = _norm_country.__wrapped__
 _norm_gender_u = _norm_gender.__wrapped__
 
 
-def _first_name_stored(value: str) -> tuple[str, str]:
+def _google_name_hash(value: str, part: str, letters: str) -> str | None:
+    """The hash of Google's name form when it differs from the letters-only form (else None: fn / ln serve)."""
+    try:
+        google = _google_name(value, part)
+    except _Reject:
+        return None
+    return None if google == letters else _h(google)
+
+
+def _first_name_stored(value: str) -> tuple[str, str, str | None]:
     first = _norm_name_u(value)
-    return _h(first), _h_cached(first[0])
+    return _h(first), _h_cached(first[0]), _google_name_hash(value, _GOOGLE_GIVEN, first)
+
+
+def _last_name_stored(value: str) -> str | tuple[str, str]:
+    last = _norm_name_u(value)
+    google = _google_name_hash(value, _GOOGLE_FAMILY, last)
+    return _h(last) if google is None else (_h(last), google)
 
 
 def _name_stored(value: str) -> str:
     return _h(_norm_name_u(value))
+
+
+def _postal_stored(value: str, region: str | None) -> str | tuple[str, str]:
+    stored = _norm_postal_u(value, region)
+    google = _google_postal(value, region) if region == "US" and len(value) > 5 else None
+    return stored if google is None else (stored, google)
 
 
 def _initial_stored(value: str) -> str:
@@ -1191,9 +1282,10 @@ def _gender_stored(value: str) -> str:
 _country_col = _cached_column(_norm_country_u, 1 << 12)
 _initial_col = _cached_column(_initial_stored, 1 << 12)
 _first_name_col = _cached_column(_first_name_stored, 1 << 16)
-_name_col = _cached_column(_name_stored, 1 << 17)  # last names and cities
+_last_name_col = _cached_column(_last_name_stored, 1 << 17)
+_name_col = _cached_column(_name_stored, 1 << 17)  # cities
 _gender_col = _cached_column(_gender_stored, 1 << 10)
-_postal_col = _RegionalColumn(_norm_postal_u, 1 << 18)
+_postal_col = _RegionalColumn(_postal_stored, 1 << 18)
 _dob_col = _RegionalColumn(_dob_stored, 1 << 18)
 _state_col = _RegionalColumn(_state_stored, 1 << 14)
 
@@ -1312,7 +1404,7 @@ def _prepare_columns(columns, count, default_region):
     phones = _phone_column(columns["phone"], regions) if "phone" in columns else repeat(None, count)
     initials = col("first_initial", _initial_col)
     firsts = col("first_name", _first_name_col)
-    lasts = col("last_name", _name_col)
+    lasts = col("last_name", _last_name_col)
     postals = regional("postal_code", _postal_col)
     dobs = regional("date_of_birth", _dob_col)
     genders = col("gender", _gender_col)
@@ -1375,16 +1467,22 @@ def _prepare_columns(columns, count, default_region):
                 d["fn"] = fn[0]
                 if "fi" not in d:
                     d["fi"] = fn[1]
+                if fn[2] is not None:
+                    d["fg"] = fn[2]
             else:
                 rej.append(("first_name", fn.reason))
         if ln is not None:
             if ln.__class__ is str:
                 d["ln"] = ln
+            elif ln.__class__ is tuple:
+                d["ln"], d["lg"] = ln
             else:
                 rej.append(("last_name", ln.reason))
         if z is not None:
             if z.__class__ is str:
                 d["z"] = z
+            elif z.__class__ is tuple:
+                d["z"], d["zg"] = z
             else:
                 rej.append(("postal_code", z.reason))
         if dob is not None:
@@ -1424,6 +1522,7 @@ def _prepare_columns(columns, count, default_region):
 # Stored keys in a fixed order, for the fingerprint.
 STORED_KEYS: tuple[str, ...] = (
     "e", "eg", "eu", "p", "pd", "fn", "ln", "fi", "ct", "st", "z", "c", "dy", "dm", "dd", "g", "x", "m",
+    "fg", "lg", "zg",
 )  # fmt: skip
 
 

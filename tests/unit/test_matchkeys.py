@@ -117,10 +117,15 @@ def test_email_rejections_have_a_reason(raw):
     assert result.reason in ("empty", "not an email address")
 
 
-def test_google_drops_gmail_dots_but_keeps_plus_tags():
+def test_google_drops_gmail_dots_and_plus_suffix():
+    # Google's Formatter (google-ads-datamanager-util) and the Data Manager formatting guide remove the "+"
+    # suffix of gmail.com / googlemail.com addresses too (this test said "+tags" were kept: that was wrong).
     assert prepare("google_ads", "email", "John.Doe@Gmail.com") == sha("johndoe@gmail.com")
     assert prepare("google_ads", "email", "j.o.h.n@googlemail.com") == sha("john@googlemail.com")
-    assert prepare("google_ads", "email", "john.doe+ads@gmail.com") == sha("johndoe+ads@gmail.com")
+    assert prepare("google_ads", "email", "john.doe+ads@gmail.com") == sha("johndoe@gmail.com")
+    assert prepare("google_dm", "email", "Cloudy.SanFrancisco+shopping@googlemail.com") == sha(
+        "cloudysanfrancisco@googlemail.com")
+    assert prepare("google_dm", "email", "user.name+NYC@Example.com") == sha("user.name+nyc@example.com")
     # Other domains keep their dots, and Meta keeps gmail dots.
     assert prepare("google_ads", "email", "john.doe@example.com") == sha("john.doe@example.com")
     assert prepare("meta", "email", "John.Doe@Gmail.com") == sha("john.doe@gmail.com")
@@ -415,16 +420,18 @@ def test_prepare_record_stores_hashes_and_only_the_unhashed_values_platforms_tak
     stored = record.stored
     assert stored == {
         "e": sha("john.doe+x@gmail.com"),
-        "eg": sha("johndoe+x@gmail.com"),
+        "eg": sha("johndoe@gmail.com"),  # Google: no dots, no "+suffix"
         "eu": sha("johndoe@gmail.com"),
         "p": sha("+16502530000"),
         "pd": sha("16502530000"),
         "fn": sha("josé"),
         "fi": sha("j"),
         "ln": sha("obrien"),
+        "lg": sha("o'brien"),  # Google's Formatter keeps the apostrophe (Data Manager)
         "ct": sha("sanfrancisco"),
         "st": sha("ca"),
         "z": "94105",
+        "zg": "94105-1234",  # ZIP+4 for the Data Manager
         "c": "US",
         "dy": sha("1985"),
         "dm": sha("03"),
@@ -451,7 +458,7 @@ def test_platform_values_per_platform_from_storage_alone():
     assert meta["external_id"] == "C-1"
     assert list(meta) == list(accepted_keys("meta"))
     assert platform_values("google_ads", stored) == {
-        "email": sha("johndoe+x@gmail.com"),
+        "email": sha("johndoe@gmail.com"),
         "phone": sha("+16502530000"),
         "first_name": sha("josé"),
         "last_name": sha("obrien"),
