@@ -174,8 +174,8 @@ class GoogleDataManagerCredentialsForm(CredentialsForm):
     refresh_token = forms.CharField(label="Refresh token", max_length=1024, required=False, widget=SecretInput())
     service_account_key = forms.CharField(
         label="Service-account JSON key", max_length=8192, required=False,
-        widget=forms.Textarea(attrs={"rows": 4, "autocomplete": "off", "spellcheck": "false"}),
-        help_text="The whole JSON file Google Cloud gives you for the key.",
+        widget=SecretInput(),  # masked like every secret; pasted line breaks are whitespace to JSON
+        help_text="Paste the whole JSON file Google Cloud gives you for the key.",
     )
     customer_id = forms.CharField(label="Customer ID", max_length=20, help_text="10 digits, e.g. 123-456-7890")
     login_customer_id = forms.CharField(

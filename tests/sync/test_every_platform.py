@@ -17,7 +17,7 @@ from platforms.models import Platform
 from tests.support.platforms import running_fake_platforms
 from tests.sync.conftest import make_audience, make_sync, new_generation, new_run
 
-CODES = ["meta", "google_ads", "linkedin", "tiktok", "ttd", "netflix"]
+CODES = ["meta", "google_ads", "google_dm", "linkedin", "tiktok", "ttd", "netflix"]
 
 
 @pytest.fixture(scope="module")
