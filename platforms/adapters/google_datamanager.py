@@ -17,7 +17,9 @@ Flow:
   one, product_destination_id = the list id), HEX-encoded SHA-256 identifiers, the connection's consent (ingest
   only: removal takes none) and the Customer Match terms. Each successful request answers a ``request_id``; it is
   returned in ``BatchResult.request_ids`` and ``request_status(request_id)`` reads Google's diagnostics for it
-  (records and identifiers per destination, match-rate range, error counts by reason).
+  (records and identifiers per destination, match-rate range, error counts by reason). Google removes every member
+  record that matches ANY identifier of a removal, so a removal sends a member's email and phone and its address
+  (name + postal code, shared by many people) only when it has neither.
 - ``status``: ``UserListService.GetUserList`` (sizes per network, match rate percentage, membership status).
 - ``delete_audience``: ``UserListService.DeleteUserList`` (the API has it; the Google Ads API's remove equivalent).
 - The ``login-account`` header names the manager for UserListService calls, as the client documents
@@ -573,7 +575,9 @@ class GoogleDataManagerAdapter(PlatformAdapter):
     def remove_members(
         self, audience_id: str, batch: Sequence[PreparedMember], *, session: UploadSession | None = None
     ) -> BatchResult:
-        return self._send("remove", self._list_name(audience_id), batch, None)
+        # Google removes every record matching ANY identifier sent, and many people share a name and postal code:
+        # a removal carries a member's address only when the member has no email or phone.
+        return self._send("remove", self._list_name(audience_id), [_removal_identifiers(m) for m in batch], None)
 
     def status(self, audience_id: str) -> AudienceStatus:
         name = self._list_name(audience_id)
@@ -726,6 +730,12 @@ def member_identifiers(member: PreparedMember) -> tuple[list, str]:
     if not identifiers:
         return [], NO_IDENTIFIER
     return identifiers[:MAX_IDENTIFIERS_PER_MEMBER], ""
+
+
+def _removal_identifiers(member: PreparedMember) -> PreparedMember:
+    if member.get("email") or member.get("phone"):
+        return {k: v for k, v in member.items() if k in ("email", "phone")}
+    return member
 
 
 def build_members(batch: Sequence[PreparedMember]) -> tuple[list, list[str]]:

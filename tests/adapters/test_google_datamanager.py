@@ -205,6 +205,17 @@ def test_a_removal_removes_every_record_matching_any_identifier(google, make_ada
     assert remaining == {people[1]["email"], people[2]["email"]}
 
 
+def test_a_removal_sends_the_address_only_for_members_without_email_or_phone(google, make_adapter):
+    adapter = make_adapter()
+    list_name = new_list(adapter)
+    leaver, neighbour = member(1, address=True), dict(member(2, address=True), first_name=sha("ann1"))
+    adapter.add_members(list_name, [leaver, neighbour])
+    adapter.remove_members(list_name, [leaver])
+    sent = google.calls_to("RemoveAudienceMembers")[0].request.audience_members[0].user_data.user_identifiers
+    assert [("address" in i) for i in sent] == [False, False]
+    assert google.list_identifiers(list_name, "email_address") == {neighbour["email"]}  # same address, kept
+
+
 def test_manager_access_sends_the_login_account(google, make_adapter):
     google.accounts[CUSTOMER]["manager_only"] = True
     with pytest.raises(AuthError, match="PERMISSION_DENIED"):

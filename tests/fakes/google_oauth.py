@@ -100,8 +100,9 @@ class FakeGoogleOAuth(FakePlatform):
             return self._error(401, "invalid_client", "Unauthorized")
         token = access_token_for(refresh_token)
         self.issued.append(token)
-        return FakeResponse(200, {"access_token": token, "expires_in": EXPIRES_IN, "scope": SCOPE,
-                                  "token_type": "Bearer"})
+        # Google grants the scopes the refresh asks for (within the consent given): echo them.
+        return FakeResponse(200, {"access_token": token, "expires_in": EXPIRES_IN,
+                                  "scope": form.get("scope") or SCOPE, "token_type": "Bearer"})
 
     def _jwt_grant(self, assertion: str, request: FakeRequest) -> FakeResponse:
         try:
