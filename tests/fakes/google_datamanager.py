@@ -85,7 +85,8 @@ class RecordedCall:
 # fail_next(kind) presets: (code, message, reason, ErrorInfo metadata, domain)
 FAULTS = {
     "quota_per_minute": (grpc.StatusCode.RESOURCE_EXHAUSTED, "Quota exceeded for quota metric 'Ingestion mutate "
-                         "requests' and limit 'Ingestion mutate requests per minute per project'.", "RATE_LIMIT_EXCEEDED",
+                         "requests' and limit 'Ingestion mutate requests per minute per project'.",
+                         "RATE_LIMIT_EXCEEDED",
                          {"quota_limit": "IngestionMutateRequestsPerMinutePerProject",
                           "quota_limit_value": "300"}, "googleapis.com"),
     "quota_per_day": (grpc.StatusCode.RESOURCE_EXHAUSTED, "Quota exceeded for quota metric 'Ingestion mutate "
@@ -372,7 +373,7 @@ class FakeDataManagerServer:
     def _ingest(self, request: ingestion.IngestAudienceMembersRequest, metadata, request_id):
         pb = ingestion.IngestAudienceMembersRequest.pb(request)
         lists = self._check_request(pb)
-        for name, destination in lists:
+        for _, destination in lists:
             account = self.accounts[destination.operating_account.account_id]
             accepted = pb.terms_of_service.customer_match_terms_of_service_status == 1  # ACCEPTED
             if not (account["terms_accepted"] or accepted):
