@@ -187,6 +187,10 @@ PLATFORM_ENDPOINTS = {
     "google_ads": env.str(
         "GOOGLE_ADS_ENDPOINT", default="127.0.0.1:8766" if DEMO_MODE else "googleads.googleapis.com:443"
     ),
+    # Google's Data Manager API (gRPC host:port): Customer Match for Google Ads accounts.
+    "google_dm": env.str(
+        "GOOGLE_DATAMANAGER_ENDPOINT", default="127.0.0.1:8767" if DEMO_MODE else "datamanager.googleapis.com:443"
+    ),
     "linkedin": _endpoint("LINKEDIN_API_URL", "https://api.linkedin.com/rest", "/linkedin/rest"),
     "tiktok": _endpoint("TIKTOK_API_URL", "https://business-api.tiktok.com/open_api/v1.3", "/tiktok/open_api/v1.3"),
     "ttd": _endpoint("TTD_API_URL", "https://api.thetradedesk.com/v3", "/ttd/v3"),
@@ -194,6 +198,10 @@ PLATFORM_ENDPOINTS = {
 }
 # Plain-text gRPC to the Google Ads endpoint: only ever for a loopback fake (tests, demo, benchmarks).
 GOOGLE_ADS_INSECURE_CHANNEL = env.bool("GOOGLE_ADS_INSECURE_CHANNEL", default=DEMO_MODE) and not PRODUCTION
+# The same for the Data Manager API endpoint.
+GOOGLE_DATAMANAGER_INSECURE_CHANNEL = (
+    env.bool("GOOGLE_DATAMANAGER_INSECURE_CHANNEL", default=DEMO_MODE) and not PRODUCTION
+)
 # Where Google refresh tokens are exchanged for access tokens (the fake OAuth endpoint in demo mode).
 GOOGLE_OAUTH_TOKEN_URL = _endpoint(
     "GOOGLE_OAUTH_TOKEN_URL", "https://oauth2.googleapis.com/token", "/google-oauth/token"

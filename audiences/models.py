@@ -81,6 +81,8 @@ class MemberRecord(models.Model):
     # Taken unhashed by some platform: postal code, country (ISO alpha-2), external id, mobile advertiser id
     # (the UUID's 16 bytes).
     z = models.CharField(max_length=16, null=True)  # noqa: DJ001
+    # Google's form of a US ZIP+4 ("94105-1234"), where the input carried the extension (Data Manager).
+    zg = models.CharField(max_length=10, null=True)  # noqa: DJ001
     c = models.CharField(max_length=2, null=True)  # noqa: DJ001
     x = models.CharField(max_length=256, null=True)  # noqa: DJ001
     m = models.BinaryField(null=True)

@@ -34,7 +34,7 @@ _DOB = RECORD_COLUMNS.index("dob")
 _M = RECORD_COLUMNS.index("m")
 # PostgreSQL types of the record columns, for binary COPY.
 _PG_TYPES = {**dict.fromkeys(matchkeys.DIGEST_KEYS, "bytea"), "fi": "text", "st": "text", "dob": "int4",
-             "g": "text", "z": "text", "c": "text", "x": "text", "m": "bytea"}
+             "g": "text", "z": "text", "zg": "text", "c": "text", "x": "text", "m": "bytea"}
 # A re-import changing more than this share of the audience records no changes: a sync then compares the whole
 # audience, which costs about the same.
 CHANGES_MAX_SHARE = 0.25

@@ -212,12 +212,13 @@ def _norm_email(raw: str) -> str:
 
 
 def _google_email(email: str) -> str:
-    """Google (Data Manager formatting guide; Google's Formatter.format_email_address): for gmail.com and
-    googlemail.com, the local part loses the "+" and what follows it, then every "."."""
+    """Google Customer Match (Google's Formatter): for gmail.com / googlemail.com, remove "+" and everything
+    after it from the local part, then every dot. Other domains unchanged. A local part left empty ("+x@gmail.com",
+    which Google's Formatter refuses) keeps the address as it is."""
     local, _, domain = email.rpartition("@")
     if domain == "gmail.com" or domain == "googlemail.com":
         local = local.split("+", 1)[0].replace(".", "")
-        return (local or email.rpartition("@")[0]) + "@" + domain
+        return local + "@" + domain if local else email
     return email
 
 
@@ -226,24 +227,8 @@ def _uid2_email(email: str) -> str:
     local, _, domain = email.rpartition("@")
     if domain == "gmail.com":
         local = local.split("+", 1)[0].replace(".", "")
-        return (local or email.rpartition("@")[0]) + "@" + domain
+        return local + "@" + domain if local else email  # UID2 refuses an empty local part
     return email
-
-
-def _tiktok_email(email: str) -> str:
-    """TikTok: the local part without "+" and what follows it (TikTok's audience formatting rules)."""
-    local, _, domain = email.rpartition("@")
-    if "+" in local:
-        local = local.split("+", 1)[0]
-        if local:
-            return local + "@" + domain
-    return email
-
-
-def _google_name(raw: str) -> str:
-    """Google's form of a given or family name (Formatter.format_given_name / format_family_name): trimmed and
-    lowercased, inner spaces and punctuation kept."""
-    return str(raw).strip().lower()
 
 
 # --- phone ---
@@ -331,6 +316,18 @@ class _RegionPlan:
             return False
         pattern = self.by_len.get(len(nsn), self.any_len)
         return pattern is not None and pattern.fullmatch(nsn) is not None
+
+
+def _tiktok_email(email: str) -> str:
+    """TikTok: the local part without "+" and what follows it (TikTok's audience formatting rules)."""
+    local, _, domain = email.rpartition("@")
+    if "+" in local:
+        local = local.split("+", 1)[0]
+        if local:
+            return local + "@" + domain
+    return email
+
+
 
 
 def _desc(desc):
@@ -472,6 +469,40 @@ def _norm_name(raw: str) -> str:
     return value
 
 
+# Titles and suffixes Google's formatting guide asks to leave out ("Don't include prefixes such as Mrs.", "Don't
+# include suffixes such as Jr."), as whole words with an optional dot, followed / preceded by a space (or a comma).
+_NAME_PREFIX = re.compile(r"^(?:mr|mrs|ms|miss|mx|dr)\.?\s+(?=\S)")
+_NAME_SUFFIX = re.compile(r"(?<=\S)(?:\s*,)?\s+(?:jr|sr|ii|iii|iv)\.?$")
+_GOOGLE_GIVEN, _GOOGLE_FAMILY = "given", "family"
+
+
+def _google_name(raw: str, part: str) -> str:
+    """Google's given / family name form (Data Manager): NFC, trimmed, lowercased, inner spaces and punctuation
+    kept (Google's Formatter: ``strip().lower()``), without a leading title (given) / trailing suffix (family)."""
+    value = raw.strip()
+    if not value.isascii():
+        value = unicodedata.normalize("NFC", value)
+    value = value.lower()
+    letters = _letters(value)
+    if not letters:
+        raise _Reject("no letters")  # exactly when the letters-only form rejects
+    if not _name_like(value):
+        # Digits, brackets, symbols: a damaged cell, not a name's own punctuation; the letters are the best guess.
+        return letters
+    bare = _NAME_PREFIX.sub("", value) if part == _GOOGLE_GIVEN else _NAME_SUFFIX.sub("", value)
+    return bare if _letters(bare) else value
+
+
+_NAME_PUNCT = frozenset(" '’.-,")
+
+
+def _name_like(value: str) -> bool:
+    """Letters (and combining marks) with only the punctuation names carry: spaces, apostrophes, dots, hyphens."""
+    if value.isascii():
+        return all(ch.isalpha() or ch in _NAME_PUNCT for ch in value)
+    return all(ch.isalpha() or ch in _NAME_PUNCT or unicodedata.category(ch)[0] == "M" for ch in value)
+
+
 def _norm_initial(raw: str) -> str:
     return _norm_name(raw)[0]
 
@@ -551,6 +582,18 @@ def _norm_postal(raw: str, region: str | None) -> str:
     if not value.isascii() or _POSTAL_OK.fullmatch(value) is None:
         raise _Reject("not a postal code")
     return value
+
+
+_US_ZIP4 = re.compile(r"\s*(\d{4,5})[- ]?(\d{4})\s*")
+
+
+def _google_postal(raw: str, region: str | None) -> str | None:
+    """Google's form of a US ZIP+4 ("94105-1234"; the Data Manager takes "5 digits followed by the 4-digit
+    extension"), or None when the input carried no extension (the stored 5-digit form is Google's then)."""
+    if region != "US":
+        return None
+    m = _US_ZIP4.fullmatch(raw)
+    return f"{m.group(1).zfill(5)}-{m.group(2)}" if m else None
 
 
 @lru_cache(maxsize=1 << 16)
@@ -807,12 +850,13 @@ _BASE_FORMS = {
 _DOB_PARTS = {"dob_year": lambda d: d[:4], "dob_month": lambda d: d[4:6], "dob_day": lambda d: d[6:]}
 # The platform's own form of a value, by the stored variant its table reads first (its normalization choice).
 _VARIANT_FORMS = {
-    "eg": lambda raw, base: _google_email(base),
-    "eu": lambda raw, base: _uid2_email(base),
-    "et": lambda raw, base: _tiktok_email(base),
-    "pd": lambda raw, base: base[1:],
-    "fng": lambda raw, base: _google_name(raw),
-    "lng": lambda raw, base: _google_name(raw),
+    "eg": lambda raw, base, region: _google_email(base),
+    "eu": lambda raw, base, region: _uid2_email(base),
+    "et": lambda raw, base, region: _tiktok_email(base),
+    "pd": lambda raw, base, region: base[1:],
+    "fng": lambda raw, base, region: _google_name(raw, _GOOGLE_GIVEN),
+    "lng": lambda raw, base, region: _google_name(raw, _GOOGLE_FAMILY),
+    "zg": lambda raw, base, region: _google_postal(raw, region) or base,
 }
 _ENCODING_FORMS = {SHA_ZIP: lambda value: _meta_zip(value), SHA_LOWER: str.lower}
 
@@ -824,7 +868,7 @@ def _platform_form(platform: str, key: str, raw: str, base: str, region: str | N
         return _DOB_PARTS[key](base) if key in _DOB_PARTS else base
     sources, encoding = entry
     form = _VARIANT_FORMS.get(sources[0])
-    value = form(raw, base) if form is not None else base
+    value = form(raw, base, region) if form is not None else base
     if key in _DOB_PARTS:
         value = _DOB_PARTS[key](value)
     transform = _ENCODING_FORMS.get(encoding)
@@ -1154,17 +1198,32 @@ def _d(value: str) -> bytes:
     return sha256(value.encode()).digest()
 
 
+def _google_name_digest(value: str, part: str, letters: str) -> bytes | None:
+    """The digest of Google's name form (Data Manager) when it differs from the letters-only form (else None: fn
+    / ln serve)."""
+    try:
+        google = _google_name(value, part)
+    except _Reject:
+        return None
+    return None if google == letters else _d(google)
+
+
 def _first_name_stored(value: str) -> tuple[bytes, str, bytes | None]:
     """(Meta-form digest, first initial code, Google-form digest when it differs from the Meta form)."""
     first = _norm_name_u(value)
-    google = _google_name(value)
-    return _d(first), first[0], (None if google == first else _d(google))
+    return _d(first), first[0], _google_name_digest(value, _GOOGLE_GIVEN, first)
 
 
 def _last_name_stored(value: str) -> tuple[bytes, bytes | None]:
     last = _norm_name_u(value)
-    google = _google_name(value)
-    return _d(last), (None if google == last else _d(google))
+    return _d(last), _google_name_digest(value, _GOOGLE_FAMILY, last)
+
+
+def _postal_stored(value: str, region: str | None) -> str | tuple[str, str]:
+    """The stored postal code, with Google's ZIP+4 form when the input carried the extension."""
+    stored = _norm_postal_u(value, region)
+    google = _google_postal(value, region) if region == "US" and len(value) > 5 else None
+    return stored if google is None else (stored, google)
 
 
 def _city_stored(value: str) -> bytes:
@@ -1193,7 +1252,7 @@ _first_name_col = _cached_column(_first_name_stored, 1 << 16)
 _last_name_col = _cached_column(_last_name_stored, 1 << 17)
 _city_col = _cached_column(_city_stored, 1 << 15)
 _gender_col = _cached_column(_gender_stored, 1 << 10)
-_postal_col = _RegionalColumn(_norm_postal_u, 1 << 18)
+_postal_col = _RegionalColumn(_postal_stored, 1 << 18)
 _dob_col = _RegionalColumn(_dob_stored, 1 << 18)
 _state_col = _RegionalColumn(_state_stored, 1 << 14)
 
@@ -1391,6 +1450,8 @@ def _prepare_columns(columns, count, default_region):
         if z is not None:
             if z.__class__ is str:
                 d["z"] = z
+            elif z.__class__ is tuple:
+                d["z"], d["zg"] = z
             else:
                 rej.append(("postal_code", z.reason))
         if dob is not None:
@@ -1430,7 +1491,7 @@ def _prepare_columns(columns, count, default_region):
 # Stored keys, in a fixed order (the Member columns): SHA-256 digests, short codes hashed at send time, raw values.
 DIGEST_KEYS: tuple[str, ...] = ("e", "eg", "eu", "et", "p", "pd", "fn", "ln", "fng", "lng", "ct")
 CODE_KEYS: tuple[str, ...] = ("fi", "st", "dob", "g")
-RAW_KEYS: tuple[str, ...] = ("z", "c", "x", "m")
+RAW_KEYS: tuple[str, ...] = ("z", "zg", "c", "x", "m")
 STORED_KEYS: tuple[str, ...] = DIGEST_KEYS + CODE_KEYS + RAW_KEYS
 
 # The person key: which identifier says who a member is across imports (docs/sync.md). The audience's choice comes

@@ -25,6 +25,21 @@ DEMO_CREDENTIALS: dict[str, dict[str, str]] = {
         "consent_ad_user_data": "GRANTED",
         "consent_ad_personalization": "GRANTED",
     },
+    # Google through the Data Manager API: an OAuth client of its own (the fake OAuth endpoint knows it), no
+    # developer token. The consent values are the demo marketer's explicit choice, not a default.
+    "google_dm": {
+        "label": "Demo customer (Data Manager)",
+        "auth_method": "oauth",
+        "client_id": "demo-datamanager-client.apps.googleusercontent.com",
+        "client_secret": "demo-datamanager-client-secret",
+        "refresh_token": "1//demo-datamanager-refresh-token",
+        "service_account_key": "",
+        "customer_id": "123-456-7890",
+        "login_customer_id": "",
+        "consent_ad_user_data": "GRANTED",
+        "consent_ad_personalization": "GRANTED",
+        "customer_match_terms": "on",
+    },
     "linkedin": {
         "label": "Demo ad account",
         "client_id": "demo-linkedin-client",

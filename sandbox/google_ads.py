@@ -16,8 +16,9 @@ Served methods: GoogleAdsService.Search (the few GAQL queries the adapter sends)
 (create / remove), OfflineUserDataJobService.CreateOfflineUserDataJob / AddOfflineUserDataJobOperations /
 RunOfflineUserDataJob (answers a ``google.longrunning.Operation``, not done: poll the job's status).
 
-Every call must carry the ``developer-token`` and ``authorization: Bearer <token>`` metadata; tokens are those
-``sandbox.google_oauth`` issues for the known refresh tokens (``accept_token`` adds more). A
+Every call must carry ``authorization: Bearer <token>`` metadata; a ``developer-token``, when sent, must be the
+known one (developer tokens are optional since their sunset in September 2026, so a call without one is served);
+tokens are those ``sandbox.google_oauth`` issues for the known refresh tokens (``accept_token`` adds more). A
 ``login-customer-id`` must be the customer itself or a manager of it; customers flagged
 ``manager_only`` are reachable only through their manager.
 
@@ -149,8 +150,8 @@ class FakeGoogleAdsServer:
         customer_id = demo["customer_id"].replace("-", "")
         # customer id -> state; tests flip terms_accepted / manager_only.
         self.customers: dict[str, dict] = {
-            customer_id: {"name": demo["label"], "terms_accepted": True, "manager_only": False},
-            MANAGER_ID: {"name": "Demo manager", "terms_accepted": True, "manager_only": False},
+            customer_id: {"name": demo["label"], "terms_accepted": True, "manager_only": False, "allowlisted": True},
+            MANAGER_ID: {"name": "Demo manager", "terms_accepted": True, "manager_only": False, "allowlisted": True},
         }
         self.managers: dict[str, set[str]] = {MANAGER_ID: {customer_id}}
         self.match_percent = match_percent
@@ -304,10 +305,7 @@ class FakeGoogleAdsServer:
     def _authenticate(self, metadata: dict[str, str], customer_id: str | None) -> None:
         unauthenticated = grpc.StatusCode.UNAUTHENTICATED
         token = metadata.get("developer-token")
-        if not token:
-            raise _Abort(grpc.StatusCode.INVALID_ARGUMENT, [_error(
-                "request_error", "DEVELOPER_TOKEN_PARAMETER_MISSING", "Developer token is missing.")])
-        if token != self.developer_token:
+        if token is not None and token != self.developer_token:
             raise _Abort(unauthenticated, [_error(
                 "authentication_error", "DEVELOPER_TOKEN_INVALID", "The developer token is not valid.")])
         authorization = metadata.get("authorization", "")
@@ -445,9 +443,17 @@ class FakeGoogleAdsServer:
         return uls.MutateUserListResult(resource_name=name)
 
     # OfflineUserDataJobService ----------------------------------------------------------
+    def _check_allowlisted(self, customer_id: str) -> None:
+        """Customer Match through the Google Ads API only for allowlisted customers (since 1 April 2026)."""
+        if not self.customers.get(customer_id, {}).get("allowlisted", True):
+            raise _Abort(grpc.StatusCode.PERMISSION_DENIED, [_error(
+                "not_allowlisted_error", "CUSTOMER_NOT_ALLOWLISTED_FOR_THIS_FEATURE",
+                "Customer is not allowlisted for accessing this feature.")])
+
     def _create_job(self, request: oudj.CreateOfflineUserDataJobRequest) -> oudj.CreateOfflineUserDataJobResponse:
         job = request.job
         customer_id = request.customer_id
+        self._check_allowlisted(customer_id)
         if job.type_.name != "CUSTOMER_MATCH_USER_LIST":
             raise _Abort(grpc.StatusCode.INVALID_ARGUMENT, [_error(
                 "offline_user_data_job_error", "INVALID_USER_LIST_TYPE", "Only Customer Match jobs are faked.")])
@@ -482,6 +488,7 @@ class FakeGoogleAdsServer:
         return job
 
     def _add_operations(self, request: oudj.AddOfflineUserDataJobOperationsRequest):
+        self._check_allowlisted(_customer_of(request) or "")
         job = self._job(request.resource_name, _customer_of(request) or "")
         invalid = grpc.StatusCode.INVALID_ARGUMENT
         if job["status"] != "PENDING":

@@ -15,11 +15,13 @@ class RunningFakes:
     http_url: str
     http: dict  # platform code -> fake object (and "google_oauth")
     google: object  # FakeGoogleAdsServer
+    datamanager: object = None  # FakeDataManagerServer
 
     def endpoints(self) -> dict[str, str]:
         return {
             "meta": f"{self.http_url}/meta",
             "google_ads": self.google.address,
+            "google_dm": self.datamanager.address,
             "linkedin": f"{self.http_url}/linkedin/rest",
             "tiktok": f"{self.http_url}/tiktok/open_api/v1.3",
             "ttd": f"{self.http_url}/ttd/v3",
@@ -32,6 +34,7 @@ class RunningFakes:
         return {
             "PLATFORM_ENDPOINTS": self.endpoints(),
             "GOOGLE_ADS_INSECURE_CHANNEL": True,
+            "GOOGLE_DATAMANAGER_INSECURE_CHANNEL": True,
             "GOOGLE_OAUTH_TOKEN_URL": f"{self.http_url}/google-oauth/token",
             "FAKE_PLATFORMS_URL": self.http_url,
         }
@@ -41,10 +44,12 @@ class RunningFakes:
         return {
             "META_GRAPH_URL": endpoints["meta"],
             "GOOGLE_ADS_ENDPOINT": endpoints["google_ads"],
+            "GOOGLE_DATAMANAGER_ENDPOINT": endpoints["google_dm"],
             "LINKEDIN_API_URL": endpoints["linkedin"],
             "TIKTOK_API_URL": endpoints["tiktok"],
             "TTD_API_URL": endpoints["ttd"],
             "GOOGLE_ADS_INSECURE_CHANNEL": "true",
+            "GOOGLE_DATAMANAGER_INSECURE_CHANNEL": "true",
             "GOOGLE_OAUTH_TOKEN_URL": f"{self.http_url}/google-oauth/token",
             "FAKE_PLATFORMS_URL": self.http_url,
             # The worker runs without TESTING: let its egress guard reach the sandbox (never in production).
@@ -56,6 +61,7 @@ class RunningFakes:
 def running_fake_platforms():
     from sandbox.base import FakeServer
     from sandbox.google_ads import FakeGoogleAdsServer
+    from sandbox.google_datamanager import FakeDataManagerServer
     from sandbox.serve import build_http_fakes
 
     fakes = build_http_fakes()
@@ -64,8 +70,10 @@ def running_fake_platforms():
     by_code = dict(zip(["meta", "linkedin", "tiktok", "ttd", "netflix", "google_oauth"], fakes, strict=True))
     server = FakeServer(fakes).start()
     google = FakeGoogleAdsServer().start()
+    datamanager = FakeDataManagerServer().start()
     try:
-        yield RunningFakes(http_url=server.url, http=by_code, google=google)
+        yield RunningFakes(http_url=server.url, http=by_code, google=google, datamanager=datamanager)
     finally:
+        datamanager.stop()
         google.stop()
         server.stop()

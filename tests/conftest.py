@@ -50,11 +50,13 @@ def _no_real_platforms(settings):
     settings.PLATFORM_ENDPOINTS = {
         "meta": f"{CLOSED_PORT}/meta",
         "google_ads": "127.0.0.1:9",
+        "google_dm": "127.0.0.1:9",
         "linkedin": f"{CLOSED_PORT}/linkedin/rest",
         "tiktok": f"{CLOSED_PORT}/tiktok/open_api/v1.3",
         "ttd": f"{CLOSED_PORT}/ttd/v3",
     }
     settings.GOOGLE_ADS_INSECURE_CHANNEL = True
+    settings.GOOGLE_DATAMANAGER_INSECURE_CHANNEL = True
     settings.GOOGLE_OAUTH_TOKEN_URL = f"{CLOSED_PORT}/google-oauth/token"
 
 

@@ -7,8 +7,8 @@ from platforms.models import Platform
 @pytest.mark.django_db
 def test_platform_rows_are_seeded_by_migration():
     assert set(Platform.objects.values_list("code", flat=True)) == {
-        "meta", "google_ads", "linkedin", "tiktok", "ttd", "netflix"
-    }
+        "meta", "google_ads", "google_dm", "linkedin", "tiktok", "ttd", "netflix"
+    }  # google_dm: Google's Data Manager API (platforms migration 0002)
     assert Platform.objects.get(code="netflix").is_partner_integration
 
 

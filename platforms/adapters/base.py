@@ -67,6 +67,9 @@ class BatchResult:
     invalid: int = 0
     # Per-record problems the platform reported, safe to show (no PII).
     messages: tuple[str, ...] = ()
+    # The platform's ids for the requests that carried this batch, where it reports results later
+    # (Google's Data Manager: pass each to the adapter's request_status for records and errors by reason).
+    request_ids: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

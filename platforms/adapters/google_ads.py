@@ -1,4 +1,12 @@
-"""Google Ads Customer Match, through the official google-ads library (API v26).
+"""Google Ads Customer Match, through the official google-ads library (API v26): for accounts Google still allowlists.
+
+Google Ads developer blog, 4 March 2026, "Changes to Customer Match support in the Google Ads API": from 1 April 2026
+the Google Ads API accepts no new adopters of Customer Match; developer tokens that had not uploaded between October
+2025 and March 2026 get CUSTOMER_NOT_ALLOWLISTED_FOR_THIS_FEATURE from OfflineUserDataJobService. That error is an
+AuthError here whose message sends the marketer to the "Google (Data Manager API)" connection
+(platforms/adapters/google_datamanager.py). It surfaces at the first upload: validation stays one read-only query
+(no side-effect-free call of OfflineUserDataJobService is known to report the allowlist). Developer tokens were
+sunset in September 2026: the token is optional (sent only when the connection has one).
 
 Flow (Google's recommended Customer Match flow):
 - ``create_audience``: ``UserListService.MutateUserLists`` creates a CRM-based user list (CONTACT_INFO,
@@ -99,6 +107,12 @@ CHANNEL_OPTIONS = [("grpc.max_metadata_size", 16 * 1024 * 1024), ("grpc.max_rece
 
 AUTH_FIELDS = {"authentication_error", "authorization_error"}
 TERMS_CODES = {"CUSTOMER_NOT_ACCEPTED_CUSTOMER_DATA_TERMS"}
+NOT_ALLOWLISTED_CODES = {"CUSTOMER_NOT_ALLOWLISTED_FOR_THIS_FEATURE"}
+NOT_ALLOWLISTED_HELP = (
+    "Google no longer takes Customer Match uploads through the Google Ads API for customer {customer}: since 1 April "
+    "2026 only accounts that uploaded between October 2025 and March 2026 are allowlisted. Connect this account with "
+    "\"Google (Data Manager API)\" on the Platforms page instead (no developer token needed) and move its syncs there."
+)
 TRANSIENT_CODES = {("database_error", "CONCURRENT_MODIFICATION")}
 TRANSIENT_STATUS = {
     grpc.StatusCode.UNAVAILABLE,
@@ -135,14 +149,16 @@ class _TimedRequest(AuthRequest):
 
 class GoogleAdsAdapter(PlatformAdapter):
     code = "google_ads"
-    name = "Google Ads"
+    name = "Google Ads API (allowlisted accounts)"
     credentials_form = GoogleAdsCredentialsForm
     account_field = "customer_id"
     match_keys = {
         "email": (("eg", "e"), HEX),  # gmail.com / googlemail.com: dots and "+suffix" removed
         "phone": (("p",), HEX),  # E.164 with "+"
-        "first_name": (("fng", "fn"), HEX),  # trimmed and lowercased (Google's form)
-        "last_name": (("lng", "ln"), HEX),
+        # Letters only: the Google Ads API reference asks for "lower case only and no punctuation" (the Data Manager
+        # API takes Google's Formatter's form instead, see platforms/adapters/google_datamanager.py).
+        "first_name": (("fn",), HEX),
+        "last_name": (("ln",), HEX),
         "country": (("c",), RAW),  # address_info.country_code, uppercase, unhashed
         "postal_code": (("z",), RAW),  # address_info.postal_code, unhashed
     }
@@ -209,7 +225,8 @@ class GoogleAdsAdapter(PlatformAdapter):
                 self._raw_channel = channel
                 self._channel = grpc.intercept_channel(
                     channel,
-                    MetadataInterceptor(str(self.credentials.get("developer_token", "")),
+                    # An empty developer token is not sent (tokens are optional since their sunset).
+                    MetadataInterceptor(str(self.credentials.get("developer_token") or ""),
                                         self.login_customer_id or None, None),
                     ExceptionInterceptor(API_VERSION, use_proto_plus=True),
                 )
@@ -266,6 +283,9 @@ class GoogleAdsAdapter(PlatformAdapter):
         if request_id:
             detail += f" [request {request_id}]"
         code = codes[0][1] if codes else status_name or None
+        if names & NOT_ALLOWLISTED_CODES:
+            return AuthError(f"{detail} {NOT_ALLOWLISTED_HELP.format(customer=self.customer_id)}",
+                             code="CUSTOMER_NOT_ALLOWLISTED_FOR_THIS_FEATURE")
         if fields & AUTH_FIELDS:
             return AuthError(join_sentences(
                 detail, "Check the developer token, the refresh token and that the user can reach "

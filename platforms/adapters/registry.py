@@ -7,6 +7,7 @@ from platforms.errors import UnknownPlatform
 ADAPTER_PATHS = {
     "meta": "platforms.adapters.meta.MetaAdapter",
     "google_ads": "platforms.adapters.google_ads.GoogleAdsAdapter",
+    "google_dm": "platforms.adapters.google_datamanager.GoogleDataManagerAdapter",
     "linkedin": "platforms.adapters.linkedin.LinkedInAdapter",
     "tiktok": "platforms.adapters.tiktok.TikTokAdapter",
     "ttd": "platforms.adapters.ttd.TradeDeskAdapter",

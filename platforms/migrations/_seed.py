@@ -2,7 +2,8 @@
 
 PLATFORMS = [
     ("meta", "Meta", "https://developers.facebook.com/docs/marketing-api/audiences/guides/custom-audiences", False),
-    ("google_ads", "Google Ads", "https://developers.google.com/google-ads/api/docs/remarketing/audience-segments/customer-match", False),
+    ("google_ads", "Google Ads API (allowlisted accounts)", "https://developers.google.com/google-ads/api/docs/remarketing/audience-segments/customer-match", False),
+    ("google_dm", "Google (Data Manager API)", "https://developers.google.com/data-manager/api/devguides/audiences/google-ads/customer-match", False),
     ("linkedin", "LinkedIn", "https://learn.microsoft.com/en-us/linkedin/marketing/matched-audiences/matched-audiences", False),
     ("tiktok", "TikTok", "https://business-api.tiktok.com/portal/docs?id=1739566528222210", False),
     ("ttd", "The Trade Desk", "https://partner.thetradedesk.com/v3/portal/data/doc/DataFirstPartyCrm", False),

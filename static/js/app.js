@@ -29,7 +29,8 @@ document.addEventListener("click", function (event) {
   const values = JSON.parse(source.textContent);
   Object.keys(values).forEach(function (name) {
     const input = form.elements.namedItem(name);
-    if (input && "value" in input) input.value = values[name];
+    if (input && input.type === "checkbox") input.checked = Boolean(values[name]);
+    else if (input && "value" in input) input.value = values[name];
   });
 });
 

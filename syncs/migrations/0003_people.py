@@ -96,8 +96,8 @@ def person_of(record, person_key):
     return None
 
 
-RECORD_FIELDS = ("e", "eg", "eu", "et", "p", "pd", "fn", "ln", "fng", "lng", "ct", "fi", "st", "dob", "g", "z", "c",
-                 "x", "m")
+RECORD_FIELDS = ("e", "eg", "eu", "et", "p", "pd", "fn", "ln", "fng", "lng", "ct", "fi", "st", "dob", "g", "z", "zg",
+                 "c", "x", "m")
 
 
 def _record_of(row):

@@ -17,7 +17,7 @@ from syncs.engine import execute_run
 from syncs.models import SyncRun
 from tests.sync.conftest import make_audience, make_sync, new_generation, new_run
 
-CODES = ["meta", "google_ads", "linkedin", "tiktok", "ttd", "netflix"]
+CODES = ["meta", "google_ads", "google_dm", "linkedin", "tiktok", "ttd", "netflix"]
 
 
 @pytest.fixture(scope="module")

@@ -127,6 +127,9 @@ def test_google_drops_gmail_dots_and_the_plus_suffix():
     assert prepare("google_ads", "email", "j.o.h.n@googlemail.com") == sha("john@googlemail.com")
     assert prepare("google_ads", "email", "john.doe+ads@gmail.com") == sha("johndoe@gmail.com")
     assert prepare("google_ads", "email", "john.doe+ads@example.com") == sha("john.doe+ads@example.com")
+    assert prepare("google_dm", "email", "Cloudy.SanFrancisco+shopping@googlemail.com") == sha(
+        "cloudysanfrancisco@googlemail.com")
+    assert prepare("google_dm", "email", "user.name+NYC@Example.com") == sha("user.name+nyc@example.com")
     # Other domains keep their dots, and Meta keeps gmail dots.
     assert prepare("google_ads", "email", "john.doe@example.com") == sha("john.doe@example.com")
     assert prepare("meta", "email", "John.Doe@Gmail.com") == sha("john.doe@gmail.com")
@@ -214,9 +217,7 @@ def test_linkedin_takes_no_phone():
 def test_names_lowercase_letters_only_accents_kept(raw, normalized):
     assert prepare("meta", "first_name", raw) == sha(normalized)
     assert prepare("meta", "last_name", raw) == sha(normalized)
-    # Google's own form (Formatter.format_given_name / format_family_name): trimmed and lowercased only.
-    assert prepare("google_ads", "last_name", raw) == sha(raw.strip().lower())
-    assert prepare("google_ads", "first_name", raw) == sha(raw.strip().lower())
+    assert prepare("google_ads", "last_name", raw) == sha(normalized)
 
 
 def test_name_without_letters_is_rejected():
@@ -352,7 +353,8 @@ def test_meta_full_date_of_birth_is_not_a_key():
     result = explain("meta", "date_of_birth", "1985-03-12")
     assert result.value is None
     assert "dob_year" in result.reason
-    assert explain("google_ads", "date_of_birth", "1985-03-12").reason == "Google Ads does not take date of birth"
+    assert explain("google_ads", "date_of_birth", "1985-03-12").reason == (
+        "Google Ads API (allowlisted accounts) does not take date of birth")
 
 
 # --- gender, ids ---------------------------------------------------------------------------------------
@@ -434,10 +436,11 @@ def test_prepare_record_stores_hashes_and_only_the_unhashed_values_platforms_tak
         "fn": dig("josé"),
         "fi": "j",
         "ln": dig("obrien"),
-        "lng": dig("o'brien"),  # Google's form of the family name differs from Meta's
+        "lng": dig("o'brien"),  # Google's Formatter keeps the apostrophe (Data Manager)
         "ct": dig("sanfrancisco"),
         "st": "ca",
         "z": "94105",
+        "zg": "94105-1234",  # ZIP+4 for the Data Manager
         "c": "US",
         "dob": "19850312",
         "g": "f",
@@ -468,7 +471,7 @@ def test_platform_values_per_platform_from_storage_alone():
         "email": sha("johndoe@gmail.com"),
         "phone": sha("+16502530000"),
         "first_name": sha("josé"),
-        "last_name": sha("o'brien"),
+        "last_name": sha("obrien"),
         "country": "US",
         "postal_code": "94105",
     }
