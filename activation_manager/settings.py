@@ -180,28 +180,23 @@ def _endpoint(name: str, real: str, demo_path: str) -> str:
     return env.str(name, default=f"{FAKE_PLATFORMS_URL}{demo_path}" if DEMO_MODE else real)
 
 
-# Every platform endpoint is a setting so tests, benchmarks and the demo can aim the real
-# adapter code at a local fake that speaks the platform's wire format.
-PLATFORM_ENDPOINTS = {
-    "meta": _endpoint("META_GRAPH_URL", "https://graph.facebook.com", "/meta"),
-    "google_ads": env.str(
-        "GOOGLE_ADS_ENDPOINT", default="127.0.0.1:8766" if DEMO_MODE else "googleads.googleapis.com:443"
-    ),
-    # Google's Data Manager API (gRPC host:port): Customer Match for Google Ads accounts.
-    "google_dm": env.str(
-        "GOOGLE_DATAMANAGER_ENDPOINT", default="127.0.0.1:8767" if DEMO_MODE else "datamanager.googleapis.com:443"
-    ),
-    "linkedin": _endpoint("LINKEDIN_API_URL", "https://api.linkedin.com/rest", "/linkedin/rest"),
-    "tiktok": _endpoint("TIKTOK_API_URL", "https://business-api.tiktok.com/open_api/v1.3", "/tiktok/open_api/v1.3"),
-    "ttd": _endpoint("TTD_API_URL", "https://api.thetradedesk.com/v3", "/ttd/v3"),
-    # Netflix has no public audience API: its base URL comes from each connection's form.
-}
-# Plain-text gRPC to the Google Ads endpoint: only ever for a loopback fake (tests, demo, benchmarks).
-GOOGLE_ADS_INSECURE_CHANNEL = env.bool("GOOGLE_ADS_INSECURE_CHANNEL", default=DEMO_MODE) and not PRODUCTION
-# The same for the Data Manager API endpoint.
-GOOGLE_DATAMANAGER_INSECURE_CHANNEL = (
-    env.bool("GOOGLE_DATAMANAGER_INSECURE_CHANNEL", default=DEMO_MODE) and not PRODUCTION
-)
+# The platforms, one adapter class each (its module describes the platform: name, form, match keys, endpoint,
+# sandbox credentials). The registry and the Platform rows follow this list.
+PLATFORM_ADAPTERS = env.list("PLATFORM_ADAPTERS", default=[
+    "platforms.adapters.meta.MetaAdapter",
+    "platforms.adapters.google_datamanager.GoogleDataManagerAdapter",
+    "platforms.adapters.google_ads.GoogleAdsAdapter",
+    "platforms.adapters.linkedin.LinkedInAdapter",
+    "platforms.adapters.tiktok.TikTokAdapter",
+    "platforms.adapters.ttd.TradeDeskAdapter",
+    "platforms.adapters.netflix.NetflixAdapter",
+])
+# Endpoint overrides by platform code (tests, benchmarks); each adapter also reads its own environment variable
+# (PlatformAdapter.endpoint_setting, e.g. META_GRAPH_URL) and knows its sandbox address for demo mode.
+PLATFORM_ENDPOINTS: dict[str, str] = {}
+# Plain-text gRPC, only ever to a loopback endpoint (the sandbox in tests, the demo, benchmarks); never in
+# production, where every channel is TLS.
+GRPC_PLAINTEXT_LOOPBACK = env.bool("GRPC_PLAINTEXT_LOOPBACK", default=True) and not PRODUCTION
 # Where Google refresh tokens are exchanged for access tokens (the fake OAuth endpoint in demo mode).
 GOOGLE_OAUTH_TOKEN_URL = _endpoint(
     "GOOGLE_OAUTH_TOKEN_URL", "https://oauth2.googleapis.com/token", "/google-oauth/token"

@@ -325,7 +325,7 @@ def main(argv=None) -> int:
         secrets = {"app_secret": demo["app_secret"], "access_token": demo["access_token"]}
     else:
         settings.PLATFORM_ENDPOINTS = {**settings.PLATFORM_ENDPOINTS, "google_ads": where["google_ads"]}
-        settings.GOOGLE_ADS_INSECURE_CHANNEL = True
+        settings.GRPC_PLAINTEXT_LOOPBACK = True
         settings.GOOGLE_OAUTH_TOKEN_URL = where["oauth"]
         config = {k: v for k, v in DEMO_CREDENTIALS["google_ads"].items() if k != "label"}
         secrets = {k: config.pop(k) for k in ("client_secret", "developer_token", "refresh_token")}

@@ -1,34 +1,18 @@
-"""Which credential form each platform uses.
-
-The forms themselves live in platforms/forms.py. The adapter declares its form
-(``credentials_form``); this table is the fallback for a platform whose adapter module cannot be
-imported yet, so the Platforms page keeps working while an adapter is being written.
-"""
+"""The credential form of each platform, as its adapter declares it (platforms/adapters/<platform>.py), and what
+the connection pages read off it."""
 
 from __future__ import annotations
 
-from platforms import forms as platform_forms
-from platforms.adapters.base import CredentialsForm
+import re
 
-FORMS_BY_CODE: dict[str, type[CredentialsForm]] = {
-    "meta": platform_forms.MetaCredentialsForm,
-    "google_ads": platform_forms.GoogleAdsCredentialsForm,
-    "linkedin": platform_forms.LinkedInCredentialsForm,
-    "tiktok": platform_forms.TikTokCredentialsForm,
-    "ttd": platform_forms.TradeDeskCredentialsForm,
-    "netflix": platform_forms.NetflixCredentialsForm,
-}
+from platforms.adapters.base import CredentialsForm
 
 
 def credentials_form_for(code: str) -> type[CredentialsForm]:
-    """The credential form class of a platform (KeyError for an unknown code)."""
-    try:
-        from platforms.adapters import get_adapter_class
+    """The credential form class of a platform (UnknownPlatform, a LookupError, for an unknown code)."""
+    from platforms.adapters import get_adapter_class
 
-        form_class = getattr(get_adapter_class(code), "credentials_form", None)
-    except Exception:  # noqa: BLE001 — an adapter still being written must not break the page
-        form_class = None
-    return form_class or FORMS_BY_CODE[code]
+    return get_adapter_class(code).credentials_form
 
 
 def secret_labels(code: str) -> dict[str, str]:
@@ -49,8 +33,6 @@ def fields_named_in(code: str, message: str) -> list[str]:
     mark the field at fault without the credentials code knowing any platform's error codes. The label
     field is never named: it is ours, the platform never sees it.
     """
-    import re
-
     form_class = credentials_form_for(code)
     text = str(message or "").lower()
     named = []

@@ -126,3 +126,16 @@ def connection_ids_to_revalidate() -> list[int]:
         .order_by("pk")
         .values_list("pk", flat=True)
     )
+
+
+def render_markdown(text: str) -> str:
+    """Markdown as HTML for our own documents (a partner contract): CommonMark with tables, raw HTML escaped, so the
+    page can include the result as it is. Headings move one level down: the page has its own h1."""
+    from markdown_it import MarkdownIt
+
+    md = MarkdownIt("commonmark", {"html": False}).enable("table")
+    tokens = md.parse(text)
+    for token in tokens:
+        if token.type in ("heading_open", "heading_close"):
+            token.tag = f"h{min(int(token.tag[1]) + 1, 6)}"
+    return md.renderer.render(tokens, md.options, {})

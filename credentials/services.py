@@ -136,7 +136,13 @@ def _validate(platform: Platform, credentials: Mapping[str, object], *, storing:
 
 
 def _check_required(platform: Platform, secrets: Mapping[str, object]) -> None:
-    missing = [name for name in required_secrets(platform.code) if not secrets.get(name)]
+    try:
+        required = required_secrets(platform.code)
+    except LookupError:  # the platform's adapter is not loaded (see the registry): nothing can be checked
+        logger.error("no usable adapter for platform=%s", platform.code)
+        raise CredentialsRejected(f"{platform.name} connections cannot be checked right now (its adapter is "
+                                  "unavailable). Nothing was stored; try again.", passing=True) from None
+    missing = [name for name in required if not secrets.get(name)]
     if missing:
         raise MissingSecrets(missing, secret_labels(platform.code))
 

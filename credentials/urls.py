@@ -4,7 +4,7 @@ from credentials import views
 
 urlpatterns = [
     path("", views.platform_list, name="platform_list"),
-    path("netflix/partner-contract/", views.netflix_partner_contract, name="netflix_partner_contract"),
+    path("<slug:platform_code>/partner-contract/", views.partner_contract, name="partner_contract"),
     path("<slug:platform_code>/card/", views.platform_card, name="platform_card"),
     path("<slug:platform_code>/connect/", views.connection_create, name="connection_create"),
     path("connections/<int:connection_pk>/", views.connection_detail, name="connection_detail"),

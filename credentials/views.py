@@ -13,12 +13,9 @@ retry (encrypted in the session, never rendered: see credentials.drafts).
 
 from __future__ import annotations
 
-import html
-import re
-
 from django.conf import settings
 from django.contrib import messages
-from django.http import HttpResponseRedirect
+from django.http import Http404, HttpResponseRedirect
 from django.shortcuts import get_object_or_404, render
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
@@ -32,7 +29,6 @@ from sandbox.credentials import DEMO_CREDENTIALS
 CARD_TEMPLATE = "credentials/partials/platform_card.html"
 DETAIL_TEMPLATE = "credentials/connection_detail.html"
 KEPT_HELP = "Kept from your last attempt (never shown). Leave it blank to use it again, or enter a new value."
-PARTNER_DOCS = {"netflix": settings.BASE_DIR / "docs" / "partners" / "netflix.md"}
 
 
 def _platform(code: str) -> Platform:
@@ -197,15 +193,19 @@ def connection_detail(request, connection_pk):
 
 
 @require_GET
-def netflix_partner_contract(request):
-    path = PARTNER_DOCS["netflix"]
+def partner_contract(request, platform_code):
+    """The contract of a partner integration (a platform without a public audience API), from its Markdown file."""
+    platform = _platform(platform_code)
+    contract = getattr(platform.adapter_class, "partner_contract", "")
+    if not contract:
+        raise Http404("This platform has no partner contract.")
     try:
-        text = path.read_text(encoding="utf-8")
+        text = (settings.BASE_DIR / contract).read_text(encoding="utf-8")
     except OSError:
         text = None
     return render(request, "credentials/partner_contract.html", {
-        "platform": Platform.objects.filter(code="netflix").first(),
-        "contract_html": _markdownish(text) if text is not None else None,
+        "platform": platform,
+        "contract_html": selectors.render_markdown(text) if text is not None else None,
     })
 
 
@@ -299,56 +299,3 @@ def connection_delete(request, connection_pk):
 
 
 # A very small Markdown subset for the partner contract: headings, lists, code blocks, paragraphs.
-def _markdownish(text: str) -> str:
-    out: list[str] = []
-    paragraph: list[str] = []
-    in_list = in_code = False
-
-    def inline(value: str) -> str:
-        value = html.escape(value)
-        value = re.sub(r"`([^`]+)`", r"<code>\1</code>", value)
-        return re.sub(r"\*\*([^*]+)\*\*", r"<strong>\1</strong>", value)
-
-    def flush():
-        nonlocal in_list
-        if paragraph:
-            out.append(f"<p>{inline(' '.join(paragraph))}</p>")
-            paragraph.clear()
-        if in_list:
-            out.append("</ul>")
-            in_list = False
-
-    for line in text.splitlines():
-        if line.startswith("```"):
-            if in_code:
-                out.append("</code></pre>")
-            else:
-                flush()
-                out.append("<pre><code>")
-            in_code = not in_code
-            continue
-        if in_code:
-            out.append(html.escape(line) + "\n")
-            continue
-        heading = re.match(r"^(#{1,4})\s+(.*)$", line)
-        item = re.match(r"^\s*[-*]\s+(.*)$", line)
-        if heading:
-            flush()
-            level = min(len(heading.group(1)) + 1, 5)
-            out.append(f"<h{level}>{inline(heading.group(2))}</h{level}>")
-        elif item:
-            if paragraph:
-                out.append(f"<p>{inline(' '.join(paragraph))}</p>")
-                paragraph.clear()
-            if not in_list:
-                out.append("<ul>")
-                in_list = True
-            out.append(f"<li>{inline(item.group(1))}</li>")
-        elif not line.strip():
-            flush()
-        else:
-            paragraph.append(line.strip())
-    flush()
-    if in_code:
-        out.append("</code></pre>")
-    return "".join(out)

@@ -2,7 +2,8 @@ from django.db import models
 
 
 class Platform(models.Model):
-    """An ad platform we can push audiences to. Rows are seeded by a data migration."""
+    """An ad platform we can push audiences to. The rows follow the adapter registry (platforms/adapters/registry.py
+    ``sync_platforms``, after every migrate); connections point at them."""
 
     code = models.SlugField(max_length=32, unique=True)
     name = models.CharField(max_length=100)

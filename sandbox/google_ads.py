@@ -10,7 +10,7 @@ raises the plain gRPC error, with the same trailing metadata). Partial failures 
 
 Transport: the port is opened with ``grpc.local_server_credentials(LOCAL_TCP)``: plain text on loopback, but
 gRPC still carries call credentials over it, so the client sends its OAuth bearer token exactly as it does over
-TLS in production (the adapter uses ``grpc.local_channel_credentials`` when ``GOOGLE_ADS_INSECURE_CHANNEL``).
+TLS in production (the adapter uses ``grpc.local_channel_credentials`` when ``GRPC_PLAINTEXT_LOOPBACK``).
 
 Served methods: GoogleAdsService.Search (the few GAQL queries the adapter sends), UserListService.MutateUserLists
 (create / remove), OfflineUserDataJobService.CreateOfflineUserDataJob / AddOfflineUserDataJobOperations /

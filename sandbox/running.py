@@ -18,14 +18,18 @@ class RunningFakes:
     datamanager: object = None  # FakeDataManagerServer
 
     def endpoints(self) -> dict[str, str]:
-        return {
-            "meta": f"{self.http_url}/meta",
-            "google_ads": self.google.address,
-            "google_dm": self.datamanager.address,
-            "linkedin": f"{self.http_url}/linkedin/rest",
-            "tiktok": f"{self.http_url}/tiktok/open_api/v1.3",
-            "ttd": f"{self.http_url}/ttd/v3",
-        }
+        """Platform code -> where its sandbox runs here, from each adapter's sandbox endpoint (an HTTP path on the
+        shared server, or the gRPC servers started for Google)."""
+        from platforms.adapters.registry import all_adapter_classes
+
+        grpc = {"google_ads": self.google.address, "google_dm": self.datamanager.address}
+        endpoints = {}
+        for code, adapter in all_adapter_classes().items():
+            if adapter.sandbox_endpoint.startswith("/"):
+                endpoints[code] = self.http_url + adapter.sandbox_endpoint
+            elif code in grpc:
+                endpoints[code] = grpc[code]
+        return endpoints
 
     def netflix_base_url(self) -> str:
         return f"{self.http_url}/netflix/v1"
@@ -33,23 +37,19 @@ class RunningFakes:
     def settings_overrides(self) -> dict:
         return {
             "PLATFORM_ENDPOINTS": self.endpoints(),
-            "GOOGLE_ADS_INSECURE_CHANNEL": True,
-            "GOOGLE_DATAMANAGER_INSECURE_CHANNEL": True,
+            "GRPC_PLAINTEXT_LOOPBACK": True,
             "GOOGLE_OAUTH_TOKEN_URL": f"{self.http_url}/google-oauth/token",
             "FAKE_PLATFORMS_URL": self.http_url,
         }
 
     def environment(self) -> dict[str, str]:
-        endpoints = self.endpoints()
+        """The same for a worker subprocess: each adapter's own environment variable."""
+        from platforms.adapters.registry import all_adapter_classes
+
+        classes = all_adapter_classes()
         return {
-            "META_GRAPH_URL": endpoints["meta"],
-            "GOOGLE_ADS_ENDPOINT": endpoints["google_ads"],
-            "GOOGLE_DATAMANAGER_ENDPOINT": endpoints["google_dm"],
-            "LINKEDIN_API_URL": endpoints["linkedin"],
-            "TIKTOK_API_URL": endpoints["tiktok"],
-            "TTD_API_URL": endpoints["ttd"],
-            "GOOGLE_ADS_INSECURE_CHANNEL": "true",
-            "GOOGLE_DATAMANAGER_INSECURE_CHANNEL": "true",
+            **{classes[code].endpoint_setting: url for code, url in self.endpoints().items()},
+            "GRPC_PLAINTEXT_LOOPBACK": "true",
             "GOOGLE_OAUTH_TOKEN_URL": f"{self.http_url}/google-oauth/token",
             "FAKE_PLATFORMS_URL": self.http_url,
             # The worker runs without TESTING: let its egress guard reach the sandbox (never in production).

@@ -55,22 +55,31 @@ def _no_real_platforms(settings):
         "tiktok": f"{CLOSED_PORT}/tiktok/open_api/v1.3",
         "ttd": f"{CLOSED_PORT}/ttd/v3",
     }
-    settings.GOOGLE_ADS_INSECURE_CHANNEL = True
-    settings.GOOGLE_DATAMANAGER_INSECURE_CHANNEL = True
+    settings.GRPC_PLAINTEXT_LOOPBACK = True
+    settings.GRPC_PLAINTEXT_LOOPBACK = True
     settings.GOOGLE_OAUTH_TOKEN_URL = f"{CLOSED_PORT}/google-oauth/token"
+
+
+def swap_adapter(settings, code: str, path: str) -> None:
+    """Stand another adapter class (a dotted path, perhaps one that does not import) in for platform ``code``, as
+    an operator would by editing PLATFORM_ADAPTERS."""
+    from django.utils.module_loading import import_string
+
+    paths = list(settings.PLATFORM_ADAPTERS)
+    index = next(i for i, p in enumerate(paths) if import_string(p).code == code)
+    paths[index] = path
+    settings.PLATFORM_ADAPTERS = paths
 
 
 @pytest.fixture(autouse=True)
 def _platform_rows_after_flush(request):
-    """Transactional tests start from a flushed database, which loses the Platform rows the data
-    migration created; put them back so every test sees the six platforms."""
+    """Transactional tests start from a flushed database, which loses the Platform rows; put them back (as
+    ``migrate`` does) so every test sees every platform."""
     marker = request.node.get_closest_marker("django_db")
     transactional = (marker is not None and marker.kwargs.get("transaction")) or "live_server" in request.fixturenames
     if not transactional:
         return
     request.getfixturevalue("transactional_db")
-    from django.apps import apps
+    from platforms.adapters.registry import sync_platforms
 
-    from platforms.migrations import _seed
-
-    _seed.seed_platforms(apps, None)
+    sync_platforms()

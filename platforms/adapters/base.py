@@ -1,18 +1,30 @@
-"""The one small interface every platform adapter implements.
+"""The one small interface every platform adapter implements, and the description of a platform.
+
+A platform is described once, by its adapter class (one module per platform under platforms/adapters/): its code,
+name, docs link, whether it is a partner integration, its credential form and "where to find these" steps, the
+match keys it takes and how (its row of the match-key table and its normalization choices), where its API is (an
+environment variable, the real endpoint, the sandbox's), the credentials the sandbox accepts, its API version and
+capabilities. The registry (platforms/adapters/registry.py) lists the classes from ``settings.PLATFORM_ADAPTERS``;
+Platform rows follow it. Nothing else in the product names a platform.
 
 An adapter is built from a connection's credentials (identifiers and secrets together) and
 talks to one platform account. It receives members already normalized and hashed, as a
-list of dicts keyed by match key (see platforms.matchkeys); it never sees raw PII.
+list of dicts keyed by match key (see platforms.matchkeys); it never sees raw PII. It is a context manager:
+``close()`` releases what it holds open (an HTTP session, a gRPC channel).
 """
 
 from __future__ import annotations
 
+import datetime
+import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import ClassVar
 
 from django import forms
 from django.conf import settings
+
+from platforms.errors import PermanentError
 
 # One member as the adapter receives it: match key -> the exact string to send.
 PreparedMember = Mapping[str, str]
@@ -132,13 +144,39 @@ class SecretInput(forms.PasswordInput):
         super().__init__(attrs=attrs, render_value=False)
 
 
+@dataclass(frozen=True)
+class ApiVersion:
+    """The platform API version an adapter speaks, and when the platform stops serving it (where it says)."""
+
+    version: str
+    sunset: datetime.date | None = None
+    source: str = ""  # the page that gives the sunset date
+
+
 class PlatformAdapter:
-    """Base class: declare ``code``, ``name``, ``capabilities``, ``credentials_form`` and the match keys."""
+    """Base class: a platform's description (class attributes) and the interface (methods)."""
 
     code: ClassVar[str]
     name: ClassVar[str]
+    # The platform's audience docs, or our partner contract for a partner integration.
+    docs_url: ClassVar[str] = ""
+    # No public audience API: integrated through a partner contract of our own (a Markdown file, relative to the
+    # project, shown at /platforms/<code>/partner-contract/).
+    partner: ClassVar[bool] = False
+    partner_contract: ClassVar[str] = ""
     capabilities: ClassVar[Capabilities]
     credentials_form: ClassVar[type[CredentialsForm]]
+    api_version: ClassVar[ApiVersion | None] = None
+    # Where the API is: ``settings.PLATFORM_ENDPOINTS[code]`` (tests), else the environment variable
+    # ``endpoint_setting``, else the sandbox's address in demo mode, else ``endpoint`` (the real API). A
+    # ``sandbox_endpoint`` starting with "/" is a path under FAKE_PLATFORMS_URL; otherwise a host:port. An adapter
+    # whose endpoint is the connection's own (a partner's) leaves them empty.
+    endpoint_setting: ClassVar[str] = ""
+    endpoint: ClassVar[str] = ""
+    sandbox_endpoint: ClassVar[str] = ""
+    # The credentials the sandbox accepts for this platform (demo mode offers them on the connect form); the label
+    # too. Not secrets: they are in the repository.
+    sandbox_credentials: ClassVar[Mapping[str, str]] = {}
     # What the platform takes, and how (platforms.matchkeys): output key -> (stored keys, the first present wins;
     # encoding). Only these keys are sent, in this order.
     match_keys: ClassVar[Mapping[str, tuple[tuple[str, ...], str]]] = {}
@@ -157,10 +195,44 @@ class PlatformAdapter:
     def __repr__(self):  # never show credentials
         return f"<{type(self).__name__} account={self.account_id!r}>"
 
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def close(self) -> None:
+        """Release what the adapter holds open (it opens it again if used afterwards)."""
+
+    @classmethod
+    def endpoint_url(cls) -> str:
+        """Where this platform's API is, right now (see ``endpoint_setting``)."""
+        override = (getattr(settings, "PLATFORM_ENDPOINTS", None) or {}).get(cls.code)
+        if override:
+            return override
+        if cls.endpoint_setting and os.environ.get(cls.endpoint_setting):
+            return os.environ[cls.endpoint_setting]
+        if settings.DEMO_MODE and cls.sandbox_endpoint:
+            if cls.sandbox_endpoint.startswith("/"):
+                return settings.FAKE_PLATFORMS_URL.rstrip("/") + cls.sandbox_endpoint
+            return cls.sandbox_endpoint
+        return cls.endpoint
+
     @property
     def base_url(self) -> str:
-        """The platform's API root from settings (tests, benchmarks and the demo point it at a fake)."""
-        return settings.PLATFORM_ENDPOINTS[self.code].rstrip("/")
+        """The platform's API root (tests, benchmarks and the demo point it at the sandbox)."""
+        return self.endpoint_url().rstrip("/")
+
+    @classmethod
+    def sandbox_values(cls) -> dict[str, str]:
+        """What the connect form offers in demo mode: the credentials the sandbox accepts."""
+        return dict(cls.sandbox_credentials)
+
+    def check_batch(self, batch: Sequence) -> None:
+        """The one error for a batch larger than the platform takes in one request."""
+        limit = self.capabilities.batch_size
+        if len(batch) > limit:
+            raise PermanentError(f"{self.name} takes at most {limit:,} people per request; got {len(batch):,}.")
 
     @property
     def account_id(self) -> str:

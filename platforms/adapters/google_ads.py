@@ -26,7 +26,7 @@ credentials; patching the transport class would be process-wide. So the adapter 
 ``get_service`` builds — transport ``create_channel`` with the OAuth credentials, the library's
 ``MetadataInterceptor`` (developer-token, login-customer-id) and ``ExceptionInterceptor`` (GoogleAdsException),
 the transport, the service client — on one channel of its own. The only difference between production and the
-loopback fake is the channel credentials: TLS, or gRPC local credentials when ``GOOGLE_ADS_INSECURE_CHANNEL``
+loopback fake is the channel credentials: TLS, or gRPC local credentials when ``GRPC_PLAINTEXT_LOOPBACK``
 (tests / demo; never in production, where the setting is forced off). The OAuth token is refreshed before each
 call (``GOOGLE_OAUTH_TOKEN_URL``) so an ``invalid_grant`` surfaces as an AuthError, not as a gRPC failure.
 
@@ -51,6 +51,7 @@ from collections.abc import Mapping, Sequence
 from importlib import metadata as package_metadata
 
 import grpc
+from django import forms
 from django.conf import settings
 from google.ads.googleads.errors import GoogleAdsException
 from google.ads.googleads.interceptors.exception_interceptor import ExceptionInterceptor
@@ -81,18 +82,22 @@ from google.auth.transport.requests import Request as AuthRequest
 from google.oauth2.credentials import Credentials
 
 from platforms.adapters.base import (
+    ApiVersion,
     AudienceStatus,
     BatchResult,
     Capabilities,
+    CredentialsForm,
     Operation,
     PlatformAdapter,
     PreparedMember,
     RateLimit,
+    SecretInput,
     UploadSession,
     ValidationResult,
 )
+from platforms.adapters.grpc_channel import channel_credentials
 from platforms.errors import AuthError, PermanentError, PlatformError, RateLimited, TransientError, join_sentences
-from platforms.forms import GoogleAdsCredentialsForm
+from platforms.forms import digits_id
 from platforms.matchkeys import HEX, RAW
 
 API_VERSION = "v26"
@@ -147,9 +152,73 @@ class _TimedRequest(AuthRequest):
                                 timeout=timeout or settings.PLATFORM_HTTP_TIMEOUT, **kwargs)
 
 
+
+class GoogleAdsCredentialsForm(CredentialsForm):
+    secret_fields = ("client_secret", "developer_token", "refresh_token")
+    help_steps = (
+        "Only for accounts Google still allowlists for Customer Match in the Google Ads API (those that uploaded "
+        "between October 2025 and March 2026). Every other account: use \"Google (Data Manager API)\".",
+        "In Google Cloud Console → APIs & Services → Credentials, create an OAuth client (Desktop or Web): it "
+        "gives the client ID and client secret. Enable the Google Ads API for the project.",
+        "A developer token is optional since Google's sunset of developer tokens (September 2026); give it only if "
+        "your setup still uses one (Google Ads manager account → Tools → API Center).",
+        "Generate a refresh token for a user with access to the account (the OAuth playground or "
+        "google-ads' generate_user_credentials example), with the https://www.googleapis.com/auth/adwords scope.",
+        "The customer id is the 10-digit number at the top of Google Ads (123-456-7890). If you reach the "
+        "account through a manager account, give the manager's id too.",
+        "Accept the Customer Match terms in Google Ads (Tools → Audience manager) before the first upload.",
+    )
+
+    # No GRANTED default: the marketer states what their users consented to (EU user consent policy).
+    CONSENT_CHOICES = [("", "— choose —"), ("GRANTED", "Granted"), ("DENIED", "Denied"),
+                       ("UNSPECIFIED", "Not specified")]
+
+    client_id = forms.CharField(label="OAuth client ID", max_length=200)
+    client_secret = forms.CharField(label="OAuth client secret", max_length=200, widget=SecretInput())
+    developer_token = forms.CharField(label="Developer token (optional)", max_length=100, required=False,
+                                      widget=SecretInput())
+    refresh_token = forms.CharField(label="Refresh token", max_length=1024, widget=SecretInput())
+    customer_id = forms.CharField(label="Customer ID", max_length=20, help_text="10 digits, e.g. 123-456-7890")
+    login_customer_id = forms.CharField(
+        label="Manager account ID", max_length=20, required=False, help_text="Only when access goes through a manager."
+    )
+    consent_ad_user_data = forms.ChoiceField(
+        label="Consent: ad user data", choices=CONSENT_CHOICES,
+        help_text="Whether your users consented to sending their data to Google for advertising (EU user consent "
+        "policy; required for EEA users).",
+    )
+    consent_ad_personalization = forms.ChoiceField(
+        label="Consent: ad personalization", choices=CONSENT_CHOICES,
+        help_text="Whether your users consented to personalised advertising.",
+    )
+
+    def clean_customer_id(self):
+        return digits_id(self.cleaned_data["customer_id"], field="The customer ID", length=10)
+
+    def clean_login_customer_id(self):
+        value = self.cleaned_data.get("login_customer_id", "")
+        return digits_id(value, field="The manager account ID", length=10) if value.strip() else ""
+
+
 class GoogleAdsAdapter(PlatformAdapter):
     code = "google_ads"
     name = "Google Ads API (allowlisted accounts)"
+    docs_url = "https://developers.google.com/google-ads/api/docs/remarketing/audience-segments/customer-match"
+    api_version = ApiVersion(API_VERSION)
+    endpoint_setting = "GOOGLE_ADS_ENDPOINT"
+    endpoint = "googleads.googleapis.com:443"
+    sandbox_endpoint = "127.0.0.1:8766"
+    sandbox_credentials = {
+        "label": "Demo customer",
+        "client_id": "demo-client.apps.googleusercontent.com",
+        "client_secret": "demo-google-client-secret",
+        "developer_token": "demo-developer-token",
+        "refresh_token": "1//demo-refresh-token",
+        "customer_id": "123-456-7890",
+        "login_customer_id": "",
+        "consent_ad_user_data": "GRANTED",
+        "consent_ad_personalization": "GRANTED",
+    }
     credentials_form = GoogleAdsCredentialsForm
     account_field = "customer_id"
     match_keys = {
@@ -211,16 +280,11 @@ class GoogleAdsAdapter(PlatformAdapter):
             client_class = SERVICE_CLIENTS[name]
             transport_class = client_class.get_transport_class("grpc")
             if self._channel is None:
-                channel_credentials = None  # TLS with the system roots
-                if settings.GOOGLE_ADS_INSECURE_CHANNEL:
-                    # Plain text, and only to a loopback peer (gRPC refuses the handshake with any other host);
-                    # gRPC still sends the OAuth call credentials over it, as over TLS.
-                    channel_credentials = grpc.local_channel_credentials(grpc.LocalConnectionType.LOCAL_TCP)
                 channel = transport_class.create_channel(
-                    host=settings.PLATFORM_ENDPOINTS["google_ads"],
+                    host=self.endpoint_url(),
                     credentials=self.oauth_credentials,
                     options=CHANNEL_OPTIONS,
-                    ssl_credentials=channel_credentials,
+                    ssl_credentials=channel_credentials(),
                 )
                 self._raw_channel = channel
                 self._channel = grpc.intercept_channel(
@@ -406,8 +470,7 @@ class GoogleAdsAdapter(PlatformAdapter):
                 session: UploadSession | None) -> BatchResult:
         if not batch:
             return BatchResult(received=0)
-        if len(batch) > BATCH_SIZE:
-            raise ValueError(f"Google Ads batches take at most {BATCH_SIZE} members, got {len(batch)}")
+        self.check_batch(batch)
         operations, unusable = build_operations(kind, batch)
         messages: list[str] = []
         if unusable:

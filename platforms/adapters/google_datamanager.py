@@ -60,7 +60,7 @@ Google's pages relied on:
 Transport: like ``google_ads.py``, the adapter builds the client stack on one gRPC channel of its own (the
 transport's ``create_channel`` with the Google credentials as call credentials) so that the only difference between
 production and the loopback fake is the channel credentials: TLS, or gRPC local credentials when
-``GOOGLE_DATAMANAGER_INSECURE_CHANNEL`` (tests / demo; forced off in production). The OAuth token is refreshed
+``GRPC_PLAINTEXT_LOOPBACK`` (tests / demo; forced off in production). The OAuth token is refreshed
 before each call (``GOOGLE_OAUTH_TOKEN_URL``; a service-account key's own ``token_uri`` is never used, so no
 user-supplied URL is ever called) so a refused grant is an AuthError, not a gRPC failure.
 """
@@ -99,6 +99,7 @@ from google.protobuf import duration_pb2
 from google.rpc import error_details_pb2
 
 from platforms.adapters.base import (
+    ApiVersion,
     AudienceStatus,
     BatchResult,
     Capabilities,
@@ -111,6 +112,7 @@ from platforms.adapters.base import (
     UploadSession,
     ValidationResult,
 )
+from platforms.adapters.grpc_channel import channel_credentials
 from platforms.errors import AuthError, PermanentError, PlatformError, RateLimited, TransientError
 from platforms.matchkeys import HEX, RAW
 
@@ -323,6 +325,23 @@ class _TimedRequest(AuthRequest):
 class GoogleDataManagerAdapter(PlatformAdapter):
     code = CODE
     name = "Google (Data Manager API)"
+    api_version = ApiVersion("v1")
+    endpoint_setting = "GOOGLE_DATAMANAGER_ENDPOINT"
+    endpoint = "datamanager.googleapis.com:443"
+    sandbox_endpoint = "127.0.0.1:8767"
+    sandbox_credentials = {
+        "label": "Demo customer (Data Manager)",
+        "auth_method": "oauth",
+        "client_id": "demo-datamanager-client.apps.googleusercontent.com",
+        "client_secret": "demo-datamanager-client-secret",
+        "refresh_token": "1//demo-datamanager-refresh-token",
+        "service_account_key": "",
+        "customer_id": "123-456-7890",
+        "login_customer_id": "",
+        "consent_ad_user_data": "GRANTED",
+        "consent_ad_personalization": "GRANTED",
+        "customer_match_terms": "on",
+    }
     docs_url = "https://developers.google.com/data-manager/api/devguides/audiences/google-ads/customer-match"
     credentials_form = GoogleDataManagerCredentialsForm
     account_field = "customer_id"
@@ -418,17 +437,12 @@ class GoogleDataManagerAdapter(PlatformAdapter):
     def _clients(self) -> tuple[IngestionServiceClient, UserListServiceClient]:
         if self._channel is None:
             transport_class = IngestionServiceClient.get_transport_class("grpc")
-            channel_credentials = None  # TLS with the system roots
-            if settings.GOOGLE_DATAMANAGER_INSECURE_CHANNEL:
-                # Plain text to a loopback peer only (gRPC refuses the handshake with any other host); the call
-                # credentials (the bearer token) still go over it as over TLS.
-                channel_credentials = grpc.local_channel_credentials(grpc.LocalConnectionType.LOCAL_TCP)
             self._channel = transport_class.create_channel(
-                host=settings.PLATFORM_ENDPOINTS[CODE],
+                host=self.endpoint_url(),
                 credentials=self.google_credentials,
                 scopes=[SCOPE],
                 options=CHANNEL_OPTIONS,
-                ssl_credentials=channel_credentials,
+                ssl_credentials=channel_credentials(),
             )
             self._ingestion = IngestionServiceClient(transport=transport_class(channel=self._channel))
             user_list_transport = UserListServiceClient.get_transport_class("grpc")
@@ -645,8 +659,7 @@ class GoogleDataManagerAdapter(PlatformAdapter):
     def _send(self, kind: str, list_name: str, batch: Sequence[PreparedMember], consent) -> BatchResult:
         if not batch:
             return BatchResult(received=0)
-        if len(batch) > MAX_MEMBERS_PER_REQUEST:
-            raise ValueError(f"Google takes at most {MAX_MEMBERS_PER_REQUEST} members a request, got {len(batch)}")
+        self.check_batch(batch)
         members, problems = build_members(batch)
         rejected: Counter = Counter(problems)
         if not members:

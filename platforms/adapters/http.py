@@ -1,4 +1,4 @@
-"""Small shared plumbing for adapters that speak plain HTTP with ``requests``.
+"""Shared plumbing for adapters that speak plain HTTP with ``requests``, and their base class (``HttpAdapter``).
 
 Each adapter keeps ONE ``requests.Session`` (``build_session``) and sends every call through
 ``send``, which makes exactly one attempt (retries belong to the sync engine) and turns network
@@ -18,13 +18,16 @@ Typical use::
 from __future__ import annotations
 
 import email.utils
+import json as jsonlib
 import time
 from collections.abc import Mapping
-from urllib.parse import urlsplit
+from typing import ClassVar
+from urllib.parse import quote, urlsplit
 
 import requests
 from requests.adapters import HTTPAdapter
 
+from platforms.adapters.base import PlatformAdapter
 from platforms.errors import AuthError, PermanentError, RateLimited, TransientError, join_sentences
 
 # When a platform throttles without saying for how long.
@@ -136,3 +139,93 @@ def raise_for_status(
     if status == 408 or status >= 500:
         raise TransientError(detail, code=status)
     raise PermanentError(detail, code=status)
+
+
+def as_int(value) -> int | None:
+    """A platform's number (int, or a numeric string) as an int; None for anything else."""
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return None
+
+
+def path_of(*parts: object) -> str:
+    """A URL path from its segments, each quoted whole ("/" inside an id is data, never a separator)."""
+    return "/" + "/".join(quote(str(part), safe="") for part in parts)
+
+
+class HttpAdapter(PlatformAdapter):
+    """An adapter that speaks HTTP with ``requests``: one session, one request path.
+
+    A platform's module says what differs and no more: the session's headers (``session_headers``: auth), how a
+    request is signed (``sign``, Netflix), the shape of its error answers (``error_text``) and what its own
+    hint is on an auth failure (``auth_hint``), and, where a platform answers errors in a 200 envelope (TikTok),
+    ``check``. Everything goes out through ``send`` (one attempt: retries are the engine's), and answers decode as
+    JSON objects (``decode``).
+    """
+
+    auth_hint: ClassVar[str] = ""
+
+    def __init__(self, credentials: Mapping[str, object]):
+        super().__init__(credentials)
+        self._session: requests.Session | None = None
+
+    # Hooks ------------------------------------------------------------------------------
+    def session_headers(self) -> dict[str, str]:
+        """Default headers of every request (auth, version)."""
+        return {}
+
+    def new_session(self) -> requests.Session:
+        return build_session(self.session_headers())
+
+    def sign(self, method: str, url: str, body: bytes) -> dict[str, str]:
+        """Headers that sign one request (none by default)."""
+        return {}
+
+    def error_text(self, response: requests.Response) -> str:
+        """The platform's own words for a failed answer."""
+        return error_message(response, "message")
+
+    def check(self, response: requests.Response) -> None:
+        """Raise our typed error for an answer that failed (HTTP statuses by default)."""
+        raise_for_status(response, platform=self.name, message=self.error_text(response), auth_hint=self.auth_hint)
+
+    # The one request path ---------------------------------------------------------------
+    @property
+    def session(self) -> requests.Session:
+        if self._session is None:
+            self._session = self.new_session()
+        return self._session
+
+    def request(self, method: str, path: str, *, base: str | None = None, json: object = None,
+                data: bytes | None = None, headers: Mapping[str, str] | None = None, **kwargs) -> requests.Response:
+        """One checked request to ``(base or base_url) + path``."""
+        url = (self.base_url if base is None else base) + path
+        if json is not None:
+            data = jsonlib.dumps(json, separators=(",", ":")).encode("utf-8")
+            headers = {"Content-Type": "application/json", **(headers or {})}
+        signed = self.sign(method, url, data or b"")
+        if signed:
+            headers = {**(headers or {}), **signed}
+        response = send(self.session, method, url, platform=self.name, data=data, headers=headers, **kwargs)
+        self.check(response)
+        return response
+
+    def call(self, method: str, path: str, **kwargs) -> dict:
+        """``request``, its answer decoded."""
+        return self.decode(self.request(method, path, **kwargs))
+
+    def decode(self, response: requests.Response) -> dict:
+        """The answer as a JSON object ({} for an empty body); anything else is a TransientError."""
+        if not response.content:
+            return {}
+        try:
+            body = response.json()
+        except ValueError:
+            raise TransientError(f"{self.name}: the answer was not JSON (HTTP {response.status_code}).") from None
+        return body if isinstance(body, dict) else {}
+
+    def close(self) -> None:
+        if self._session is not None:
+            self._session.close()
+            self._session = None

@@ -35,25 +35,27 @@ Choices and limits:
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from urllib.parse import quote
+from collections.abc import Sequence
 
 import requests
+from django import forms
 
 from platforms.adapters.base import (
+    ApiVersion,
     AudienceStatus,
     BatchResult,
     Capabilities,
+    CredentialsForm,
     Operation,
-    PlatformAdapter,
     PreparedMember,
     RateLimit,
+    SecretInput,
     UploadSession,
     ValidationResult,
 )
-from platforms.adapters.http import build_session, error_message, raise_for_status, send
+from platforms.adapters.http import HttpAdapter, as_int, error_message, path_of
 from platforms.errors import PermanentError, TransientError
-from platforms.forms import LinkedInCredentialsForm
+from platforms.forms import digits_id
 from platforms.matchkeys import HEX, RAW
 
 LINKEDIN_VERSION = "202606"
@@ -75,9 +77,45 @@ def account_urn(account_id: str) -> str:
     return f"urn:li:sponsoredAccount:{account_id}"
 
 
-class LinkedInAdapter(PlatformAdapter):
+
+class LinkedInCredentialsForm(CredentialsForm):
+    secret_fields = ("client_secret", "access_token")
+    help_steps = (
+        "In the LinkedIn Developer Portal, open your app (it needs the Advertising API product with Matched "
+        "Audiences access); Auth shows the client ID and client secret.",
+        "Generate an access token for a member with the rw_ads and rw_dmp_segments scopes (OAuth 2.0 tools). "
+        "Tokens last 60 days: we re-check it daily and tell you before uploads fail.",
+        "The ad account id is the number in Campaign Manager's URL (…/accounts/508123456/…).",
+    )
+
+    client_id = forms.CharField(label="Client ID", max_length=100)
+    client_secret = forms.CharField(label="Client secret", max_length=200, widget=SecretInput())
+    access_token = forms.CharField(label="Access token", max_length=2048, widget=SecretInput())
+    ad_account_id = forms.CharField(
+        label="Ad account ID", max_length=60,
+        help_text="Digits, e.g. 508123456 (the urn:li:sponsoredAccount: form is fine)",
+    )
+
+    def clean_ad_account_id(self):
+        value = self.cleaned_data["ad_account_id"].strip().removeprefix("urn:li:sponsoredAccount:")
+        return digits_id(value, field="The ad account ID")
+
+
+class LinkedInAdapter(HttpAdapter):
     code = "linkedin"
     name = "LinkedIn"
+    docs_url = "https://learn.microsoft.com/en-us/linkedin/marketing/matched-audiences/matched-audiences"
+    api_version = ApiVersion(LINKEDIN_VERSION)
+    endpoint_setting = "LINKEDIN_API_URL"
+    endpoint = "https://api.linkedin.com/rest"
+    sandbox_endpoint = "/linkedin/rest"
+    sandbox_credentials = {
+        "label": "Demo ad account",
+        "client_id": "demo-linkedin-client",
+        "client_secret": "demo-linkedin-secret",
+        "access_token": "AQVdemo-linkedin-token",
+        "ad_account_id": "508123456",
+    }
     credentials_form = LinkedInCredentialsForm
     account_field = "ad_account_id"
     match_keys = {
@@ -95,9 +133,7 @@ class LinkedInAdapter(PlatformAdapter):
         min_audience_size=MIN_MATCHED,
     )
 
-    def __init__(self, credentials: Mapping[str, object]):
-        super().__init__(credentials)
-        self._session: requests.Session | None = None
+    auth_hint = AUTH_HINT
 
     # Plumbing ---------------------------------------------------------------------------
     @property
@@ -109,46 +145,35 @@ class LinkedInAdapter(PlatformAdapter):
     def source_platform(self) -> str:
         return str(self.credentials.get("source_platform") or SOURCE_PLATFORM)
 
-    @property
-    def session(self) -> requests.Session:
-        if self._session is None:
-            self._session = build_session({
-                "Authorization": f"Bearer {self.credentials.get('access_token', '')}",
-                "LinkedIn-Version": LINKEDIN_VERSION,
-                "X-Restli-Protocol-Version": RESTLI_PROTOCOL,
-                "Accept": "application/json",
-            })
-        return self._session
+    def session_headers(self) -> dict[str, str]:
+        return {
+            "Authorization": f"Bearer {self.credentials.get('access_token', '')}",
+            "LinkedIn-Version": LINKEDIN_VERSION,
+            "X-Restli-Protocol-Version": RESTLI_PROTOCOL,
+            "Accept": "application/json",
+        }
 
-    def _call(self, method: str, path: str, *, json: dict | None = None, headers: dict | None = None,
-              not_found_transient: bool = False) -> requests.Response:
-        response = send(self.session, method, self.base_url + path, platform=self.name, json=json, headers=headers)
-        if response.status_code == 404 and not_found_transient:
-            raise TransientError(f"{self.name}: {_linkedin_message(response)} (a new segment can take a few "
-                                 "seconds to accept users; the batch will be sent again).", code=404)
-        raise_for_status(response, platform=self.name, message=_linkedin_message(response), auth_hint=AUTH_HINT)
-        return response
-
-    @staticmethod
-    def _json(response: requests.Response) -> dict:
-        if not response.content:
-            return {}
+    def error_text(self, response: requests.Response) -> str:
+        """LinkedIn's error text: ``message`` with its ``serviceErrorCode`` when present."""
+        text = error_message(response, "message")
         try:
             body = response.json()
         except ValueError:
-            raise TransientError(f"LinkedIn: the answer was not JSON (HTTP {response.status_code}).") from None
-        return body if isinstance(body, dict) else {}
+            body = None
+        if isinstance(body, dict) and body.get("serviceErrorCode") is not None:
+            text = f"{text} (serviceErrorCode {body['serviceErrorCode']})"
+        return text
 
     @staticmethod
     def _segment_path(audience_id: str, *rest: str) -> str:
-        return "/dmpSegments/" + "/".join(quote(str(p), safe="") for p in (audience_id, *rest))
+        return path_of("dmpSegments", audience_id, *rest)
 
     # The interface ----------------------------------------------------------------------
     def validate_credentials(self) -> ValidationResult:
         """The token must reach the ad account, and the account must be usable (not canceled / removed)."""
         if not self.ad_account_id.isdigit():
             raise PermanentError(f"{self.name}: the ad account id must be digits, e.g. 508123456.")
-        account = self._json(self._call("GET", f"/adAccounts/{self.ad_account_id}"))
+        account = self.call("GET", path_of("adAccounts", self.ad_account_id))
         status = str(account.get("status") or "")
         if status in {"CANCELED", "REMOVED", "PENDING_DELETION"}:
             raise PermanentError(f"{self.name}: ad account {self.ad_account_id} is {status.lower()}; "
@@ -174,7 +199,7 @@ class LinkedInAdapter(PlatformAdapter):
             "type": "USER",
             "destinations": [{"destination": "LINKEDIN"}],
         }
-        response = self._call("POST", "/dmpSegments", json=body)
+        response = self.request("POST", "/dmpSegments", json=body)
         segment_id = response.headers.get("x-restli-id") or response.headers.get("x-linkedin-id")
         if not segment_id:
             location = response.headers.get("Location", "")
@@ -194,12 +219,12 @@ class LinkedInAdapter(PlatformAdapter):
         return self._stream(audience_id, batch, action="REMOVE")
 
     def status(self, audience_id: str) -> AudienceStatus:
-        segment = self._json(self._call("GET", self._segment_path(audience_id)))
+        segment = self.call("GET", self._segment_path(audience_id))
         destinations = [d for d in segment.get("destinations") or [] if isinstance(d, dict)]
         destination = next((d for d in destinations if d.get("destination") == "LINKEDIN"), {})
-        matched = _int_or_none(destination.get("matchedCount"))
-        size = _int_or_none(destination.get("audienceSize"))
-        submitted = _int_or_none(segment.get("inputCount"))
+        matched = as_int(destination.get("matchedCount"))
+        size = as_int(destination.get("audienceSize"))
+        submitted = as_int(segment.get("inputCount"))
         match_rate = None
         if matched is not None and submitted:
             match_rate = min(1.0, matched / submitted)
@@ -220,12 +245,11 @@ class LinkedInAdapter(PlatformAdapter):
         )
 
     def delete_audience(self, audience_id: str) -> None:
-        self._call("DELETE", self._segment_path(audience_id))
+        self.request("DELETE", self._segment_path(audience_id))
 
     # Streaming users --------------------------------------------------------------------
     def _stream(self, audience_id: str, batch: Sequence[PreparedMember], *, action: str) -> BatchResult:
-        if len(batch) > BATCH_SIZE:
-            raise PermanentError(f"{self.name}: at most {BATCH_SIZE} people per request; got {len(batch)}.")
+        self.check_batch(batch)
         elements = []
         invalid = 0
         for member in batch:
@@ -242,38 +266,20 @@ class LinkedInAdapter(PlatformAdapter):
                             "and were skipped.")
         if not elements:
             return BatchResult(received=len(batch), invalid=invalid, messages=tuple(messages))
-        response = self._call(
-            "POST",
-            self._segment_path(audience_id, "users"),
-            json={"elements": elements},
-            headers={"X-RestLi-Method": "BATCH_CREATE"},
-            not_found_transient=True,
-        )
+        try:
+            response = self.request("POST", self._segment_path(audience_id, "users"), json={"elements": elements},
+                                    headers={"X-RestLi-Method": "BATCH_CREATE"})
+        except PermanentError as exc:
+            if exc.code != 404:
+                raise
+            raise TransientError(f"{exc.message} (a new segment can take a few seconds to accept users; the batch "
+                                 "will be sent again).", code=404) from None
         # BATCH_CREATE answers one status per element, in order; refused elements are counted, not raised.
         refused = 0
-        for item in self._json(response).get("elements") or []:
+        for item in self.decode(response).get("elements") or []:
             if isinstance(item, dict) and int(item.get("status") or 201) >= 400:
                 refused += 1
                 if len(messages) < 4:
                     reason = item.get("error", {}).get("message") if isinstance(item.get("error"), dict) else None
                     messages.append(f"LinkedIn refused a person: {reason or 'HTTP ' + str(item.get('status'))}.")
         return BatchResult(received=len(batch), invalid=invalid + refused, messages=tuple(messages))
-
-
-def _int_or_none(value) -> int | None:
-    try:
-        return int(value) if value is not None else None
-    except (TypeError, ValueError):
-        return None
-
-
-def _linkedin_message(response: requests.Response) -> str:
-    """LinkedIn's error text: ``message`` with its ``serviceErrorCode`` when present."""
-    text = error_message(response, "message")
-    try:
-        body = response.json()
-    except ValueError:
-        body = None
-    if isinstance(body, dict) and body.get("serviceErrorCode") is not None:
-        text = f"{text} (serviceErrorCode {body['serviceErrorCode']})"
-    return text

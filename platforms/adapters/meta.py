@@ -29,24 +29,28 @@ from collections.abc import Mapping, Sequence
 from urllib.parse import quote_plus
 
 import requests
+from django import forms
 from django.conf import settings
 from facebook_business.api import FacebookAdsApi
 from facebook_business.exceptions import FacebookRequestError
 from facebook_business.session import FacebookSession
 
 from platforms.adapters.base import (
+    ApiVersion,
     AudienceStatus,
     BatchResult,
     Capabilities,
+    CredentialsForm,
     Operation,
     PlatformAdapter,
     PreparedMember,
     RateLimit,
+    SecretInput,
     UploadSession,
     ValidationResult,
 )
 from platforms.errors import AuthError, PermanentError, PlatformError, RateLimited, TransientError, join_sentences
-from platforms.forms import MetaCredentialsForm
+from platforms.forms import digits_id
 from platforms.matchkeys import DOB_DAY, DOB_MONTH, DOB_YEAR, HEX, RAW, SHA, SHA_LOWER, SHA_ZIP
 
 API_VERSION = "v26.0"
@@ -97,9 +101,49 @@ ACCOUNT_STATUS = {
 }
 
 
+
+class MetaCredentialsForm(CredentialsForm):
+    secret_fields = ("app_secret", "access_token")
+    help_steps = (
+        "Open Meta for Developers → My Apps and pick (or create) a Business app; Settings → Basic shows the "
+        "App ID and App Secret.",
+        "In Business Settings → Users → System users, generate a token for the app with the ads_management "
+        "permission, and assign the system user to the ad account.",
+        "The ad account id is in Ads Manager's account menu (act_ followed by digits; digits alone are fine).",
+        "Accept the Custom Audience terms for the ad account once (Meta refuses uploads until you do).",
+    )
+
+    app_id = forms.CharField(label="App ID", max_length=32)
+    app_secret = forms.CharField(label="App secret", max_length=128, widget=SecretInput())
+    access_token = forms.CharField(label="Access token", max_length=1024, widget=SecretInput())
+    ad_account_id = forms.CharField(label="Ad account ID", max_length=40, help_text="act_1234567890 or 1234567890")
+
+    def clean_app_id(self):
+        return digits_id(self.cleaned_data["app_id"], field="The App ID")
+
+    def clean_ad_account_id(self):
+        value = self.cleaned_data["ad_account_id"].strip()
+        digits = value[4:] if value.lower().startswith("act_") else value
+        if not digits.isdigit():
+            raise forms.ValidationError("An ad account id is act_ followed by digits, e.g. act_1234567890.")
+        return f"act_{digits}"
+
+
 class MetaAdapter(PlatformAdapter):
     code = "meta"
     name = "Meta"
+    docs_url = "https://developers.facebook.com/docs/marketing-api/audiences/guides/custom-audiences"
+    api_version = ApiVersion(API_VERSION)
+    endpoint_setting = "META_GRAPH_URL"
+    endpoint = "https://graph.facebook.com"
+    sandbox_endpoint = "/meta"
+    sandbox_credentials = {
+        "label": "Demo ad account",
+        "app_id": "100200300",
+        "app_secret": "demo-meta-app-secret",
+        "access_token": "EAADemoAccessToken0001",
+        "ad_account_id": "act_1234567890",
+    }
     credentials_form = MetaCredentialsForm
     account_field = "ad_account_id"
     match_keys = {
@@ -306,8 +350,7 @@ class MetaAdapter(PlatformAdapter):
     ) -> BatchResult:
         if not batch:
             return BatchResult(received=0)
-        if len(batch) > BATCH_SIZE:
-            raise ValueError(f"Meta takes at most {BATCH_SIZE} rows per request, got {len(batch)}")
+        self.check_batch(batch)
         params: dict = {"payload": build_payload(batch)}
         if session is not None:
             params["session"] = {

@@ -16,28 +16,29 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import json
 import time
-from collections.abc import Mapping, Sequence
-from urllib.parse import quote, urlsplit
+from collections.abc import Sequence
+from urllib.parse import urlsplit
 
 import requests
+from django import forms
+from django.conf import settings
 
 from activation_manager import egress
 from platforms.adapters.base import (
     AudienceStatus,
     BatchResult,
     Capabilities,
+    CredentialsForm,
     Operation,
-    PlatformAdapter,
     PreparedMember,
     RateLimit,
+    SecretInput,
     UploadSession,
     ValidationResult,
 )
-from platforms.adapters.http import raise_for_status, send
+from platforms.adapters.http import HttpAdapter, path_of, raise_for_status
 from platforms.errors import AuthError, PermanentError, TransientError
-from platforms.forms import NetflixCredentialsForm
 from platforms.matchkeys import HEX, SHA
 
 # Our match key -> the contract's schema column, in the order columns are sent.
@@ -67,9 +68,42 @@ def sign(secret: str, method: str, path: str, timestamp: str, body: bytes) -> st
     return hmac.new(secret.encode("utf-8"), message, hashlib.sha256).hexdigest()
 
 
-class NetflixAdapter(PlatformAdapter):
+
+class NetflixCredentialsForm(CredentialsForm):
+    secret_fields = ("api_key", "api_secret")
+    help_steps = (
+        "Netflix has no public audience API: this is a partner integration. Your Netflix ads partner gives you "
+        "a partner id, an API key (sent with every request) and an API secret (signs every request).",
+        "The endpoint base URL is the HTTPS address of the partner's audience endpoint.",
+        "See the partner contract for what is sent and how requests are signed.",
+    )
+
+    partner_id = forms.CharField(label="Partner ID", max_length=64)
+    api_key = forms.CharField(label="API key", max_length=256, widget=SecretInput())
+    api_secret = forms.CharField(label="API secret", max_length=256, widget=SecretInput())
+    base_url = forms.URLField(label="Endpoint base URL", max_length=300, assume_scheme="https")
+
+    def clean_base_url(self):
+        from activation_manager import egress
+
+        try:  # https only, resolved now to public addresses only (the same guard runs on every request)
+            return egress.check_url(self.cleaned_data["base_url"]).rstrip("/")
+        except egress.EgressRefused as exc:
+            raise forms.ValidationError(exc.message) from None
+
+
+class NetflixAdapter(HttpAdapter):
     code = "netflix"
     name = "Netflix (partner)"
+    docs_url = "/platforms/netflix/partner-contract/"
+    partner_contract = "docs/partners/netflix.md"  # rendered at docs_url
+    partner = True  # no public audience API: our own partner contract (docs/partners/netflix.md)
+    sandbox_credentials = {
+        "label": "Demo partner endpoint",
+        "partner_id": "demo-partner",
+        "api_key": "demo-netflix-key-id",
+        "api_secret": "demo-netflix-signing-secret",
+    }
     credentials_form = NetflixCredentialsForm
     account_field = "partner_id"
     match_keys = {
@@ -88,9 +122,10 @@ class NetflixAdapter(PlatformAdapter):
     # Unix seconds; tests replace it to sign with a skewed clock.
     clock = staticmethod(time.time)
 
-    def __init__(self, credentials: Mapping[str, object]):
-        super().__init__(credentials)
-        self._session: requests.Session | None = None
+    @classmethod
+    def sandbox_values(cls) -> dict[str, str]:
+        # The partner endpoint is the connection's own: in demo mode, the sandbox's.
+        return {**cls.sandbox_credentials, "base_url": f"{settings.FAKE_PLATFORMS_URL.rstrip('/')}/netflix/v1"}
 
     # Plumbing ---------------------------------------------------------------------------
     @property
@@ -101,38 +136,35 @@ class NetflixAdapter(PlatformAdapter):
     def partner_id(self) -> str:
         return str(self.credentials.get("partner_id", "")).strip()
 
-    @property
-    def session(self) -> requests.Session:
-        if self._session is None:
-            self._session = egress.session({"Accept": "application/json"})
-        return self._session
+    def new_session(self) -> requests.Session:
+        # The endpoint is the user's own: through the one guarded way out (activation_manager/egress.py).
+        return egress.session({"Accept": "application/json"})
 
-    def _request(self, method: str, path: str, payload: dict | None = None) -> requests.Response:
-        """One signed request to ``base_url + path``; the partner's errors become ours."""
-        if not self.base_url.startswith(("https://", "http://")):
-            raise PermanentError(f"{self.name}: the connection has no valid endpoint base URL.")
-        url = self.base_url + path
-        body = b"" if payload is None else json.dumps(payload, separators=(",", ":")).encode("utf-8")
+    def sign(self, method: str, url: str, body: bytes) -> dict[str, str]:
+        """The contract's signing headers: key id, timestamp, HMAC of method, path, timestamp and body."""
         timestamp = str(int(self.clock()))
         parts = urlsplit(url)
         signed_path = parts.path + (f"?{parts.query}" if parts.query else "")
-        headers = {
+        return {
             "X-Partner-Key-Id": str(self.credentials.get("api_key", "")),
             "X-Partner-Timestamp": timestamp,
             "X-Partner-Signature": sign(str(self.credentials.get("api_secret", "")), method, signed_path, timestamp,
                                         body),
         }
-        if payload is not None:
-            headers["Content-Type"] = "application/json"
-        response = send(self.session, method, url, platform=self.name, data=body or None, headers=headers)
+
+    def check(self, response: requests.Response) -> None:
         if response.status_code >= 400:
             code, message = _error(response)
             if code:
                 message = f"{message} ({code})"
             raise_for_status(response, platform=self.name, message=message, auth_hint=AUTH_HINTS.get(code, ""))
-        return response
 
-    def _json(self, response: requests.Response) -> dict:
+    def request(self, method: str, path: str, **kwargs) -> requests.Response:
+        if not self.base_url.startswith(("https://", "http://")):
+            raise PermanentError(f"{self.name}: the connection has no valid endpoint base URL.")
+        return super().request(method, path, **kwargs)
+
+    def decode(self, response: requests.Response) -> dict:
         try:
             body = response.json()
         except ValueError:
@@ -143,11 +175,11 @@ class NetflixAdapter(PlatformAdapter):
 
     @staticmethod
     def _segment_path(audience_id: str, suffix: str = "") -> str:
-        return f"/segments/{quote(str(audience_id), safe='')}{suffix}"
+        return path_of("segments", audience_id) + suffix
 
     # The interface ----------------------------------------------------------------------
     def validate_credentials(self) -> ValidationResult:
-        partner = self._json(self._request("GET", f"/partners/{quote(self.partner_id, safe='')}"))
+        partner = self.call("GET", path_of("partners", self.partner_id))
         if partner.get("status") != "active":
             state = partner.get("status") or "not active"
             raise AuthError(f"{self.name}: the partner account {self.partner_id} is {state}.")
@@ -162,7 +194,7 @@ class NetflixAdapter(PlatformAdapter):
 
     def create_audience(self, name: str, description: str = "") -> str:
         payload = {"name": name[:MAX_NAME], "description": (description or "")[:MAX_DESCRIPTION]}
-        segment = self._json(self._request("POST", "/segments", payload))
+        segment = self.call("POST", "/segments", json=payload)
         if not segment.get("id"):
             raise PermanentError(f"{self.name}: the segment was not created (no id in the answer).")
         return str(segment["id"])
@@ -178,7 +210,7 @@ class NetflixAdapter(PlatformAdapter):
         return self._members(audience_id, batch, "remove")
 
     def status(self, audience_id: str) -> AudienceStatus:
-        segment = self._json(self._request("GET", self._segment_path(audience_id)))
+        segment = self.call("GET", self._segment_path(audience_id))
         uploaded = _count(segment.get("uploaded_count"))
         matched = _count(segment.get("matched_count"))
         return AudienceStatus(
@@ -191,7 +223,7 @@ class NetflixAdapter(PlatformAdapter):
 
     def delete_audience(self, audience_id: str) -> None:
         try:
-            self._request("DELETE", self._segment_path(audience_id))
+            self.request("DELETE", self._segment_path(audience_id))
         except PermanentError as exc:
             if exc.code != 404:  # already deleted: the contract answers 404 to a second delete
                 raise
@@ -200,8 +232,7 @@ class NetflixAdapter(PlatformAdapter):
     def _members(self, audience_id: str, batch: Sequence[PreparedMember], operation: str) -> BatchResult:
         if not batch:
             return BatchResult(received=0)
-        if len(batch) > BATCH_SIZE:
-            raise PermanentError(f"{self.name}: at most {BATCH_SIZE} members per request, got {len(batch)}.")
+        self.check_batch(batch)
         columns = [(key, column) for key, column in SCHEMA if any(member.get(key) for member in batch)]
         if not columns:
             return BatchResult(received=len(batch), invalid=len(batch),
@@ -210,7 +241,7 @@ class NetflixAdapter(PlatformAdapter):
             "schema": [column for _, column in columns],
             "members": [[str(member.get(key) or "") for key, _ in columns] for member in batch],
         }
-        answer = self._json(self._request("POST", self._segment_path(audience_id, f"/members:{operation}"), payload))
+        answer = self.call("POST", self._segment_path(audience_id, f"/members:{operation}"), json=payload)
         invalid = _count(answer.get("invalid")) or 0
         messages = tuple(
             f"row {error.get('index')}: {error.get('reason')}"

@@ -1,28 +1,60 @@
-"""Platform code -> adapter class. The rest of the app asks here."""
+"""The platforms: adapter classes listed by ``settings.PLATFORM_ADAPTERS`` (dotted paths), found by code. The rest of
+the app asks here, never imports a concrete adapter. ``sync_platforms`` keeps the Platform rows (what connections
+point at) in step with the list; it runs after every ``migrate``."""
 
-from importlib import import_module
+from __future__ import annotations
+
+import logging
+from functools import lru_cache
+
+from django.conf import settings
+from django.utils.module_loading import import_string
 
 from platforms.errors import UnknownPlatform
 
-ADAPTER_PATHS = {
-    "meta": "platforms.adapters.meta.MetaAdapter",
-    "google_ads": "platforms.adapters.google_ads.GoogleAdsAdapter",
-    "google_dm": "platforms.adapters.google_datamanager.GoogleDataManagerAdapter",
-    "linkedin": "platforms.adapters.linkedin.LinkedInAdapter",
-    "tiktok": "platforms.adapters.tiktok.TikTokAdapter",
-    "ttd": "platforms.adapters.ttd.TradeDeskAdapter",
-    "netflix": "platforms.adapters.netflix.NetflixAdapter",
-}
+logger = logging.getLogger(__name__)
+
+
+@lru_cache(maxsize=8)
+def _classes(paths: tuple[str, ...]) -> dict[str, type]:
+    classes = {}
+    for path in paths:
+        try:
+            adapter_class = import_string(path)
+        except ImportError as exc:
+            # One adapter that does not load must not take the other platforms down with it: its platform is
+            # unavailable (connect and sync say so) until it is fixed.
+            logger.error("platform adapter %s cannot be loaded (%s)", path, type(exc).__name__)
+            continue
+        code = adapter_class.code
+        if code in classes:
+            raise ValueError(f"two adapters claim the platform code {code!r}: {classes[code].__name__}, {path}")
+        classes[code] = adapter_class
+    return classes
+
+
+def all_adapter_classes() -> dict[str, type]:
+    """Platform code -> adapter class, in the settings' order."""
+    return dict(_classes(tuple(settings.PLATFORM_ADAPTERS)))
 
 
 def get_adapter_class(code: str):
+    classes = _classes(tuple(settings.PLATFORM_ADAPTERS))
     try:
-        path = ADAPTER_PATHS[code]
+        return classes[code]
     except KeyError:
-        raise UnknownPlatform(f"No adapter for platform {code!r}; known: {', '.join(sorted(ADAPTER_PATHS))}") from None
-    module_path, class_name = path.rsplit(".", 1)
-    return getattr(import_module(module_path), class_name)
+        raise UnknownPlatform(f"No adapter for platform {code!r}; known: {', '.join(sorted(classes))}") from None
 
 
-def all_adapter_classes():
-    return {code: get_adapter_class(code) for code in ADAPTER_PATHS}
+def sync_platforms(**_) -> None:
+    """Platform rows follow the registry: one per adapter (its name, docs link, partner flag), active; a row whose
+    adapter left the list stays (connections may point at it) but inactive."""
+    from platforms.models import Platform
+
+    classes = all_adapter_classes()
+    for code, adapter_class in classes.items():
+        Platform.objects.update_or_create(code=code, defaults={
+            "name": adapter_class.name, "docs_url": adapter_class.docs_url, "active": True,
+            "is_partner_integration": adapter_class.partner,
+        })
+    Platform.objects.exclude(code__in=list(classes)).update(active=False)

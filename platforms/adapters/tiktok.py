@@ -38,24 +38,27 @@ Limits (kept as constants; the numbers TikTok does not publish are OUR budgets, 
 from __future__ import annotations
 
 import json as jsonlib
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 
 import requests
+from django import forms
 
 from platforms.adapters.base import (
+    ApiVersion,
     AudienceStatus,
     BatchResult,
     Capabilities,
+    CredentialsForm,
     Operation,
-    PlatformAdapter,
     PreparedMember,
     RateLimit,
+    SecretInput,
     UploadSession,
     ValidationResult,
 )
-from platforms.adapters.http import DEFAULT_RETRY_AFTER, build_session, raise_for_status, retry_after_seconds, send
+from platforms.adapters.http import DEFAULT_RETRY_AFTER, HttpAdapter, as_int, raise_for_status, retry_after_seconds
 from platforms.errors import AuthError, PermanentError, PlatformError, RateLimited, TransientError, join_sentences
-from platforms.forms import TikTokCredentialsForm
+from platforms.forms import digits_id
 from platforms.matchkeys import HEX, SHA
 
 BATCH_SIZE = 1_000
@@ -99,9 +102,41 @@ def typed_error(
     return PermanentError(detail, code=code)
 
 
-class TikTokAdapter(PlatformAdapter):
+
+class TikTokCredentialsForm(CredentialsForm):
+    secret_fields = ("app_secret", "access_token")
+    help_steps = (
+        "In TikTok for Business Developers → My Apps, open your app: the basic information shows the App ID "
+        "and Secret.",
+        "Authorise the app for your advertiser account; the long-term access token is returned by the "
+        "oauth2/access_token step (or shown in the app's advertiser list).",
+        "The advertiser id is in TikTok Ads Manager's account menu (a long number).",
+    )
+
+    app_id = forms.CharField(label="App ID", max_length=40)
+    app_secret = forms.CharField(label="Secret", max_length=200, widget=SecretInput())
+    access_token = forms.CharField(label="Access token", max_length=1024, widget=SecretInput())
+    advertiser_id = forms.CharField(label="Advertiser ID", max_length=40)
+
+    def clean_advertiser_id(self):
+        return digits_id(self.cleaned_data["advertiser_id"], field="The advertiser ID")
+
+
+class TikTokAdapter(HttpAdapter):
     code = "tiktok"
     name = "TikTok"
+    docs_url = "https://business-api.tiktok.com/portal/docs?id=1739566528222210"
+    api_version = ApiVersion("v1.3")
+    endpoint_setting = "TIKTOK_API_URL"
+    endpoint = "https://business-api.tiktok.com/open_api/v1.3"
+    sandbox_endpoint = "/tiktok/open_api/v1.3"
+    sandbox_credentials = {
+        "label": "Demo advertiser",
+        "app_id": "7000000000000000001",
+        "app_secret": "demo-tiktok-secret",
+        "access_token": "demo-tiktok-access-token",
+        "advertiser_id": "7100000000000000001",
+    }
     credentials_form = TikTokCredentialsForm
     account_field = "advertiser_id"
     match_keys = {
@@ -120,28 +155,20 @@ class TikTokAdapter(PlatformAdapter):
         min_audience_size=MIN_AUDIENCE,
     )
 
-    def __init__(self, credentials: Mapping[str, object]):
-        super().__init__(credentials)
-        self._session: requests.Session | None = None
+    auth_hint = AUTH_HINT
 
     # Plumbing ---------------------------------------------------------------------------
     @property
     def advertiser_id(self) -> str:
         return str(self.credentials.get("advertiser_id", "")).strip()
 
-    @property
-    def session(self) -> requests.Session:
-        if self._session is None:
-            # The raw token, no "Bearer" prefix: TikTok answers 40105 to a prefixed one.
-            self._session = build_session({
-                "Access-Token": str(self.credentials.get("access_token", "")),
-                "Accept": "application/json",
-            })
-        return self._session
+    def session_headers(self) -> dict[str, str]:
+        # The raw token, no "Bearer" prefix: TikTok answers 40105 to a prefixed one.
+        return {"Access-Token": str(self.credentials.get("access_token", "")), "Accept": "application/json"}
 
-    def _call(self, method: str, path: str, *, params: dict | None = None, json: dict | None = None) -> dict:
-        """One call; returns ``data`` of a code-0 answer, raises our typed error otherwise."""
-        response = send(self.session, method, self.base_url + path, platform=self.name, params=params, json=json)
+    def check(self, response: requests.Response) -> None:
+        """TikTok answers HTTP 200 with ``{"code", "message", "data"}``: code 0 is success, any other is the error
+        (typed by ``typed_error``). A proxy's 5xx / 429 without the envelope is read by its HTTP status."""
         try:
             body = response.json()
         except ValueError:
@@ -153,15 +180,17 @@ class TikTokAdapter(PlatformAdapter):
             )
         if response.status_code >= 400 and body.get("code") in (None, 0):
             raise_for_status(response, platform=self.name, message=str(body.get("message") or ""), auth_hint=AUTH_HINT)
-        try:
-            code = int(body.get("code"))
-        except (TypeError, ValueError):
-            raise TransientError(f"{self.name}: the answer carried no usable code.") from None
+        code = as_int(body.get("code"))
+        if code is None:
+            raise TransientError(f"{self.name}: the answer carried no usable code.")
         if code != 0:
             hint = response.headers.get("Retry-After")
             wait = retry_after_seconds(hint) if hint else None
             raise typed_error(code, str(body.get("message") or ""), platform=self.name, retry_after=wait)
-        data = body.get("data")
+
+    def decode(self, response: requests.Response) -> dict:
+        """The ``data`` of a code-0 answer."""
+        data = super().decode(response).get("data")
         return data if isinstance(data, dict) else {}
 
     @staticmethod
@@ -171,7 +200,7 @@ class TikTokAdapter(PlatformAdapter):
 
     # The interface ----------------------------------------------------------------------
     def validate_credentials(self) -> ValidationResult:
-        data = self._call("GET", "/advertiser/info/", params={"advertiser_ids": self._id_list(self.advertiser_id)})
+        data = self.call("GET", "/advertiser/info/", params={"advertiser_ids": self._id_list(self.advertiser_id)})
         advertisers = [a for a in data.get("list") or [] if isinstance(a, dict)]
         advertiser = next((a for a in advertisers if str(a.get("advertiser_id")) == self.advertiser_id), None)
         if advertiser is None:
@@ -192,7 +221,7 @@ class TikTokAdapter(PlatformAdapter):
 
     def create_audience(self, name: str, description: str = "") -> str:
         """Create an empty audience (TikTok audiences have no description)."""
-        data = self._call("POST", "/segment/audience/", json={
+        data = self.call("POST", "/segment/audience/", json={
             "advertiser_id": self.advertiser_id,
             "custom_audience_name": name[:MAX_AUDIENCE_NAME],
             "action": "create",
@@ -213,7 +242,7 @@ class TikTokAdapter(PlatformAdapter):
         return self._map(audience_id, batch, action="delete")
 
     def status(self, audience_id: str) -> AudienceStatus:
-        data = self._call("GET", "/dmp/custom_audience/get/", params={
+        data = self.call("GET", "/dmp/custom_audience/get/", params={
             "advertiser_id": self.advertiser_id,
             "custom_audience_ids": self._id_list(audience_id),
         })
@@ -242,15 +271,14 @@ class TikTokAdapter(PlatformAdapter):
         )
 
     def delete_audience(self, audience_id: str) -> None:
-        self._call("POST", "/dmp/custom_audience/delete/", json={
+        self.call("POST", "/dmp/custom_audience/delete/", json={
             "advertiser_id": self.advertiser_id,
             "custom_audience_ids": [str(audience_id)],
         })
 
     # Streaming ids ----------------------------------------------------------------------
     def _map(self, audience_id: str, batch: Sequence[PreparedMember], *, action: str) -> BatchResult:
-        if len(batch) > BATCH_SIZE:
-            raise PermanentError(f"{self.name}: at most {BATCH_SIZE} people per request; got {len(batch)}.")
+        self.check_batch(batch)
         # Only the id types someone in this batch has, in a fixed order: fewer empty cells.
         schema = [(key, id_type) for key, id_type in ID_TYPES if any(m.get(key) for m in batch)]
         rows = []
@@ -267,7 +295,7 @@ class TikTokAdapter(PlatformAdapter):
             messages = (f"{invalid} of {len(batch)} people had no hashed email, phone or mobile advertiser id "
                         "and were skipped.",)
         if rows:
-            self._call("POST", "/segment/mapping/", json={
+            self.call("POST", "/segment/mapping/", json={
                 "advertiser_ids": [self.advertiser_id],
                 "action": action,
                 "id_schema": [id_type for _, id_type in schema],

@@ -36,24 +36,27 @@ import base64
 import binascii
 import re
 from collections.abc import Mapping, Sequence
-from urllib.parse import quote, urlsplit
+from urllib.parse import urlsplit
 
 import requests
+from django import forms
 
 from platforms.adapters.base import (
+    ApiVersion,
     AudienceStatus,
     BatchResult,
     Capabilities,
+    CredentialsForm,
     Operation,
-    PlatformAdapter,
     PreparedMember,
     RateLimit,
+    SecretInput,
     UploadSession,
     ValidationResult,
 )
-from platforms.adapters.http import build_session, error_message, raise_for_status, send
+from platforms.adapters.http import HttpAdapter, build_session, error_message, path_of, raise_for_status, send
 from platforms.errors import PermanentError, TransientError
-from platforms.forms import TradeDeskCredentialsForm
+from platforms.forms import alnum_id
 from platforms.matchkeys import B64
 
 # Our match key -> TTD's PiiType for base64(SHA-256) values, in the order drops are made.
@@ -80,9 +83,41 @@ def _is_b64_sha256(value: str) -> bool:
         return False
 
 
-class TradeDeskAdapter(PlatformAdapter):
+
+class TradeDeskCredentialsForm(CredentialsForm):
+    secret_fields = ("api_token",)
+    help_steps = (
+        "Your partner id and advertiser id are shown in The Trade Desk platform (Advertiser → Settings).",
+        "Ask your TTD account manager for API access, then create a long-lived API token in the Developer "
+        "Portal (Manage API tokens). It is sent as the TTD-Auth header.",
+        "First-party CRM data must be enabled for the advertiser.",
+    )
+
+    partner_id = forms.CharField(label="Partner ID", max_length=40)
+    api_token = forms.CharField(label="API token", max_length=2048, widget=SecretInput())
+    advertiser_id = forms.CharField(label="Advertiser ID", max_length=40)
+
+    def clean_partner_id(self):
+        return alnum_id(self.cleaned_data["partner_id"], "The partner ID")
+
+    def clean_advertiser_id(self):
+        return alnum_id(self.cleaned_data["advertiser_id"], "The advertiser ID")
+
+
+class TradeDeskAdapter(HttpAdapter):
     code = "ttd"
     name = "The Trade Desk"
+    docs_url = "https://partner.thetradedesk.com/v3/portal/data/doc/DataFirstPartyCrm"
+    api_version = ApiVersion("v3")
+    endpoint_setting = "TTD_API_URL"
+    endpoint = "https://api.thetradedesk.com/v3"
+    sandbox_endpoint = "/ttd/v3"
+    sandbox_credentials = {
+        "label": "Demo advertiser",
+        "partner_id": "demopartner",
+        "api_token": "demo-ttd-api-token",
+        "advertiser_id": "demoadv1",
+    }
     credentials_form = TradeDeskCredentialsForm
     account_field = "advertiser_id"
     match_keys = {
@@ -101,9 +136,10 @@ class TradeDeskAdapter(PlatformAdapter):
         min_audience_size=MIN_DROP_RECORDS,
     )
 
+    auth_hint = AUTH_HINT
+
     def __init__(self, credentials: Mapping[str, object]):
         super().__init__(credentials)
-        self._api: requests.Session | None = None
         self._drops: requests.Session | None = None
 
     # Plumbing ---------------------------------------------------------------------------
@@ -116,14 +152,11 @@ class TradeDeskAdapter(PlatformAdapter):
         value = str(self.credentials.get("region") or "US").strip().upper()
         return value if value in REGIONS else "US"
 
-    @property
-    def api(self) -> requests.Session:
-        if self._api is None:
-            self._api = build_session({
-                "TTD-Auth": str(self.credentials.get("api_token", "")),
-                "Accept": "application/json",
-            })
-        return self._api
+    def session_headers(self) -> dict[str, str]:
+        return {"TTD-Auth": str(self.credentials.get("api_token", "")), "Accept": "application/json"}
+
+    def error_text(self, response: requests.Response) -> str:
+        return _ttd_message(response)
 
     @property
     def drops(self) -> requests.Session:
@@ -132,24 +165,16 @@ class TradeDeskAdapter(PlatformAdapter):
             self._drops = build_session()
         return self._drops
 
-    def _path(self, *parts: str) -> str:
-        return "/" + "/".join(quote(str(p), safe="") for p in parts)
-
-    def _call(self, method: str, path: str, *, json: dict | None = None) -> dict:
-        response = send(self.api, method, self.base_url + path, platform=self.name, json=json)
-        raise_for_status(response, platform=self.name, message=_ttd_message(response), auth_hint=AUTH_HINT)
-        if not response.content:
-            return {}
-        try:
-            body = response.json()
-        except ValueError:
-            raise TransientError(f"{self.name}: the answer was not JSON (HTTP {response.status_code}).") from None
-        return body if isinstance(body, dict) else {}
+    def close(self) -> None:
+        super().close()
+        if self._drops is not None:
+            self._drops.close()
+            self._drops = None
 
     # The interface ----------------------------------------------------------------------
     def validate_credentials(self) -> ValidationResult:
         """A cheap authenticated read of the advertiser; it must belong to the configured partner."""
-        advertiser = self._call("GET", self._path("advertiser", self.advertiser_id))
+        advertiser = self.call("GET", path_of("advertiser", self.advertiser_id))
         partner = str(self.credentials.get("partner_id", "")).strip()
         found = str(advertiser.get("PartnerId", ""))
         if partner and found and found != partner:
@@ -171,7 +196,7 @@ class TradeDeskAdapter(PlatformAdapter):
     def create_audience(self, name: str, description: str = "") -> str:
         """Create a CRM data segment (TTD segments have no description: it is not sent)."""
         body = {"AdvertiserId": self.advertiser_id, "SegmentName": name[:MAX_SEGMENT_NAME], "Region": self.region}
-        answer = self._call("POST", self._path("crmdata", "segment"), json=body)
+        answer = self.call("POST", path_of("crmdata", "segment"), json=body)
         crm_data_id = answer.get("CrmDataId")
         if not crm_data_id:
             raise PermanentError(f"{self.name}: the segment was not created (no CrmDataId in the answer).")
@@ -197,14 +222,14 @@ class TradeDeskAdapter(PlatformAdapter):
         return self._upload(audience_id, batch, replace_first=session.batch_seq == 1)
 
     def status(self, audience_id: str) -> AudienceStatus:
-        segment = self._call("GET", self._path("crmdata", "segment", self.advertiser_id, audience_id))
+        segment = self.call("GET", path_of("crmdata", "segment", self.advertiser_id, audience_id))
         return AudienceStatus(
             state="active" if segment.get("CrmDataId") else "unknown",
             raw={k: segment[k] for k in ("CrmDataId", "SegmentName", "Region", "FirstPartyDataId") if k in segment},
         )
 
     def delete_audience(self, audience_id: str) -> None:
-        self._call("DELETE", self._path("crmdata", "segment", self.advertiser_id, audience_id))
+        self.call("DELETE", path_of("crmdata", "segment", self.advertiser_id, audience_id))
 
     # Drops ------------------------------------------------------------------------------
     def _upload(self, audience_id: str, batch: Sequence[PreparedMember], *, replace_first: bool) -> BatchResult:
@@ -236,8 +261,8 @@ class TradeDeskAdapter(PlatformAdapter):
         return BatchResult(received=len(batch), invalid=invalid, messages=tuple(messages))
 
     def _drop(self, audience_id: str, pii_type: str, mode: str, values: list[str]) -> None:
-        path = self._path("crmdata", "segment", self.advertiser_id, audience_id)
-        answer = self._call("POST", path, json={"PiiType": pii_type, "MergeMode": mode})
+        path = path_of("crmdata", "segment", self.advertiser_id, audience_id)
+        answer = self.call("POST", path, json={"PiiType": pii_type, "MergeMode": mode})
         url = str(answer.get("Url") or "")
         scheme = urlsplit(url).scheme
         # Identifiers only ever go over TLS, unless the API itself is a plain-HTTP local fake.

@@ -1,4 +1,5 @@
-"""Platform rows, seeded by 0001_initial and re-seeded by tests after a flush."""
+"""The Platform rows as migration 0001 seeded them (history; the adapter registry owns the rows now:
+platforms.adapters.registry.sync_platforms, run after every migrate)."""
 
 PLATFORMS = [
     ("meta", "Meta", "https://developers.facebook.com/docs/marketing-api/audiences/guides/custom-audiences", False),

@@ -19,9 +19,13 @@ from google.ads.googleads.v26.services.types import google_ads_service as gas
 
 from platforms.adapters import get_adapter_class
 from platforms.adapters.base import Operation, UploadSession
-from platforms.adapters.google_ads import BATCH_SIZE, IDENTIFIERS_PER_REQUEST, MEMBERSHIP_LIFE_SPAN
+from platforms.adapters.google_ads import (
+    BATCH_SIZE,
+    IDENTIFIERS_PER_REQUEST,
+    MEMBERSHIP_LIFE_SPAN,
+    GoogleAdsCredentialsForm,
+)
 from platforms.errors import AuthError, PermanentError, RateLimited, TransientError
-from platforms.forms import GoogleAdsCredentialsForm
 from platforms.matchkeys import platform_values, prepare_record
 from sandbox.base import FakeServer
 from sandbox.credentials import DEMO_CREDENTIALS, EXPIRED_TOKEN
@@ -63,7 +67,7 @@ def servers():
 def google(servers, settings):
     """The module's fake, clean of calls and faults, with the adapter settings pointing at it."""
     settings.PLATFORM_ENDPOINTS = {**settings.PLATFORM_ENDPOINTS, "google_ads": servers.ads.address}
-    settings.GOOGLE_ADS_INSECURE_CHANNEL = True
+    settings.GRPC_PLAINTEXT_LOOPBACK = True
     settings.GOOGLE_OAUTH_TOKEN_URL = f"{servers.http.url}/google-oauth/token"
     ads = servers.ads
     ads.reset_calls()
@@ -319,7 +323,7 @@ def test_a_full_batch_goes_in_requests_of_at_most_ten_thousand_identifiers(googl
     assert sum(len(call.request.operations) for call in adds) == BATCH_SIZE
     assert len(google.calls_to("CreateOfflineUserDataJob")) == len(google.calls_to("RunOfflineUserDataJob")) == 1
     assert elapsed < 10, f"10,000 members took {elapsed:.2f} s"
-    with pytest.raises(ValueError):
+    with pytest.raises(PermanentError, match="at most 10,000"):
         ads.add_members(list_name, batch + [member(BATCH_SIZE)])
 
 
@@ -527,7 +531,7 @@ def test_unreachable_endpoint_is_transient(make_adapter, google, settings):
 
 def test_without_the_insecure_setting_the_channel_is_tls(make_adapter, google, settings):
     """Production never speaks plain text: a TLS handshake with the loopback fake fails (transient)."""
-    settings.GOOGLE_ADS_INSECURE_CHANNEL = False
+    settings.GRPC_PLAINTEXT_LOOPBACK = False
     with pytest.raises(TransientError):
         make_adapter().validate_credentials()
     assert google.calls == []

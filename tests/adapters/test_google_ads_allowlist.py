@@ -8,9 +8,8 @@ from types import SimpleNamespace
 
 import pytest
 
-from platforms.adapters.google_ads import GoogleAdsAdapter
+from platforms.adapters.google_ads import GoogleAdsAdapter, GoogleAdsCredentialsForm
 from platforms.errors import AuthError
-from platforms.forms import GoogleAdsCredentialsForm
 from sandbox.base import FakeServer
 from sandbox.credentials import DEMO_CREDENTIALS
 from sandbox.google_ads import FakeGoogleAdsServer
@@ -37,7 +36,7 @@ def servers():
 @pytest.fixture
 def google(servers, settings):
     settings.PLATFORM_ENDPOINTS = {**settings.PLATFORM_ENDPOINTS, "google_ads": servers.ads.address}
-    settings.GOOGLE_ADS_INSECURE_CHANNEL = True
+    settings.GRPC_PLAINTEXT_LOOPBACK = True
     settings.GOOGLE_OAUTH_TOKEN_URL = f"{servers.http.url}/google-oauth/token"
     servers.ads.reset_calls()
     servers.ads.customers[CUSTOMER]["allowlisted"] = True

@@ -57,7 +57,7 @@ def servers():
 @pytest.fixture
 def google(servers, settings):
     settings.PLATFORM_ENDPOINTS = {**settings.PLATFORM_ENDPOINTS, "google_dm": servers.dm.address}
-    settings.GOOGLE_DATAMANAGER_INSECURE_CHANNEL = True
+    settings.GRPC_PLAINTEXT_LOOPBACK = True
     settings.GOOGLE_OAUTH_TOKEN_URL = f"{servers.http.url}/google-oauth/token"
     dm = servers.dm
     dm.reset_calls()
@@ -317,7 +317,7 @@ def test_the_fake_refuses_what_google_refuses(google, make_adapter):
     adapter = make_adapter()
     list_name = new_list(adapter)
     too_many = [member(n) for n in range(MAX_MEMBERS_PER_REQUEST + 1)]
-    with pytest.raises(ValueError, match="at most 10000"):
+    with pytest.raises(PermanentError, match="at most 10,000"):
         adapter.add_members(list_name, too_many)
     # Straight to the wire: 10,001 members and 11 identifiers are Google's refusals, not only ours.
     from google.ads.datamanager_v1.types import audience, user_data

@@ -188,7 +188,7 @@ def test_elements_linkedin_refuses_are_counted_invalid(li):
 
 
 def test_more_than_the_batch_size_is_refused_before_sending(li):
-    with pytest.raises(PermanentError, match="at most 5000"):
+    with pytest.raises(PermanentError, match="at most 5,000"):
         adapter().add_members("1", [member(1)] * (BATCH_SIZE + 1))
     assert li.requests == []
 

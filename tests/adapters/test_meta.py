@@ -174,7 +174,7 @@ def test_a_full_batch_of_ten_thousand_rows_goes_in_one_request_and_a_larger_one_
     assert meta.remove_members(audience_id, rows).received == 10_000
     assert meta_graph.received_rows == {"add": 10_000, "remove": 10_000, "replace": 0}
     assert meta_graph.audience_members(audience_id) == set()
-    with pytest.raises(ValueError):
+    with pytest.raises(PermanentError, match="at most 10,000"):
         meta.add_members(audience_id, rows + [{"email": sha("one-too-many")}])
 
 

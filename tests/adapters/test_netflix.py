@@ -273,7 +273,7 @@ def test_invalid_request_is_permanent_with_the_partners_message(nfx):
 def test_oversized_batch_is_refused_before_sending(nfx):
     nf = adapter()
     segment_id = nf.create_audience("Big")
-    with pytest.raises(PermanentError, match="at most 10000"):
+    with pytest.raises(PermanentError, match="at most 10,000"):
         nf.add_members(segment_id, [member(1)] * 10_001)
 
 

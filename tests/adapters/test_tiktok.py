@@ -186,7 +186,7 @@ def test_a_batch_of_nobody_usable_sends_nothing(tt):
 
 
 def test_more_than_the_batch_size_is_refused_before_sending(tt):
-    with pytest.raises(PermanentError, match=f"at most {BATCH_SIZE}"):
+    with pytest.raises(PermanentError, match=f"at most {BATCH_SIZE:,}"):
         adapter().add_members("1", [member(1)] * (BATCH_SIZE + 1))
     assert tt.requests == []
 

@@ -7,11 +7,12 @@ import responses
 
 from credentials.models import Connection
 from platforms.adapters.base import PlatformAdapter, ValidationResult
+from platforms.adapters.tiktok import TikTokCredentialsForm
 from platforms.errors import AuthError, PermanentError, RateLimited, TransientError
-from platforms.forms import TikTokCredentialsForm
 from platforms.models import Platform
 from sandbox.base import install_responses
 from sandbox.meta import FakeMetaGraph
+from tests.conftest import swap_adapter
 
 META_BASE = "https://graph.test/meta"
 # Distinctive secrets that must never appear in a page, a log line or an event.
@@ -47,11 +48,9 @@ class ScriptedAdapter(PlatformAdapter):
 
 
 @pytest.fixture
-def scripted(monkeypatch):
+def scripted(settings):
     """TikTok's adapter replaced by ScriptedAdapter (through the registry, as the app looks it up)."""
-    from platforms.adapters import registry
-
-    monkeypatch.setitem(registry.ADAPTER_PATHS, "tiktok", "tests.credentials.conftest.ScriptedAdapter")
+    swap_adapter(settings, "tiktok", "tests.credentials.conftest.ScriptedAdapter")
     ScriptedAdapter.calls = []
     return ScriptedAdapter
 

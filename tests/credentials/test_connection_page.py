@@ -141,7 +141,7 @@ def test_the_forms_cancel_button_disables_itself_not_an_inherited_selector(alice
 @pytest.mark.parametrize("method", ["get", "post"])
 def test_the_platforms_tab_is_current_on_every_platforms_page(alice_client, alice_tiktok, method, scripted):
     urls = {"get": [reverse("platform_list"), detail_url(alice_tiktok), detail_url(alice_tiktok) + "?edit=1",
-                    reverse("netflix_partner_contract")],
+                    reverse("partner_contract", args=["netflix"])],
             "post": [reverse("connection_edit", args=[alice_tiktok.pk])]}
     for url in urls[method]:
         page = html(getattr(alice_client, method)(url, tiktok_form("bad-1", return_to="connection")

@@ -7,6 +7,7 @@ import pytest
 from credentials import services
 from credentials.models import Connection, ConnectionEvent
 from sandbox.credentials import DEMO_CREDENTIALS, EXPIRED_TOKEN
+from tests.conftest import swap_adapter
 from tests.credentials.conftest import APP_SECRET, GOOD_TOKEN, reload, tiktok_parts
 
 pytestmark = pytest.mark.django_db
@@ -53,10 +54,8 @@ def test_a_platform_message_echoing_the_token_is_scrubbed(user, tiktok, scripted
     assert "••••9876" in exc_info.value.message
 
 
-def test_an_adapter_that_cannot_be_loaded_is_a_rejection_not_a_crash(user, tiktok, monkeypatch):
-    from platforms.adapters import registry
-
-    monkeypatch.setitem(registry.ADAPTER_PATHS, "tiktok", "platforms.adapters.no_such_module.Nope")
+def test_an_adapter_that_cannot_be_loaded_is_a_rejection_not_a_crash(user, tiktok, settings):
+    swap_adapter(settings, "tiktok", "platforms.adapters.no_such_module.Nope")
     with pytest.raises(services.CredentialsRejected, match="unavailable"):
         connect_tiktok(user, tiktok)
     assert not Connection.objects.exists()

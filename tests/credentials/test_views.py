@@ -29,7 +29,7 @@ def test_platforms_page_has_one_card_per_platform_all_not_connected(alice_client
     for code in CODES:
         assert f'id="platform-{code}"' in page
     assert page.count("Not connected") == len(CODES)  # seven since Google's Data Manager platform
-    assert reverse("netflix_partner_contract") in page
+    assert reverse("partner_contract", args=["netflix"]) in page
     assert "Partner integration" in page
 
 
@@ -241,13 +241,13 @@ def test_junk_input_never_answers_500(alice_client, code, junk, scripted):
 
 
 def test_partner_contract_page_renders_the_document(alice_client, tmp_path, monkeypatch):
-    from credentials import views
+    from platforms.adapters.netflix import NetflixAdapter
 
     doc = tmp_path / "netflix.md"
     doc.write_text("# Netflix audience contract\n\nRequests are **signed**.\n\n- `POST /audiences`\n\n"
                    "```\nX-Signature: hmac\n```\n<b>raw html is escaped</b>\n", encoding="utf-8")
-    monkeypatch.setitem(views.PARTNER_DOCS, "netflix", doc)
-    page = html(alice_client.get(reverse("netflix_partner_contract")))
+    monkeypatch.setattr(NetflixAdapter, "partner_contract", str(doc))
+    page = html(alice_client.get(reverse("partner_contract", args=["netflix"])))
     assert "<h2>Netflix audience contract</h2>" in page
     assert "<strong>signed</strong>" in page and "<li><code>POST /audiences</code></li>" in page
     assert "<pre><code>X-Signature: hmac" in page
@@ -255,10 +255,10 @@ def test_partner_contract_page_renders_the_document(alice_client, tmp_path, monk
 
 
 def test_partner_contract_page_without_the_document(alice_client, tmp_path, monkeypatch):
-    from credentials import views
+    from platforms.adapters.netflix import NetflixAdapter
 
-    monkeypatch.setitem(views.PARTNER_DOCS, "netflix", tmp_path / "missing.md")
-    response = alice_client.get(reverse("netflix_partner_contract"))
+    monkeypatch.setattr(NetflixAdapter, "partner_contract", str(tmp_path / "missing.md"))
+    response = alice_client.get(reverse("partner_contract", args=["netflix"]))
     assert response.status_code == 200 and "not available" in html(response)
 
 

@@ -10,8 +10,8 @@ from django.urls import reverse
 from activation_manager import egress
 from credentials.models import Connection
 from platforms.adapters import get_adapter_class
+from platforms.adapters.netflix import NetflixCredentialsForm
 from platforms.errors import PermanentError
-from platforms.forms import NetflixCredentialsForm
 from platforms.models import Platform
 from sandbox.base import FakeResponse, FakeServer, Fault
 from sandbox.credentials import DEMO_CREDENTIALS

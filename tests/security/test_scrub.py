@@ -15,11 +15,12 @@ from credentials import services
 from credentials.models import Connection, ConnectionEvent
 from credentials.scrub import MASK, MIN_FRAGMENT, scrub, variants
 from platforms.adapters.base import PlatformAdapter
+from platforms.adapters.tiktok import TikTokCredentialsForm
 from platforms.errors import AuthError, PermanentError
-from platforms.forms import TikTokCredentialsForm
 from platforms.models import Platform
 from syncs import engine
 from syncs.models import SyncRun
+from tests.conftest import swap_adapter
 from tests.sync.conftest import ScriptedAdapter, free_limiter, make_audience, make_sync, new_run, sleeps  # noqa: F401
 
 TOKEN = "EAAG7hQ2zPL9xV4kC8wM/0+1a=Zr5"  # has the characters URL-encoding and base64 change
@@ -164,10 +165,8 @@ ECHOES = (quote(TOKEN, safe=""), b64(TOKEN), TOKEN.upper(), TOKEN[:10], b64(APP_
 
 
 @pytest.fixture
-def echoing(monkeypatch):
-    from platforms.adapters import registry
-
-    monkeypatch.setitem(registry.ADAPTER_PATHS, "tiktok", "tests.security.test_scrub.EchoingAdapter")
+def echoing(settings):
+    swap_adapter(settings, "tiktok", "tests.security.test_scrub.EchoingAdapter")
 
 
 def assert_clean(text: str):

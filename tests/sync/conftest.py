@@ -16,8 +16,7 @@ from platforms.adapters.base import (
     PlatformAdapter,
     RateLimit,
 )
-from platforms.adapters.tiktok import TikTokAdapter
-from platforms.forms import TikTokCredentialsForm
+from platforms.adapters.tiktok import TikTokAdapter, TikTokCredentialsForm
 from platforms.matchkeys import person_id, person_order, prepare_records
 from platforms.models import Platform
 from platforms.ratelimit import RateLimiter

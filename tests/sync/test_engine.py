@@ -11,6 +11,7 @@ from credentials.models import Connection, ConnectionEvent
 from platforms.errors import AuthError, PermanentError, RateLimited, TransientError
 from syncs import engine, runs, selectors
 from syncs.models import SyncBatch, SyncMember, SyncRun
+from tests.conftest import swap_adapter
 from tests.sync.conftest import ReplaceOnlyAdapter, ScriptedAdapter, make_audience, make_sync, new_generation, new_run
 
 pytestmark = pytest.mark.django_db
@@ -373,10 +374,8 @@ def test_the_watchdog_fails_runs_no_worker_picked_up_but_not_freshly_resumed_one
     assert SyncRun.objects.get(pk=waiting.pk).status == "queued"
 
 
-def test_a_platform_without_an_adapter_fails_the_run_with_a_clear_message(setup, sleeps, free_limiter, monkeypatch):
-    from platforms.adapters import registry
-
+def test_a_platform_without_an_adapter_fails_the_run_with_a_clear_message(setup, sleeps, free_limiter, settings):
     _, sync, _ = setup(3)
-    monkeypatch.setitem(registry.ADAPTER_PATHS, "tiktok", "platforms.adapters.nowhere.Missing")
+    swap_adapter(settings, "tiktok", "platforms.adapters.nowhere.Missing")
     run = engine.execute_run(run_id=new_run(sync).pk, sleep=sleeps, limiter=free_limiter)
     assert run.status == SyncRun.Status.FAILED and "not available" in run.error_message

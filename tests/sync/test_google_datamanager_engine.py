@@ -45,7 +45,7 @@ def servers():
 def google(servers, settings):
     http, dm = servers
     settings.PLATFORM_ENDPOINTS = {**settings.PLATFORM_ENDPOINTS, "google_dm": dm.address}
-    settings.GOOGLE_DATAMANAGER_INSECURE_CHANNEL = True
+    settings.GRPC_PLAINTEXT_LOOPBACK = True
     settings.GOOGLE_OAUTH_TOKEN_URL = f"{http.url}/google-oauth/token"
     dm.reset_calls()
     dm.faults.clear()

@@ -46,7 +46,7 @@ def servers():
 def google(servers, settings):
     http, ads = servers
     settings.PLATFORM_ENDPOINTS = {**settings.PLATFORM_ENDPOINTS, "google_ads": ads.address}
-    settings.GOOGLE_ADS_INSECURE_CHANNEL = True
+    settings.GRPC_PLAINTEXT_LOOPBACK = True
     settings.GOOGLE_OAUTH_TOKEN_URL = f"{http.url}/google-oauth/token"
     ads.reset_calls()
     ads.faults.clear()

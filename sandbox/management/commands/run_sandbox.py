@@ -20,9 +20,12 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser):
         parser.add_argument("--http", default=settings.FAKE_PLATFORMS_URL, help="base URL of the HTTP fakes")
-        parser.add_argument("--grpc", default=settings.PLATFORM_ENDPOINTS["google_ads"], help="Google fake host:port")
-        parser.add_argument("--datamanager", default=settings.PLATFORM_ENDPOINTS["google_dm"],
-                            help="Google Data Manager fake host:port")
+        from platforms.adapters.registry import get_adapter_class
+
+        parser.add_argument("--grpc", default=get_adapter_class("google_ads").endpoint_url(),
+                            help="Google Ads sandbox host:port")
+        parser.add_argument("--datamanager", default=get_adapter_class("google_dm").endpoint_url(),
+                            help="Google Data Manager sandbox host:port")
 
     def handle(self, *args, **options):
         stop = threading.Event()
