@@ -620,7 +620,10 @@ class FakeGoogleAdsServer:
             for key in _person_keys(merged):
                 index[key] = member_id
         else:
-            for member_id in known:
+            # Google removes every member matching any identifier of the removal, its address too (not only the
+            # members an address alone identifies).
+            doomed = {m for m, held in members.items() if held & identifiers}
+            for member_id in doomed | known:
                 for key in _person_keys(members.pop(member_id, frozenset())):
                     index.pop(key, None)
 

@@ -254,14 +254,17 @@ class FakeLinkedIn(FakePlatform):
                 results.append({"status": 400, "error": {"status": 400, "message": problem}})
                 continue
             pairs = [(uid["idType"], uid["idValue"]) for uid in element["userIds"]]
+            people = self.person_of[segment_id]
             if element["action"] == "ADD":
-                people = self.person_of[segment_id]
                 person = next((people[pair] for pair in pairs if pair in people), pairs[0])
                 for pair in pairs:
                     people[pair] = person
                 members.update(pairs)
             else:
-                members.difference_update(pairs)
+                # LinkedIn removes the member a removal's identifiers match: every identifier of that person goes,
+                # not only the ones sent.
+                doomed = {people[pair] for pair in pairs if pair in members}
+                members.difference_update([m for m in members if people.get(m) in doomed])
             results.append({"status": 201})
         actions = {e.get("action") for e in elements if isinstance(e, dict)}
         self.add_requests += "ADD" in actions

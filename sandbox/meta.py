@@ -75,19 +75,27 @@ class _Roster:
                         held.add(member)
 
     def remove(self, rows) -> None:
-        """Remove each row's member and every member sharing one of its removal identifiers."""
+        """Remove every member a row matches: those sharing one of its removal identifiers (email, phone, mobile
+        id, external id); a row with none of those (a name and an address) matches the members holding all of
+        its values."""
         doomed = set()
         for row in rows:
             if row in self.members:
                 doomed.add(row)
+            strong = False
             for pair in row:
-                held = self._holders.get(pair) if pair[0] in REMOVAL_KEYS else None
+                if pair[0] not in REMOVAL_KEYS:
+                    continue
+                strong = True
+                held = self._holders.get(pair)
                 if held is None:
                     continue
                 if type(held) is frozenset:
                     doomed.add(held)
                 else:
                     doomed.update(held)
+            if not strong and row:
+                doomed.update(member for member in self.members if row <= member)
         for member in doomed:
             self._discard(member)
 

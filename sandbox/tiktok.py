@@ -228,14 +228,17 @@ class FakeTikTok(FakePlatform):
                     row_changes.setdefault(str(audience_id), []).append((id_type, value))
             changes.extend(row_changes.items())
         for audience_id, pairs in changes:
+            people, members = self.person_of[audience_id], self.members[audience_id]
             if action == "add":
-                people = self.person_of[audience_id]
                 person = next((people[pair] for pair in pairs if pair in people), pairs[0])
                 for pair in pairs:
                     people[pair] = person
-                self.members[audience_id].update(pairs)
+                members.update(pairs)
             else:
-                self.members[audience_id].difference_update(pairs)
+                # TikTok removes the user a removal's ids match: every id of that person goes, not only the ones
+                # sent.
+                doomed = {people[pair] for pair in pairs if pair in members}
+                members.difference_update([m for m in members if people.get(m) in doomed])
             self.audiences[audience_id]["has_data"] = True
         if action == "add":
             self.add_requests += 1

@@ -262,6 +262,14 @@ class PlatformAdapter:
         """Only where ``Operation.REPLACE`` is in the capabilities: the platform's own replace session."""
         raise NotImplementedError(f"{self.name} has no replace operation")
 
+    def end_upload(self, audience_id: str) -> None:
+        """The run stopped sending (done, cancelled or failed): hand over whatever the platform still holds back.
+
+        Every batch the engine checkpointed as sent must reach the audience, even when the run never gets to its
+        last batch. Most platforms apply each batch as it arrives (nothing to do); Google Ads applies a job only
+        once it is run.
+        """
+
     def status(self, audience_id: str) -> AudienceStatus:
         raise NotImplementedError
 

@@ -489,26 +489,45 @@ class GoogleAdsAdapter(PlatformAdapter):
             invalid += bad
             rejected.update(reasons)
         if session is None or session.last_batch:
-            # A long-running operation that Google processes for hours: status() reports it, nobody waits here.
-            self._rpc("OfflineUserDataJobService", "run_offline_user_data_job",
-                      oudj.RunOfflineUserDataJobRequest(resource_name=job))
+            self._run_job(job)
         if invalid:
             reasons = "; ".join(f"{reason} ×{count}" for reason, count in sorted(rejected.items()))
             messages.append(f"Google Ads rejected {invalid} member(s): {reasons}")
         return BatchResult(received=len(batch), invalid=unusable + invalid, messages=tuple(messages))
 
+    def end_upload(self, audience_id: str) -> None:
+        """Run every job still pending on the list: batches of a run that stopped before its last batch."""
+        for job in self._pending_jobs(self._list_name(audience_id)):
+            self._run_job(job.resource_name)
+
+    def _pending_jobs(self, list_name: str) -> list[OfflineUserDataJob]:
+        rows = self._search(  # a validated resource name: nothing else from outside
+            "SELECT offline_user_data_job.resource_name, offline_user_data_job.external_id "  # noqa: S608
+            "FROM offline_user_data_job WHERE offline_user_data_job.status = 'PENDING' "
+            f"AND offline_user_data_job.customer_match_user_list_metadata.user_list = '{list_name}'"
+        )
+        return [row.offline_user_data_job for row in rows]
+
+    def _run_job(self, job: str) -> None:
+        # A long-running operation that Google processes for hours: status() reports it, nobody waits here.
+        self._rpc("OfflineUserDataJobService", "run_offline_user_data_job",
+                  oudj.RunOfflineUserDataJobRequest(resource_name=job))
+
     def _job_for(self, kind: str, list_name: str, session: UploadSession | None) -> str:
-        """The pending job of this upload session (one job per session), or a new one."""
+        """The pending job of this upload session (one job per session), or a new one.
+
+        A pending job of another session holds batches of a run that stopped (its worker died before
+        ``end_upload``): those batches count as sent, so the job is run now rather than left pending for ever.
+        """
         if session is not None:
-            rows = self._search(  # an int and a validated resource name: nothing else from outside
-                "SELECT offline_user_data_job.resource_name, offline_user_data_job.status "  # noqa: S608
-                "FROM offline_user_data_job "
-                f"WHERE offline_user_data_job.external_id = {int(session.session_id)} "
-                "AND offline_user_data_job.status = 'PENDING' "
-                f"AND offline_user_data_job.customer_match_user_list_metadata.user_list = '{list_name}'"
-            )
-            if rows:
-                return rows[0].offline_user_data_job.resource_name
+            mine = None
+            for job in self._pending_jobs(list_name):
+                if job.external_id == int(session.session_id):
+                    mine = job.resource_name
+                else:
+                    self._run_job(job.resource_name)
+            if mine:
+                return mine
         metadata = CustomerMatchUserListMetadata(user_list=list_name)
         if kind == "create":  # Google requires consent to add people, not to remove them
             consent = Consent()

@@ -94,7 +94,10 @@ def _execute(ctx: RunContext) -> None:
         if not plan.plan_run(ctx):
             _hold(ctx)
             return
-        _send_all(ctx)
+        try:
+            _send_all(ctx)
+        finally:
+            _end_upload(ctx)
         finish.finish(ctx)
     except LeaseLost:
         logger.warning("sync run %s: lease lost (taken over or failed by the watchdog); stopping", ctx.run.pk)
@@ -164,6 +167,16 @@ def _send_all(ctx: RunContext) -> None:
                 ctx.run.to_add + ctx.run.to_update,
             )
             _send(ctx, batch, session, read)
+
+
+def _end_upload(ctx: RunContext) -> None:
+    """Whatever ended the sending, batches checkpointed as sent must reach the audience (Google Ads' jobs)."""
+    try:
+        ctx.call(lambda: ctx.adapter.end_upload(ctx.sync.platform_audience_id))
+    except PlatformError as exc:
+        # The run's own outcome stands; the next run (or a takeover) hands the pending upload over.
+        logger.warning("sync run %s: the platform's pending upload was not handed over (%s)",
+                       ctx.run.pk, type(exc).__name__)
 
 
 def _with_reads(ctx: RunContext, batches: list[SyncBatch]) -> Iterator[tuple[SyncBatch, BatchRead]]:
