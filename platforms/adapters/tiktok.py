@@ -365,7 +365,7 @@ class TikTokAdapter(HttpAdapter):
             if as_int(body.get("code")) == PARTIAL_SUCCESS:
                 refused = self._refused_people(rows, refused_ids(body.get("data")))
                 invalid += refused
-                text = str(body.get("message") or "Partially successful").strip()
+                text = str(body.get("message") or "Partially successful").strip().rstrip(".")
                 if refused:
                     messages.append(f"TikTok refused {refused} of {len(rows)} people in this batch (code 20001: "
                                     f"{text}).")
