@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime
 from dataclasses import dataclass, field
 from datetime import timedelta
 
@@ -34,6 +35,46 @@ class Dashboard:
     @property
     def is_new_user(self) -> bool:
         return not (self.connections or self.audiences)
+
+    @property
+    def version_warnings(self) -> list[ApiVersionWarning]:
+        """Sunsets coming for the API versions of the platforms this user is connected to (no query)."""
+        return api_version_warnings(platform_codes={c.platform.code for c in self.connections})
+
+
+# The dashboard warns this long before a platform stops serving the API version an adapter speaks.
+SUNSET_WARNING = timedelta(days=30)
+
+
+@dataclass(frozen=True)
+class ApiVersionWarning:
+    platform: str  # the platform's name
+    version: str
+    sunset: datetime.date
+    days_left: int  # negative once the date has passed
+    estimated: bool  # our estimate from the platform's published policy, not a date it published
+    source: str
+
+
+def api_version_warnings(
+    *, platform_codes, today: datetime.date | None = None, within: timedelta = SUNSET_WARNING
+) -> list[ApiVersionWarning]:
+    """The platforms among ``platform_codes`` whose adapter's ``api_version`` sunsets within ``within`` of
+    ``today`` (or already has), soonest first. Read from each adapter's ``api_version``; unknown codes are skipped."""
+    from platforms.adapters.registry import all_adapter_classes
+
+    today = today or timezone.localdate()
+    warnings = []
+    for code, adapter in all_adapter_classes().items():
+        version = adapter.api_version
+        if code not in platform_codes or version is None or version.sunset is None:
+            continue
+        days_left = (version.sunset - today).days
+        if days_left <= within.days:
+            warnings.append(ApiVersionWarning(platform=adapter.name, version=version.version, sunset=version.sunset,
+                                              days_left=days_left, estimated=version.estimated,
+                                              source=version.source))
+    return sorted(warnings, key=lambda w: (w.sunset, w.platform))
 
 
 # The columns a run row on the dashboard shows (and links by); nothing else is loaded, secrets least of all.

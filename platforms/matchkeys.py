@@ -13,7 +13,7 @@ because some platform takes them unhashed (Google: postal code and country; Meta
     e   email: trimmed, lowercased, NFC
     eg  email with the dots of a gmail.com / googlemail.com local part removed (Google; only when != e)
     eu  email as UID2 normalizes it: gmail.com local part without dots and "+tag" (The Trade Desk; only != e)
-    p   phone E.164 with "+"          pd  phone E.164 digits without "+" (Meta)
+    p   phone E.164 with "+"          pd  phone E.164 digits without "+" (Meta, TikTok)
     fn  first name   ln  last name   fi  first initial   ct  city   st  state / region   (hashed)
     z   postal code, unhashed: US 5 digits; elsewhere uppercase, single spaces (Google's form)
     c   country, ISO 3166-1 alpha-2 uppercase, unhashed

@@ -8,8 +8,11 @@ YYYYMM`` that is still active (older ones get 426 NONEXISTENT_VERSION, a missing
 ``X-Restli-Protocol-Version: 2.0.0``. Errors are ``{"status", "serviceErrorCode", "code", "message"}``: 401 for a
 missing / unknown / expired token (``sandbox.credentials.EXPIRED_TOKEN``), 403 for an account the token may not manage,
 404 for unknown segments, 400 / 422 for invalid bodies. ``POST /rest/dmpSegments`` answers 201 with the id in
-``x-restli-id``; ``POST /rest/dmpSegments/{id}/users`` needs ``X-RestLi-Method: BATCH_CREATE``, takes at most
-5,000 elements and answers one ``{"status": 201}`` (or 400 with an error) per element.
+``x-restli-id``; it takes an optional ``description`` and refuses a ``sourcePlatform`` that is missing or not the
+one LinkedIn assigned the app (``SOURCE_PLATFORMS``: the demo app's). ``POST /rest/dmpSegments/{id}/users`` needs
+``X-RestLi-Method: BATCH_CREATE``, takes at most 5,000 elements and answers one ``{"status": 201}`` (or 400 with an
+error) per element; an idType other than SHA256_EMAIL / SHA512_EMAIL / GOOGLE_AID is refused, APPLE_IDFA too
+(LinkedIn no longer takes iOS IDFAs).
 
 State: accounts, segments, members per segment as ``(idType, idValue)`` pairs. An identifier "matches" a
 LinkedIn member deterministically from its hash (``match_percent`` of them); a person (the identifiers of one
@@ -182,8 +185,8 @@ class FakeLinkedIn(FakePlatform):
         body, refused = self._json_object(request)
         if refused is not None:
             return refused
-        unknown = set(body) - {"name", "sourcePlatform", "account", "accessPolicy", "type", "destinations",
-                               "sourceSegmentId"}
+        unknown = set(body) - {"name", "description", "sourcePlatform", "account", "accessPolicy", "type",
+                               "destinations", "sourceSegmentId"}
         if unknown:
             return self._invalid(f"Unrecognized field /{sorted(unknown)[0]}", 422)
         name = body.get("name")
@@ -197,6 +200,10 @@ class FakeLinkedIn(FakePlatform):
             return refused
         if body.get("type") not in {"USER", "COMPANY"}:
             return self._invalid("/type must be USER or COMPANY", 422)
+        if "description" in body and not isinstance(body["description"], str):
+            return self._invalid("/description must be a string", 422)
+        if not body.get("sourcePlatform"):
+            return self._invalid("/sourcePlatform is required", 422)
         if body.get("sourcePlatform") not in SOURCE_PLATFORMS:
             return self._invalid(f"/sourcePlatform {body.get('sourcePlatform')!r} is not enabled for this app", 422)
         destinations = body.get("destinations")
@@ -209,6 +216,7 @@ class FakeLinkedIn(FakePlatform):
             "account": account,
             "type": body["type"],
             "sourcePlatform": body["sourcePlatform"],
+            **({"description": body["description"]} if body.get("description") else {}),
             "accessPolicy": body.get("accessPolicy", "PRIVATE"),
             "destinationSegmentId": f"urn:li:adSegment:{20_000_000 + int(segment_id) % 1_000_000}",
             "streamed": False,
@@ -285,6 +293,8 @@ class FakeLinkedIn(FakePlatform):
                 return "/userIds or firstName and lastName are required"
             return "name-only matching is not supported by this fake"
         for uid in user_ids:
+            if isinstance(uid, dict) and uid.get("idType") == "APPLE_IDFA":
+                return "/userIds/idType APPLE_IDFA is no longer supported"
             if not isinstance(uid, dict) or uid.get("idType") not in ID_TYPES:
                 return "/userIds/idType is invalid"
             value = uid.get("idValue")

@@ -13,6 +13,15 @@ Endpoints: ``GET /advertiser/info/``, ``POST /segment/audience/`` (action create
 (action add / delete; ``id_schema`` + ``batch_data`` rows aligned with it; at most 1,000 rows), ``GET
 /dmp/custom_audience/get/``, ``POST /dmp/custom_audience/delete/``.
 
+TikTok's other return codes, with TikTok's own messages (``RETURN_CODES``; "Appendix - Return Codes",
+https://business-api.tiktok.com/portal/docs?id=1737172488964097): ``answer_next(code)`` makes the next request(s)
+answer one of them (40016 / 40100 / 40133 throttling, 40202 write conflict, 60001 maintenance, ...). Two arise
+from the fake's own state: ``advertiser_qps`` (None: unlimited) answers 40133 with TikTok's message once an
+advertiser exceeds that many calls in a second, and ``refuse_ids`` (hashed ids the fake will not take) makes a
+mapping request a partial success: code 20001 "Partially successful", the other rows applied, the refused ones
+listed as ``data.error_list[] = {obj_id, error_message}`` -- the shape TikTok's batch endpoints use for a partial
+result (TikTok documents none for /segment/mapping/: modelled, unverified).
+
 State: audiences and their members as ``(id_type, sha256 hex)`` pairs. ``cover_num`` is the deterministic
 number of matched people (a person, one row, matches when one of their ids does; ~``match_percent`` of ids do),
 and an audience is valid once it has had data. Helpers: ``audience_members(id)``, ``matched_count(id)``, counters
@@ -27,21 +36,34 @@ import hmac
 import itertools
 import json
 import re
+import time
 
-from sandbox.base import FakePlatform, FakeRequest, FakeResponse
+from sandbox.base import FakePlatform, FakeRequest, FakeResponse, Fault
 from sandbox.credentials import DEMO_CREDENTIALS, EXPIRED_TOKEN
 
 API = "/open_api/v1.3"
 ID_TYPES = {"EMAIL_SHA256", "PHONE_SHA256", "IDFA_SHA256", "GAID_SHA256"}
 HEX64 = re.compile(r"^[0-9a-f]{64}$")
 MAX_ROWS = 1_000
+# TikTok's return codes and its messages for them (the appendix cited above; 20001 is a result, not an error).
+RETURN_CODES = {
+    20001: "Partially successful.",
+    40016: "Requests made too frequently.",
+    40100: "Requests made too frequently.",
+    40133: "Requests made too frequently.",
+    40201: "Task is not ready.",
+    40202: "Write or update entity conflict.",
+    50000: "System error",
+    50002: "Error processing request on TikTok side. Please see error message for details.",
+    60001: "The system is in maintenance.",
+}
 
 
 class FakeTikTok(FakePlatform):
     prefix = "/tiktok"
 
     def __init__(self, *, access_token: str | None = None, advertiser_id: str | None = None,
-                 advertiser_name: str | None = None, match_percent: int = 40):
+                 advertiser_name: str | None = None, match_percent: int = 40, advertiser_qps: int | None = None):
         super().__init__()
         demo = DEMO_CREDENTIALS["tiktok"]
         self.access_token = access_token or demo["access_token"]
@@ -56,6 +78,9 @@ class FakeTikTok(FakePlatform):
                                     "status": "STATUS_DISABLE", "currency": "USD", "timezone": "Etc/GMT"},
         }
         self.match_percent = match_percent
+        self.advertiser_qps = advertiser_qps
+        self._calls: dict[str, list[float]] = {}  # advertiser -> call times in the last second
+        self.refuse_ids: set[str] = set()
         self.audiences: dict[str, dict] = {}
         self.members: dict[str, set[tuple[str, str]]] = {}
         # Which person an id belongs to (the first id of the row that sent it): cover_num counts people.
@@ -81,9 +106,15 @@ class FakeTikTok(FakePlatform):
         return int(digest[:8], 16) % 100 < self.match_percent
 
     def error_response(
-        self, code: int, message: str, *, status: int = 200, headers: dict | None = None
+        self, code: int, message: str, *, status: int = 200, headers: dict | None = None, data: dict | None = None
     ) -> FakeResponse:
-        return FakeResponse(status, self._envelope(code, message, {}), headers=dict(headers or {}))
+        return FakeResponse(status, self._envelope(code, message, data or {}), headers=dict(headers or {}))
+
+    def answer_next(self, code: int, *, times: int = 1, path: str | None = None, headers: dict | None = None) -> None:
+        """The next ``times`` requests (to ``path``, a regex, if given) answer TikTok's ``code`` with its message."""
+        message = RETURN_CODES.get(code, "Error")
+        self.inject(Fault(response=self.error_response(code, message, headers=headers), times=times,
+                          path_regex=path))
 
     def _envelope(self, code: int, message: str, data: dict) -> dict:
         return {"code": code, "message": message, "request_id": f"2026112512{next(self._request_ids):010d}",
@@ -128,7 +159,20 @@ class FakeTikTok(FakePlatform):
         advertiser = self.advertisers.get(str(advertiser_id))
         if advertiser is None or advertiser.get("_forbidden"):
             return None, self._error(40001, f"No permission to operate advertiser {advertiser_id}.")
-        return advertiser, None
+        return advertiser, self._throttle(str(advertiser_id))
+
+    def _throttle(self, advertiser_id: str) -> FakeResponse | None:
+        """TikTok's advertiser-level QPS limit (40133), when ``advertiser_qps`` is set."""
+        if self.advertiser_qps is None:
+            return None
+        now = time.monotonic()
+        calls = [t for t in self._calls.get(advertiser_id, []) if now - t < 1.0]
+        calls.append(now)
+        self._calls[advertiser_id] = calls
+        if len(calls) <= self.advertiser_qps:
+            return None
+        return self._error(40133, f"Advertiser ({advertiser_id})'s QPS ({len(calls)}) reaches QPS limit "
+                                  f"{self.advertiser_qps} for current path, request is temporarily restricted.")
 
     def _json_list_param(self, request: FakeRequest, name: str) -> tuple[list | None, FakeResponse | None]:
         raw = (request.query.get(name) or [""])[-1]
@@ -208,9 +252,14 @@ class FakeTikTok(FakePlatform):
         if len(rows) > MAX_ROWS:
             return self._error(40002, f"batch_data: at most {MAX_ROWS} rows; got {len(rows)}.")
         changes: list[tuple[str, list[tuple[str, str]]]] = []  # (audience, one person's ids)
+        refused: list[dict] = []
         for n, row in enumerate(rows):
             if not isinstance(row, list) or len(row) != len(schema):
                 return self._error(40002, f"batch_data[{n}]: must have one cell per id_schema entry.")
+            row_refused = [cell["id"] for cell in row if isinstance(cell, dict) and cell.get("id") in self.refuse_ids]
+            if row_refused:  # validated like any row, then left out of a partial success
+                refused += [{"obj_id": value, "error_message": "The id could not be processed."}
+                            for value in row_refused]
             row_changes: dict[str, list[tuple[str, str]]] = {}
             for id_type, cell in zip(schema, row, strict=True):
                 if cell == {}:
@@ -226,7 +275,8 @@ class FakeTikTok(FakePlatform):
                     if audience is None or audience["advertiser_id"] not in {str(a) for a in advertiser_ids}:
                         return self._error(40002, f"audience_ids: audience {audience_id} does not exist.")
                     row_changes.setdefault(str(audience_id), []).append((id_type, value))
-            changes.extend(row_changes.items())
+            if not row_refused:
+                changes.extend(row_changes.items())
         for audience_id, pairs in changes:
             people, members = self.person_of[audience_id], self.members[audience_id]
             if action == "add":
@@ -245,6 +295,8 @@ class FakeTikTok(FakePlatform):
         else:
             self.remove_requests += 1
         self.rows_received += len(rows)
+        if refused:
+            return FakeResponse(200, self._envelope(20001, RETURN_CODES[20001], {"error_list": refused}))
         return self._ok({})
 
     def _audience_get(self, request: FakeRequest) -> FakeResponse:

@@ -54,6 +54,7 @@ def audience_sync_panel(audience) -> dict:
     runs = SyncRun.objects.in_bulk([s.latest_run_id for s in syncs if s.latest_run_id])
     for sync in syncs:
         sync.latest_run = runs.get(sync.latest_run_id)
+        sync.consent = consent_summary(sync)
     used = {s.connection_id for s in syncs}
     connections = [c for c in active_connections_for(audience.owner) if c.pk not in used]
     return {
@@ -62,3 +63,36 @@ def audience_sync_panel(audience) -> dict:
         "modes": Sync.Mode.choices,
         "schedules": Sync.Schedule.choices,
     }
+
+
+@dataclass(frozen=True)
+class ConsentStatement:
+    """One consent the marketer stated for a sync's destination, as the connection's form words it."""
+
+    label: str  # e.g. "ad user data"
+    value: str  # the choice's label ("Granted", "Denied", ...), or "not stated"
+    stated: bool
+
+
+def consent_summary(sync: Sync) -> list[ConsentStatement] | None:
+    """What the sync's connection states about consent (its form's ``consent_*`` fields), for the sync's row; None
+    when the platform asks for no consent. Reads the connection's non-secret config only: no query, no secret."""
+    from platforms.adapters.registry import get_adapter_class
+    from platforms.errors import UnknownPlatform
+
+    try:
+        form_class = get_adapter_class(sync.connection.platform.code).credentials_form
+    except UnknownPlatform:
+        return None
+    fields = {name: field for name, field in form_class.base_fields.items() if name.startswith("consent_")}
+    if not fields:
+        return None
+    config = sync.connection.config or {}
+    statements = []
+    for name, field in fields.items():
+        chosen = str(config.get(name) or "")
+        labels = {str(value): str(text) for value, text in getattr(field, "choices", ()) if value}
+        label = str(field.label or name).removeprefix("Consent:").strip()
+        statements.append(ConsentStatement(label=label, value=labels.get(chosen, "not stated"),
+                                           stated=chosen in labels))
+    return statements

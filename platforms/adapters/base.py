@@ -146,11 +146,20 @@ class SecretInput(forms.PasswordInput):
 
 @dataclass(frozen=True)
 class ApiVersion:
-    """The platform API version an adapter speaks, and when the platform stops serving it (where it says)."""
+    """The platform API version an adapter speaks, and when the platform stops serving it (where it says).
+
+    ``sunset`` may be given as an ISO date string. ``estimated`` marks a date we derived from the platform's
+    published policy (e.g. "each version is served about a year") rather than one it published for this version.
+    """
 
     version: str
     sunset: datetime.date | None = None
-    source: str = ""  # the page that gives the sunset date
+    source: str = ""  # the page that gives the sunset date (or the policy an estimate follows)
+    estimated: bool = False
+
+    def __post_init__(self):
+        if isinstance(self.sunset, str):
+            object.__setattr__(self, "sunset", datetime.date.fromisoformat(self.sunset))
 
 
 class PlatformAdapter:

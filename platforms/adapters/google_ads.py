@@ -204,7 +204,12 @@ class GoogleAdsAdapter(PlatformAdapter):
     code = "google_ads"
     name = "Google Ads API (allowlisted accounts)"
     docs_url = "https://developers.google.com/google-ads/api/docs/remarketing/audience-segments/customer-match"
-    api_version = ApiVersion(API_VERSION)
+    # Google's projected schedule (blog, 4 Sept 2025): "V26 | Major | October 2026 | November 2027"; "Each major
+    # release will now be available for one year after the release". No exact day yet: the month's first day.
+    api_version = ApiVersion(
+        API_VERSION, "2027-11-01", estimated=True,
+        source="https://developers.google.com/ads/blog/posts/2025/09/more-frequent-releases-coming-for",
+    )
     endpoint_setting = "GOOGLE_ADS_ENDPOINT"
     endpoint = "googleads.googleapis.com:443"
     sandbox_endpoint = "127.0.0.1:8766"

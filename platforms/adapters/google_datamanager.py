@@ -325,7 +325,7 @@ class _TimedRequest(AuthRequest):
 class GoogleDataManagerAdapter(PlatformAdapter):
     code = CODE
     name = "Google (Data Manager API)"
-    api_version = ApiVersion("v1")
+    api_version = ApiVersion("v1")  # no sunset published for the Data Manager API's v1
     endpoint_setting = "GOOGLE_DATAMANAGER_ENDPOINT"
     endpoint = "datamanager.googleapis.com:443"
     sandbox_endpoint = "127.0.0.1:8767"

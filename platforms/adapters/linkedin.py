@@ -4,8 +4,10 @@ The flow, as LinkedIn's Marketing API documents it ("DMP Segments", "DMP Segment
 FAQ" on learn.microsoft.com/linkedin/marketing/matched-audiences):
 
 1. ``GET /rest/adAccounts/{id}``: the ad account the token may use (validation).
-2. ``POST /rest/dmpSegments`` ``{name, account: urn:li:sponsoredAccount:{id}, type: USER, sourcePlatform,
-   destinations: [{destination: LINKEDIN}], accessPolicy: PRIVATE}`` -> 201, the new id in ``x-restli-id``.
+2. ``POST /rest/dmpSegments`` ``{name, description, account: urn:li:sponsoredAccount:{id}, type: USER,
+   sourcePlatform, destinations: [{destination: LINKEDIN}], accessPolicy: PRIVATE}`` -> 201, the new id in
+   ``x-restli-id``. "description string (optional) A description for this DMP segment."
+   (https://learn.microsoft.com/en-us/linkedin/marketing/matched-audiences/create-and-manage-segments, 2026-08).
 3. ``POST /rest/dmpSegments/{id}/users`` with ``X-RestLi-Method: BATCH_CREATE`` and ``{elements: [{action: ADD |
    REMOVE, userIds: [{idType: SHA256_EMAIL | GOOGLE_AID, idValue}]}]}``; the answer lists one status per element.
 4. ``GET /rest/dmpSegments/{id}``: ``inputCount`` and, per destination, ``matchedCount``, ``audienceSize`` and
@@ -15,12 +17,21 @@ FAQ" on learn.microsoft.com/linkedin/marketing/matched-audiences):
 Every call carries ``Authorization: Bearer``, ``LinkedIn-Version: YYYYMM`` and ``X-Restli-Protocol-Version: 2.0.0``.
 
 Choices and limits:
-- ``LINKEDIN_VERSION`` is a monthly version LinkedIn still serves (each is supported for about a year; 202505
-  and 202508 are sunset). Bump it in one place when LinkedIn announces the next sunset.
-- Identifiers: SHA-256 hex of the normalized email (``platforms.matchkeys``) as SHA256_EMAIL, mobile advertiser
-  ids as GOOGLE_AID. LinkedIn also takes plain-text firstName / lastName / title / company / country, but we
-  keep names only hashed (raw PII is never stored), so those fields are not sent; people with neither key are
-  counted invalid and left out of the request.
+- ``LINKEDIN_VERSION`` is a monthly version LinkedIn still serves: "These API versions are supported and stable
+  for a minimum of one year before sunset" (https://learn.microsoft.com/en-us/linkedin/marketing/versioning); the
+  migrations page dates each sunset ("202603 (March 2026) ... March 16, 2027"). Bump it in one place.
+- Identifiers: SHA-256 hex of the normalized email (``platforms.matchkeys``) as SHA256_EMAIL ("SHA256_EMAIL A
+  HEX encoded string with length = 64", create-and-manage-segment-users). Mobile advertiser ids: LinkedIn takes
+  Android advertising ids as GOOGLE_AID and no longer takes iOS IDFAs -- Adobe's LinkedIn destination: "Starting
+  with September 2025, you can no longer map IDFA as a target identity, since IDFA is no longer supported by the
+  LinkedIn Matched Audiences destination", citing LinkedIn's idTypes list (li-lms-2025-07); Tealium's connector
+  names "the Android Ad ID (GAIDs)" only. An IDFA sent as GOOGLE_AID cannot match, and an IDFA and a GAID look
+  alike (both UUIDs), so the adapter cannot tell them apart: the connection says what its audiences' mobile ids
+  are (``mobile_ids``: "android" sends them as GOOGLE_AID; anything else, including no answer, sends none and says
+  so in the batch's messages). A per-column import choice ("mobile advertiser id (Android GAID)" / "(iOS IDFA)")
+  would need a stored key of its own: not done here. LinkedIn also takes plain-text firstName / lastName / title /
+  company / country, but we keep names only hashed (raw PII is never stored), so those fields are not sent; people
+  with no key LinkedIn takes are counted invalid and left out of the request.
 - Batch size 5,000 users per BATCH_CREATE request (the limit commonly given for the users endpoint; UNCONFIRMED
   against the current page, kept in ``BATCH_SIZE``).
 - LinkedIn limits the DMP streaming endpoints per member per minute (since 2022-10-31) on top of daily app
@@ -28,13 +39,16 @@ Choices and limits:
 - A segment must reach 300 matched members before campaigns can use it (``min_audience_size``).
 - LinkedIn asks to wait about 5 seconds after creating a segment before adding users; a too-early batch is
   answered 404, which we report as transient so the engine simply retries it.
-- ``sourcePlatform`` is the partner enum LinkedIn assigns to approved Audiences partners; it is read from
-  ``credentials["source_platform"]`` when set, else ``SOURCE_PLATFORM``.
+- ``sourcePlatform`` is an enum value LinkedIn assigns to each approved Audiences partner (the value list is not
+  public; third-party schemas show only LIST_UPLOAD / STREAMING). It is a field of the connection
+  (``source_platform``, required on the form); a connection without one gets a clear error before any segment is
+  created, and LinkedIn's refusal of a value names it and says where to find the right one.
 - Tokens expire after 60 days: 401 is an AuthError that says so.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 
 import requests
@@ -63,9 +77,15 @@ RESTLI_PROTOCOL = "2.0.0"
 BATCH_SIZE = 5_000
 MIN_MATCHED = 300
 MAX_SEGMENT_NAME = 100
-SOURCE_PLATFORM = "ACTIVATION_MANAGER"
+SOURCE_PLATFORM_RE = re.compile(r"^[A-Z][A-Z0-9_]{1,99}$")
 # Our match key -> LinkedIn's idType, in the order they are sent.
 ID_TYPES: tuple[tuple[str, str], ...] = (("email", "SHA256_EMAIL"), ("maid", "GOOGLE_AID"))
+# What the connection says its audiences' mobile advertiser ids are (LinkedIn matches Android ids only).
+MOBILE_IDS_ANDROID = "android"
+MOBILE_ID_CHOICES = [
+    ("none", "Don't send mobile advertiser ids (iOS IDFAs, or a mix)"),
+    (MOBILE_IDS_ANDROID, "They are Android advertising ids (GAID): send them"),
+]
 AUTH_HINT = ("Check the access token (LinkedIn tokens expire after 60 days) and that its member may manage "
              "this ad account's audiences (rw_dmp_segments).")
 # Segment states LinkedIn reports, and ours (the UI reads the lowercased word).
@@ -86,6 +106,8 @@ class LinkedInCredentialsForm(CredentialsForm):
         "Generate an access token for a member with the rw_ads and rw_dmp_segments scopes (OAuth 2.0 tools). "
         "Tokens last 60 days: we re-check it daily and tell you before uploads fail.",
         "The ad account id is the number in Campaign Manager's URL (…/accounts/508123456/…).",
+        "The source platform is the value LinkedIn assigned your app when it approved Matched Audiences access "
+        "(ask your LinkedIn partner contact if you don't have it).",
     )
 
     client_id = forms.CharField(label="Client ID", max_length=100)
@@ -95,17 +117,39 @@ class LinkedInCredentialsForm(CredentialsForm):
         label="Ad account ID", max_length=60,
         help_text="Digits, e.g. 508123456 (the urn:li:sponsoredAccount: form is fine)",
     )
+    source_platform = forms.CharField(
+        label="Source platform", max_length=100,
+        help_text="The sourcePlatform value LinkedIn assigned your app when it approved its Matched Audiences "
+        "access (uppercase, e.g. YOUR_COMPANY). LinkedIn refuses segments created with any other value.",
+    )
+    mobile_ids = forms.ChoiceField(
+        label="Mobile advertiser ids", choices=MOBILE_ID_CHOICES, initial="none",
+        help_text="LinkedIn matches Android advertising ids (GAID) only; it no longer takes iOS IDFAs, and the two "
+        "look alike. Send your lists' mobile ids only if they are all Android ids.",
+    )
 
     def clean_ad_account_id(self):
         value = self.cleaned_data["ad_account_id"].strip().removeprefix("urn:li:sponsoredAccount:")
         return digits_id(value, field="The ad account ID")
+
+    def clean_source_platform(self):
+        value = self.cleaned_data["source_platform"].strip().upper()
+        if not SOURCE_PLATFORM_RE.match(value):
+            raise forms.ValidationError("Enter the value LinkedIn assigned your app: capital letters, digits and "
+                                        "underscores, e.g. YOUR_COMPANY.")
+        return value
 
 
 class LinkedInAdapter(HttpAdapter):
     code = "linkedin"
     name = "LinkedIn"
     docs_url = "https://learn.microsoft.com/en-us/linkedin/marketing/matched-audiences/matched-audiences"
-    api_version = ApiVersion(LINKEDIN_VERSION)
+    # 202606 is not yet in LinkedIn's migrations table; versions are sunset about a year after release, mid-month
+    # ("202603 (March 2026) ... March 16, 2027"), so mid-June 2027.
+    api_version = ApiVersion(
+        LINKEDIN_VERSION, "2027-06-15", estimated=True,
+        source="https://learn.microsoft.com/en-us/linkedin/marketing/integrations/migrations",
+    )
     endpoint_setting = "LINKEDIN_API_URL"
     endpoint = "https://api.linkedin.com/rest"
     sandbox_endpoint = "/linkedin/rest"
@@ -115,6 +159,8 @@ class LinkedInAdapter(HttpAdapter):
         "client_secret": "demo-linkedin-secret",
         "access_token": "AQVdemo-linkedin-token",
         "ad_account_id": "508123456",
+        "source_platform": "ACTIVATION_MANAGER",  # the value the sandbox "assigned" this demo app
+        "mobile_ids": MOBILE_IDS_ANDROID,  # the sample file's mobile ids are Android ids
     }
     credentials_form = LinkedInCredentialsForm
     account_field = "ad_account_id"
@@ -143,7 +189,11 @@ class LinkedInAdapter(HttpAdapter):
 
     @property
     def source_platform(self) -> str:
-        return str(self.credentials.get("source_platform") or SOURCE_PLATFORM)
+        return str(self.credentials.get("source_platform") or "").strip()
+
+    @property
+    def sends_mobile_ids(self) -> bool:
+        return self.credentials.get("mobile_ids") == MOBILE_IDS_ANDROID
 
     def session_headers(self) -> dict[str, str]:
         return {
@@ -186,11 +236,18 @@ class LinkedInAdapter(HttpAdapter):
                 "currency": account.get("currency", ""),
                 "type": account.get("type", ""),
                 "api_version": LINKEDIN_VERSION,
+                "source_platform": self.source_platform or "not set",
             },
         )
 
     def create_audience(self, name: str, description: str = "") -> str:
-        """Create a USER DMP segment for the ad account (LinkedIn segments have no description)."""
+        """Create a USER DMP segment for the ad account, with the audience's description when it has one."""
+        if not self.source_platform:
+            raise PermanentError(
+                f"{self.name}: this connection has no source platform. LinkedIn creates segments only with the "
+                "sourcePlatform value it assigned your app; edit the connection and enter it.",
+                code="SOURCE_PLATFORM_MISSING",
+            )
         body = {
             "name": name[:MAX_SEGMENT_NAME],
             "sourcePlatform": self.source_platform,
@@ -199,7 +256,16 @@ class LinkedInAdapter(HttpAdapter):
             "type": "USER",
             "destinations": [{"destination": "LINKEDIN"}],
         }
-        response = self.request("POST", "/dmpSegments", json=body)
+        if description.strip():
+            body["description"] = description.strip()
+        try:
+            response = self.request("POST", "/dmpSegments", json=body)
+        except PermanentError as exc:
+            if "sourceplatform" not in exc.message.lower():
+                raise
+            raise PermanentError(
+                f"{exc.message}. LinkedIn refused the source platform {self.source_platform!r}: enter the value "
+                "LinkedIn assigned your app on the connection.", code=exc.code) from None
         segment_id = response.headers.get("x-restli-id") or response.headers.get("x-linkedin-id")
         if not segment_id:
             location = response.headers.get("Location", "")
@@ -252,18 +318,27 @@ class LinkedInAdapter(HttpAdapter):
         self.check_batch(batch)
         elements = []
         invalid = 0
+        held_back = 0  # mobile ids not sent: the connection does not say they are Android ids
+        id_types = ID_TYPES if self.sends_mobile_ids else tuple(t for t in ID_TYPES if t[0] != "maid")
         for member in batch:
             user_ids = [
-                {"idType": id_type, "idValue": member[key]} for key, id_type in ID_TYPES if member.get(key)
+                {"idType": id_type, "idValue": member[key]} for key, id_type in id_types if member.get(key)
             ]
+            if not self.sends_mobile_ids and member.get("maid"):
+                held_back += 1
             if not user_ids:
                 invalid += 1
                 continue
             elements.append({"action": action, "userIds": user_ids})
         messages: list[str] = []
         if invalid:
-            messages.append(f"{invalid} of {len(batch)} people had no hashed email or mobile advertiser id "
-                            "and were skipped.")
+            messages.append(f"{invalid} of {len(batch)} people had no hashed email"
+                            + (" or Android advertising id" if self.sends_mobile_ids else "")
+                            + " LinkedIn takes and were skipped.")
+        if held_back:
+            messages.append(f"{held_back} people's mobile advertiser ids were not sent: LinkedIn matches Android "
+                            "advertising ids only, and this connection does not say its ids are Android ids "
+                            "(edit the connection to send them).")
         if not elements:
             return BatchResult(received=len(batch), invalid=invalid, messages=tuple(messages))
         try:

@@ -133,7 +133,12 @@ class MetaAdapter(PlatformAdapter):
     code = "meta"
     name = "Meta"
     docs_url = "https://developers.facebook.com/docs/marketing-api/audiences/guides/custom-audiences"
-    api_version = ApiVersion(API_VERSION)
+    # Meta publishes no expiry for v26.0 yet ("TBD"); its Marketing API versions have lived 12-13 months (v24.0:
+    # 8 Oct 2025 -> 10 Nov 2026; v25.0: 18 Feb 2026 -> 23 Feb 2027), so about a year after 29 July 2026.
+    api_version = ApiVersion(
+        API_VERSION, "2027-07-29", estimated=True,
+        source="https://developers.facebook.com/documentation/ads-commerce/marketing-api/marketing-api-changelog/versions",
+    )
     endpoint_setting = "META_GRAPH_URL"
     endpoint = "https://graph.facebook.com"
     sandbox_endpoint = "/meta"

@@ -22,16 +22,51 @@ read status (``get``) and to delete, which work on every custom audience of the 
 ``GET /advertiser/info/?advertiser_ids=["..."]``.
 
 Identifiers (SHA-256 lowercase hex, normalized by ``platforms.matchkeys``): email -> EMAIL_SHA256 (trimmed,
-lowercased), phone -> PHONE_SHA256 (E.164 with "+"), mobile advertiser id -> IDFA_SHA256 (SHA-256 of the
-lowercase id; Segment's destination sends every advertising id under this type). ``batch_data`` holds one row
-per person: a list aligned with ``id_schema`` whose cells are ``{"id", "audience_ids"}`` or ``{}`` when the person
-lacks that key.
+lowercased, "+" and what follows it removed from the local part: stored ``et``), phone -> PHONE_SHA256 (the E.164
+digits WITHOUT "+": stored ``pd``), mobile advertiser id -> IDFA_SHA256 (SHA-256 of the lowercase id; Segment's
+destination sends every advertising id under this type). ``batch_data`` holds one row per person: a list aligned
+with ``id_schema`` whose cells are ``{"id", "audience_ids"}`` or ``{}`` when the person lacks that key.
+
+Normalization, and the sources that decided it (TikTok Ads help; the API's hashed types are the customer file's):
+- Email: "List of supported IDs and formats for a customer file" (updated August 2025,
+  https://ads.tiktok.com/help/article/list-of-supported-ids-and-formats-for-a-customer-file): "Lowercase only";
+  "Remove '+' and any characters following the '+' symbol until '@'." (for every domain). The July 2024 version also
+  said "Remove all possible '.' within the username before '@'"; the August 2025 version no longer does, and we
+  follow it (Segment's destination still removes every dot).
+- Phone: the same page: "Remove symbols, including "+" sign ... Remove leading zeros ... Add country code if
+  missing, even in the US"; "The US phone number (657)777-0000 is normalized to "16577770000". The international
+  phone number 374-93-828222 is normalized to "37493828222"". TikTok's other help page ("How to create a Custom
+  Audience with a customer file", updated September 2025) recommends "E164 format: "+"[country code][phone number]"
+  and lists "Also Supported - Without "+"", but the SHA-256 it publishes for that example,
+  65b7e6dcf6f4310f8d7cbfbd78289a753062fb054d6664fb9aaac5df66a422d4, is the hash of "37493828222" -- the digits
+  without "+". TikTok's own hashed example decided it: PHONE_SHA256 is the hash of the digits (``pd``, Meta's form);
+  tests/unit/test_matchkeys_tiktok_linkedin_examples.py pins it. Whether the segment API matches the "+" form too is
+  unverified.
+- MAID: "Case: all uppercase or all lowercase"; the example "5f3a2b18-9c4d-4e7f-b8e2-17d3a1e69b25" hashes to
+  83dc3f5f32b9472613b0f038d36f22585a609d018af6f6067f50da318bf354bd (the lowercase id, as we send).
+
+Errors (TikTok's "Appendix - Return Codes", https://business-api.tiktok.com/portal/docs?id=1737172488964097, as
+harvested in api-evangelist/tiktok-ads ``errors/tiktok-ads-error-codes.yml``; names from TikTok's own SDK,
+tiktok/tiktok-business-api-sdk ``tiktok_code.py``):
+- 20001 "Partially successful" (ERROR_CODE_PARTIAL_OK): the request is accepted in part. TikTok documents no
+  ``data`` shape for a partial answer of /segment/mapping/ (unverified); its batch endpoints report the refused part
+  as ``data.error_list[]`` of ``{obj_id, error_message}`` (SDK ``smart_plus_adgroup_status_update.yml``). We read
+  that shape (an entry names the hashed id it refused in ``obj_id`` or ``id``) and count the people it names as
+  refused; without a list we cannot say who was refused and say so in the batch's messages.
+- Throttling -> RateLimited: 40016 and 40100 "Requests made too frequently ... at the developer application level",
+  40133 "... at the advertiser level" ("Advertiser ({ID})'s QPS ({current QPS}) reaches QPS limit {QPS limit} for
+  current path, request is temporarily restricted."), 61000 (ERROR_CODE_TOO_MANY_REQUESTS_BL).
+- Retryable -> TransientError: 40202 "Write or update entity conflict. Retry may resolve this issue.", 60001 "The
+  system is in maintenance. Wait for the maintenance to complete and retry.", 40201 "Task is not ready", and the
+  5xxxx system errors.
+- Auth -> AuthError: 40001 (no permission), 40101, 40102 (expired), 40104 (empty), 40105 (invalid token), 40106
+  (core user invalid), 40113 (app blocked), 40119 (developer and advertiser not the same company).
 
 Limits (kept as constants; the numbers TikTok does not publish are OUR budgets, flagged):
 - ``BATCH_SIZE`` 1,000 people per mapping request (UNCONFIRMED: TikTok's page was not found; 1,000 rows of three
   hashes is ~250 KB, and connectors such as Tealium's batch TikTok audience calls by 1,000).
-- Rate: TikTok enforces per-app QPS / QPM / QPD limits per endpoint and answers code 40100 when exceeded; we
-  budget 10 calls a second per advertiser and wait 60 s (or Retry-After) after a 40100.
+- Rate: TikTok enforces per-app and per-advertiser QPS / QPM / QPD limits per endpoint and answers 40016, 40100
+  or 40133 when exceeded; we budget 10 calls a second per advertiser and wait 60 s (or Retry-After) after one.
 - An audience needs about 1,000 matched users before TikTok will serve it (``min_audience_size``).
 """
 
@@ -72,35 +107,59 @@ ID_TYPES: tuple[tuple[str, str], ...] = (
 )
 AUTH_HINT = "Check the access token and that it is authorised for this advertiser."
 
-# Sources: 40100 and 40101 as named in an open-source TikTok client's code table, 40105 with TikTok's message
-# quoted in a support thread; the rest follow TikTok's code families and are UNCONFIRMED against its table.
+# TikTok's return codes (see the module docstring for the sources).
+PARTIAL_SUCCESS = 20001
 RATE_LIMIT_CODES = frozenset({
-    40100,  # QPS / QPM / QPD limit of the app or the endpoint exceeded
+    40016,  # requests made too frequently (developer application level)
+    40100,  # requests made too frequently (developer application level)
+    40133,  # requests made too frequently (advertiser level)
+    61000,  # too many requests (TikTok's SDK: ERROR_CODE_TOO_MANY_REQUESTS_BL)
+})
+RETRYABLE_CODES = frozenset({
+    40201,  # task is not ready: wait and try again
+    40202,  # write or update entity conflict: "Retry may resolve this issue"
+    60001,  # the system is in maintenance: wait and retry
 })
 AUTH_CODES = frozenset({
-    40001,  # no permission to operate this advertiser / scope not granted (unconfirmed)
+    40001,  # no permission to perform the related operation (this advertiser, this scope)
     40101,  # invalid app id / secret combination
-    40102,  # access token expired (unconfirmed)
-    40104,  # access token empty (unconfirmed)
+    40102,  # access token expired
+    40104,  # access token empty
     40105,  # "Access token is incorrect or has been revoked"
+    40106,  # the core user is invalid (token and advertiser do not belong together)
+    40113,  # the app has been blocked or does not exist
+    40119,  # developer and advertiser do not belong to the same company
 })
 # 4xxxx otherwise: the request is wrong (40002 invalid parameter, ...) -> PermanentError.
-# 5xxxx (50000 system error, 50002 service error, 51xxx busy): TikTok's side -> TransientError.
+# 5xxxx (50000 system error, 50002 service error, 51xxx, 52xxx): TikTok's side -> TransientError.
 
 
 def typed_error(
     code: int, message: str, *, platform: str = "TikTok", retry_after: float | None = None
 ) -> PlatformError:
-    """Our error for a TikTok business ``code`` (never 0)."""
+    """Our error for a TikTok business ``code`` (never 0, nor 20001: a partial success is a result)."""
     detail = f"{platform}: {message or 'error'} (code {code})"
     if code in RATE_LIMIT_CODES:
         return RateLimited(detail, retry_after=DEFAULT_RETRY_AFTER if retry_after is None else retry_after, code=code)
     if code in AUTH_CODES:
         return AuthError(join_sentences(detail, AUTH_HINT), code=code)
-    if 50000 <= code < 60000:
+    if code in RETRYABLE_CODES or 50000 <= code < 60000:
         return TransientError(detail, code=code)
     return PermanentError(detail, code=code)
 
+
+def refused_ids(data: object) -> list[str]:
+    """The ids a partial success (20001) names as refused: ``data.error_list[]`` entries' ``obj_id`` / ``id``."""
+    entries = data.get("error_list") if isinstance(data, dict) else None
+    if not isinstance(entries, list):
+        return []
+    ids = []
+    for entry in entries:
+        if isinstance(entry, dict):
+            value = entry.get("obj_id", entry.get("id"))
+            if value is not None:
+                ids.append(str(value))
+    return ids
 
 
 class TikTokCredentialsForm(CredentialsForm):
@@ -126,6 +185,7 @@ class TikTokAdapter(HttpAdapter):
     code = "tiktok"
     name = "TikTok"
     docs_url = "https://business-api.tiktok.com/portal/docs?id=1739566528222210"
+    # No sunset for v1.3 found in TikTok's pages (unverified).
     api_version = ApiVersion("v1.3")
     endpoint_setting = "TIKTOK_API_URL"
     endpoint = "https://business-api.tiktok.com/open_api/v1.3"
@@ -141,7 +201,7 @@ class TikTokAdapter(HttpAdapter):
     account_field = "advertiser_id"
     match_keys = {
         "email": (("et", "e"), HEX),  # EMAIL_SHA256 ("+suffix" removed)
-        "phone": (("p",), HEX),  # PHONE_SHA256, E.164 with "+"
+        "phone": (("pd",), HEX),  # PHONE_SHA256: E.164 digits without "+" (TikTok's hashed example, see above)
         "maid": (("m",), SHA),  # IDFA_SHA256 / GAID_SHA256
     }
     identifier_keys = ("email", "phone", "maid")
@@ -183,13 +243,13 @@ class TikTokAdapter(HttpAdapter):
         code = as_int(body.get("code"))
         if code is None:
             raise TransientError(f"{self.name}: the answer carried no usable code.")
-        if code != 0:
+        if code not in (0, PARTIAL_SUCCESS):  # a partial success is a result: the caller reads what was refused
             hint = response.headers.get("Retry-After")
             wait = retry_after_seconds(hint) if hint else None
             raise typed_error(code, str(body.get("message") or ""), platform=self.name, retry_after=wait)
 
     def decode(self, response: requests.Response) -> dict:
-        """The ``data`` of a code-0 answer."""
+        """The ``data`` of a code-0 (or partial, 20001) answer."""
         data = super().decode(response).get("data")
         return data if isinstance(data, dict) else {}
 
@@ -290,15 +350,42 @@ class TikTokAdapter(HttpAdapter):
                 invalid += 1
                 continue
             rows.append(cells)
-        messages = ()
+        messages: list[str] = []
         if invalid:
-            messages = (f"{invalid} of {len(batch)} people had no hashed email, phone or mobile advertiser id "
-                        "and were skipped.",)
+            messages.append(f"{invalid} of {len(batch)} people had no hashed email, phone or mobile advertiser id "
+                            "and were skipped.")
         if rows:
-            self.call("POST", "/segment/mapping/", json={
+            response = self.request("POST", "/segment/mapping/", json={
                 "advertiser_ids": [self.advertiser_id],
                 "action": action,
                 "id_schema": [id_type for _, id_type in schema],
                 "batch_data": rows,
             })
-        return BatchResult(received=len(batch), invalid=invalid, messages=messages)
+            body = super().decode(response)
+            if as_int(body.get("code")) == PARTIAL_SUCCESS:
+                refused = self._refused_people(rows, refused_ids(body.get("data")))
+                invalid += refused
+                text = str(body.get("message") or "Partially successful").strip().rstrip(".")
+                if refused:
+                    messages.append(f"TikTok refused {refused} of {len(rows)} people in this batch (code 20001: "
+                                    f"{text}).")
+                else:
+                    messages.append(f"TikTok accepted this batch only in part (code 20001: {text}) and did not say "
+                                    "which people it refused; the audience size will show the effect.")
+        return BatchResult(received=len(batch), invalid=invalid, messages=tuple(messages))
+
+    @staticmethod
+    def _refused_people(rows: list[list[dict]], ids: list[str]) -> int:
+        """How many of the people sent (rows) hold an id TikTok named as refused; at most one count per person.
+        Ids that match nobody sent are counted one person each (TikTok named a refusal we cannot place)."""
+        if not ids:
+            return 0
+        wanted = set(ids)
+        placed: set[str] = set()
+        people = 0
+        for cells in rows:
+            hits = {cell["id"] for cell in cells if cell and cell["id"] in wanted}
+            if hits:
+                people += 1
+                placed |= hits
+        return min(len(rows), people + len(wanted - placed))

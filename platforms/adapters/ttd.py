@@ -14,9 +14,10 @@ open-source Segment "the-trade-desk-crm" destination that implements it):
 
 Choices and limits:
 - Identifiers arrive as base64 of the SHA-256 digest (``platforms.matchkeys`` does TTD's normalization and
-  encoding): PiiType ``EmailHashedUnifiedId2`` for emails (confirmed in public implementations) and
-  ``PhoneNumberHashedUnifiedId2`` for phones (the name is NOT confirmed against TTD's page; see
-  ``PII_TYPES``). EU segments take no phone numbers: they are left out there.
+  encoding): PiiType ``EmailHashedUnifiedId2`` for emails (Segment's open-source destination: choices "Email" and
+  "Hashed Email" = ``EmailHashedUnifiedId2``) and ``PhoneNumberHashedUnifiedId2`` for phones -- UNVERIFIED: no
+  page or public code found names TTD's hashed-phone PiiType (Tealium's connector takes "Phone Number (already
+  SHA256 hashed)" and base64-encodes it, without naming the type). Keep it in ``PII_TYPES`` only.
 - MergeMode is ``Add`` or ``Replace``; there is no way to remove individual users from a CRM segment. So
   this adapter declares no ``remove`` operation; mirror mode uses ``replace_members``: the first drop of a
   replace session is ``Replace``, every later drop of it ``Add``, which leaves exactly the session's members.
@@ -26,8 +27,19 @@ Choices and limits:
 - TTD publishes no numeric rate limits: they are per endpoint and per user account, over (usually) one-minute
   windows, answered with 429. We budget 30 adapter calls a minute per advertiser and honour Retry-After.
 - TTD reports no match figures for CRM segments through this API; ``status`` says what it has.
-- Region: TTD keeps CRM data in the region of the PII's origin (US, EU, APAC). The credential form has no
-  region field yet: ``credentials["region"]`` is used when present, else ``US``.
+- Data region: the segment's ``Region`` is "The geographical region of the CRM data segment based on the origin of
+  PII" (Segment's destination; US, EU or APAC), a property of the advertiser's data, so it is a required field of
+  the connection with no default (a connection without one is refused before anything is sent). What an EU
+  advertiser changes, as TTD's partners document it: EU data goes through EUID, the European UID -- "If you source
+  data in the EU, use the The Trade Desk - CRM (EU) destination" and "If you are sending emails, phone numbers and
+  UID2/EUID you must share the signed UID2/EUID agreement with The Trade Desk" (Adobe's TTD CRM page,
+  https://experienceleague.adobe.com/en/docs/experience-platform/destinations/catalog/advertising/tradedesk-emails);
+  "Note that phone numbers cannot be uploaded to EU segments" (Tealium's TTD CRM connector), so EU segments get
+  emails only. The email bytes do not change: EUID's normalization and encoding are UID2's, with the same published
+  vectors (https://euid.eu/docs/getting-started/gs-normalization-encoding: "JaneSaoirse+Work@gmail.com" ->
+  "ku4mBX7Z3qJTXWyLFB1INzkyR2WZGW4ANSJUiW21iI8="). The API host is the same (no regional CRM endpoint is
+  documented: unverified) and the PiiType for EU emails is the same ``EmailHashedUnifiedId2`` (unverified: no EUID
+  PiiType name found).
 """
 
 from __future__ import annotations
@@ -66,6 +78,7 @@ PII_TYPES: tuple[tuple[str, str], ...] = (
     ("phone", "PhoneNumberHashedUnifiedId2"),
 )
 REGIONS = ("US", "EU", "APAC")
+REGION_CHOICES = [("", "— choose —"), ("US", "US (North America)"), ("EU", "EU (EUID)"), ("APAC", "APAC")]
 BATCH_SIZE = 100_000  # one drop of 100,000 base64 hashes is ~4.5 MB, far below the drop size limit
 MIN_DROP_RECORDS = 1_500
 MAX_SEGMENT_NAME = 256
@@ -91,11 +104,18 @@ class TradeDeskCredentialsForm(CredentialsForm):
         "Ask your TTD account manager for API access, then create a long-lived API token in the Developer "
         "Portal (Manage API tokens). It is sent as the TTD-Auth header.",
         "First-party CRM data must be enabled for the advertiser.",
+        "Choose the advertiser's data region: where the people on your lists are. EU data goes through EUID and "
+        "needs the signed EUID agreement with The Trade Desk; EU segments take emails only (no phone numbers).",
     )
 
     partner_id = forms.CharField(label="Partner ID", max_length=40)
     api_token = forms.CharField(label="API token", max_length=2048, widget=SecretInput())
     advertiser_id = forms.CharField(label="Advertiser ID", max_length=40)
+    # No default: the region is where the advertiser's data comes from, and EU data has its own rules (EUID).
+    region = forms.ChoiceField(
+        label="Data region", choices=REGION_CHOICES,
+        help_text="Where the people on your lists are. EU: through EUID (signed EUID agreement needed), emails only.",
+    )
 
     def clean_partner_id(self):
         return alnum_id(self.cleaned_data["partner_id"], "The partner ID")
@@ -108,7 +128,7 @@ class TradeDeskAdapter(HttpAdapter):
     code = "ttd"
     name = "The Trade Desk"
     docs_url = "https://partner.thetradedesk.com/v3/portal/data/doc/DataFirstPartyCrm"
-    api_version = ApiVersion("v3")
+    api_version = ApiVersion("v3")  # no sunset published for REST API v3
     endpoint_setting = "TTD_API_URL"
     endpoint = "https://api.thetradedesk.com/v3"
     sandbox_endpoint = "/ttd/v3"
@@ -117,6 +137,7 @@ class TradeDeskAdapter(HttpAdapter):
         "partner_id": "demopartner",
         "api_token": "demo-ttd-api-token",
         "advertiser_id": "demoadv1",
+        "region": "US",
     }
     credentials_form = TradeDeskCredentialsForm
     account_field = "advertiser_id"
@@ -149,8 +170,14 @@ class TradeDeskAdapter(HttpAdapter):
 
     @property
     def region(self) -> str:
-        value = str(self.credentials.get("region") or "US").strip().upper()
-        return value if value in REGIONS else "US"
+        """The advertiser's data region; a connection without a valid one is refused (no silent "US")."""
+        value = str(self.credentials.get("region") or "").strip().upper()
+        if value not in REGIONS:
+            raise PermanentError(
+                f"{self.name}: this connection has no data region. Edit it and choose where the people on your "
+                "lists are (US, EU or APAC): The Trade Desk keeps CRM data in the region of its origin, and EU data "
+                "goes through EUID.", code="REGION_MISSING")
+        return value
 
     def session_headers(self) -> dict[str, str]:
         return {"TTD-Auth": str(self.credentials.get("api_token", "")), "Accept": "application/json"}
@@ -189,7 +216,7 @@ class TradeDeskAdapter(HttpAdapter):
                 "advertiser_id": str(advertiser.get("AdvertiserId", self.advertiser_id)),
                 "partner_id": found,
                 "currency": advertiser.get("CurrencyCode", ""),
-                "region": self.region,
+                "region": str(self.credentials.get("region") or "not set"),
             },
         )
 
@@ -235,10 +262,13 @@ class TradeDeskAdapter(HttpAdapter):
     def _upload(self, audience_id: str, batch: Sequence[PreparedMember], *, replace_first: bool) -> BatchResult:
         columns: dict[str, list[str]] = {pii: [] for _, pii in PII_TYPES}
         invalid = 0
+        eu = self.region == "EU"
+        phones_held = 0
         for member in batch:
             usable = False
             for key, pii in PII_TYPES:
-                if key == "phone" and self.region == "EU":
+                if key == "phone" and eu:
+                    phones_held += bool(member.get(key))
                     continue  # TTD takes no phone numbers for EU segments
                 value = member.get(key)
                 if value and _is_b64_sha256(value):
@@ -249,6 +279,9 @@ class TradeDeskAdapter(HttpAdapter):
         messages: list[str] = []
         if invalid:
             messages.append(f"{invalid} of {len(batch)} people had no base64 SHA-256 email or phone and were skipped.")
+        if phones_held:
+            messages.append(f"{phones_held} people's phone numbers were not sent: The Trade Desk takes no phone "
+                            "numbers in EU (EUID) segments.")
         mode = "Replace" if replace_first else "Add"
         if replace_first and not any(columns.values()):
             # Replacing with nobody still has to empty the segment: one empty Replace drop.

@@ -81,7 +81,7 @@ def test_full_cycle_sends_the_exact_requests(li):
     assert result.account_name == "Demo ad account"
     assert result.details["status"] == "ACTIVE" and result.details["api_version"] == LINKEDIN_VERSION
 
-    segment_id = li_adapter.create_audience("VIP buyers", "not sent: segments have no description")
+    segment_id = li_adapter.create_audience("VIP buyers", "Bought twice this year")
     before = li_adapter.status(segment_id)
     assert before.state == "building" and before.matched is None
 
@@ -120,6 +120,7 @@ def test_full_cycle_sends_the_exact_requests(li):
         assert request.headers["x-restli-protocol-version"] == "2.0.0"
     assert json.loads(reqs[1].body) == {
         "name": "VIP buyers",
+        "description": "Bought twice this year",  # "description string (optional)" on LinkedIn's DMP segment page
         "sourcePlatform": "ACTIVATION_MANAGER",
         "account": f"urn:li:sponsoredAccount:{ACCOUNT}",
         "accessPolicy": "PRIVATE",

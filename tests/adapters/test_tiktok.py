@@ -141,7 +141,7 @@ def test_values_are_the_matchkeys_sha256_per_id_type(tt):
     values = matchkeys.platform_values("tiktok", prepared.stored)
     assert values == {
         "email": sha("alice@example.com"),
-        "phone": sha("+16505550100"),
+        "phone": sha("16505550100"),  # E.164 digits without "+" (TikTok's hashed example)
         "maid": sha("6d92078a-8246-4ba4-ae5b-76104861e7dc"),
     }
     tt_adapter = adapter()

@@ -165,10 +165,10 @@ def test_ttd_email_is_base64_sha256_of_uid2_normalized_email():
         ("+39 06 6982 1234", "US", "+390669821234"),  # Italian leading zero kept
     ],
 )
-def test_phone_is_e164_with_plus_except_meta_digits_only(raw, region, e164):
+def test_phone_is_e164_with_plus_except_meta_and_tiktok_digits_only(raw, region, e164):
     assert normalize("phone", raw, default_region=region) == e164
     assert prepare("google_ads", "phone", raw, default_region=region) == sha(e164)
-    assert prepare("tiktok", "phone", raw, default_region=region) == sha(e164)
+    assert prepare("tiktok", "phone", raw, default_region=region) == sha(e164[1:])  # TikTok: digits, no "+"
     assert prepare("netflix", "phone", raw, default_region=region) == sha(e164)
     assert prepare("ttd", "phone", raw, default_region=region) == b64sha(e164)
     assert prepare("meta", "phone", raw, default_region=region) == sha(e164[1:])
@@ -481,7 +481,7 @@ def test_platform_values_per_platform_from_storage_alone():
     }
     assert platform_values("tiktok", stored) == {
         "email": sha("john.doe@gmail.com"),
-        "phone": sha("+16502530000"),
+        "phone": sha("16502530000"),
         "maid": sha("6d92078a-8246-4ba4-ae5b-76104861e7dc"),
     }
     assert platform_values("ttd", stored) == {"email": b64sha("johndoe@gmail.com"), "phone": b64sha("+16502530000")}
