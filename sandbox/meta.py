@@ -37,6 +37,10 @@ SCHEMA_KEYS = ("EMAIL", "PHONE", "GEN", "DOBY", "DOBM", "DOBD", "LN", "FN", "FI"
 UNHASHED_KEYS = {"MADID", "EXTERN_ID"}
 # Identifiers strong enough that a removal row naming one removes the member holding it.
 REMOVAL_KEYS = {"EMAIL", "PHONE", "MADID", "EXTERN_ID"}
+# Without one of those, a row identifies someone only by a full name and somewhere (Meta matches on combinations:
+# a first name alone names nobody).
+NAME_KEYS = {"FN", "LN"}
+PLACE_KEYS = {"ZIP", "CT", "ST", "DOBY", "DOBM", "DOBD", "COUNTRY"}
 SHA256_HEX = re.compile(r"^[0-9a-f]{64}$")
 FILE_SOURCES = {"USER_PROVIDED_ONLY", "PARTNER_PROVIDED_ONLY", "BOTH_USER_AND_PARTNER_PROVIDED"}
 
@@ -77,7 +81,7 @@ class _Roster:
     def remove(self, rows) -> None:
         """Remove every member a row matches: those sharing one of its removal identifiers (email, phone, mobile
         id, external id); a row with none of those (a name and an address) matches the members holding all of
-        its values."""
+        its values, when those are a full name and a place or birth date."""
         doomed = set()
         for row in rows:
             if row in self.members:
@@ -94,7 +98,8 @@ class _Roster:
                     doomed.add(held)
                 else:
                     doomed.update(held)
-            if not strong and row:
+            keys = {pair[0] for pair in row}
+            if not strong and NAME_KEYS <= keys and keys & PLACE_KEYS:
                 doomed.update(member for member in self.members if row <= member)
         for member in doomed:
             self._discard(member)
