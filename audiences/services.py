@@ -77,7 +77,7 @@ def _copy_fate(sync: Sync, on_platforms: bool) -> tuple[str, str]:
     if not on_platforms:
         return KEEP, ""
     if sync.connection.status != Connection.Status.ACTIVE:
-        return UNREACHABLE, (f"Not deleted: the connection {destination(sync)} is "
+        return UNREACHABLE, (f"The connection {destination(sync)} is "
                              f"{sync.connection.get_status_display().lower()}, so Activation Manager cannot reach "
                              f"{platform}. Delete the audience {sync.platform_audience_id} on {platform} itself.")
     return DELETE, ""
@@ -257,8 +257,8 @@ def delete_platform_audience(*, connection_id: int, platform_audience_id: str, d
         logger.warning("platform audience of connection %s not deleted: connection missing or inactive",
                        connection_id)
         state = "deleted" if connection is None else connection.get_status_display().lower()
-        _record(deletion_id, Fate.FAILED, f"Not deleted: the connection is {state}, so Activation Manager could not "
-                                          f"reach the platform. Delete the audience {platform_audience_id} there.")
+        _record(deletion_id, Fate.FAILED, f"The connection is {state}, so Activation Manager could not reach the "
+                                          f"platform. Delete the audience {platform_audience_id} there.")
         return False
     platform = connection.platform.name
     try:
@@ -269,12 +269,12 @@ def delete_platform_audience(*, connection_id: int, platform_audience_id: str, d
             _record(deletion_id, Fate.PENDING, f"{platform} did not answer yet ({said}); trying again.")
             raise
         logger.warning("platform audience on connection %s not deleted: %s", connection_id, type(exc).__name__)
-        _record(deletion_id, Fate.FAILED, f"Not deleted: {platform} kept failing ({said}). The audience "
+        _record(deletion_id, Fate.FAILED, f"{platform} kept failing ({said}). The audience "
                                           f"{platform_audience_id} is still on {platform}: delete it there.")
         return False
     except PlatformError as exc:
         logger.warning("platform audience on connection %s not deleted: %s", connection_id, type(exc).__name__)
-        _record(deletion_id, Fate.FAILED, f"Not deleted: {platform} refused ({scrub(exc.message, connection.secrets)})."
+        _record(deletion_id, Fate.FAILED, f"{platform} refused ({scrub(exc.message, connection.secrets)})."
                                           f" The audience {platform_audience_id} may still be on {platform}: check "
                                           "it there.")
         return False

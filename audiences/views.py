@@ -8,7 +8,7 @@ from django.db.models import OuterRef, Subquery
 from django.http import Http404, StreamingHttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
-from django.views.decorators.http import require_GET, require_http_methods
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from django_htmx.http import HttpResponseClientRedirect
 
 from activation_manager.selectors import deleted_audiences
@@ -205,15 +205,21 @@ def import_rejections_csv(request, import_pk):
     return response
 
 
-@require_http_methods(["GET", "POST"])
-def audience_delete(request, audience_pk):
-    """GET: what deleting the audience would delete, here and on each platform (with or without its platform
-    copies, ``on_platforms``); POST: delete it. Afterwards the audience list shows what became of each copy."""
+@require_GET
+def audience_confirm_delete(request, audience_pk):
+    """What deleting the audience would delete, here and on each platform (with its platform copies or without:
+    ``on_platforms``), with the button that does it. Nothing is deleted by looking."""
     audience = get_object_or_404(Audience.objects.visible(), pk=audience_pk, owner=request.user)
-    on_platforms = bool((request.POST if request.method == "POST" else request.GET).get("on_platforms"))
-    if request.method == "GET":
-        preview = services.deletion_preview(audience=audience, on_platforms=on_platforms)
-        return render(request, "audiences/audience_delete.html", {"audience": audience, "preview": preview})
+    preview = services.deletion_preview(audience=audience, on_platforms=bool(request.GET.get("on_platforms")))
+    return render(request, "audiences/audience_delete.html", {"audience": audience, "preview": preview})
+
+
+@require_POST
+def audience_delete(request, audience_pk):
+    """Delete the audience (and, with ``on_platforms``, its copies on the platforms), as previewed by
+    audience_confirm_delete; afterwards the audience list shows what became of each copy."""
+    audience = get_object_or_404(Audience.objects.visible(), pk=audience_pk, owner=request.user)
+    on_platforms = bool(request.POST.get("on_platforms"))
     copies = [destination(s) for s in audience.syncs.select_related("connection__platform") if s.platform_audience_id]
     cleaned_up = services.delete_audience(audience=audience, on_platforms=on_platforms)
     fates = PlatformDeletion.objects.filter(former_audience_id=audience.pk, owner=request.user)

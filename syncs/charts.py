@@ -22,6 +22,8 @@ WIDTH, HEIGHT = 400, 190
 LEFT, RIGHT, TOP, BOTTOM = 52, 28, 24, 30
 # Labels closer than this (x, in SVG units) to one already placed are left to the points' tooltips.
 LABEL_SPACING = 40
+# The first and last points sit this far inside the axes, so their labels clear the axis labels.
+INSET = 20
 # A change at least this large between two runs gets both its points labelled.
 NOTABLE_CHANGE = 0.10
 
@@ -137,6 +139,8 @@ def _date_labels(moments: list[datetime]) -> list[str]:
     """Short x-axis labels: the time of day when every run was on one day, else the day."""
     local = [timezone.localtime(m) for m in moments]
     if len({m.date() for m in local}) == 1:
+        if len({m.strftime("%H:%M") for m in local}) < len(local):  # several runs within a minute
+            return [m.strftime("%H:%M:%S") for m in local]
         return [m.strftime("%H:%M") for m in local]
     if len({m.year for m in local}) == 1:
         return [f"{m.day} {m:%b}" for m in local]
@@ -185,10 +189,10 @@ def _choose_labels(points: list[Point], values: list[float]) -> None:
 
 def _chart(key: str, title: str, unit: str, runs: list[SyncRun], values: list[float], texts: list[str],
            top_value: float, tick_text) -> Chart:
-    plot_width = WIDTH - LEFT - RIGHT
+    plot_width = WIDTH - LEFT - RIGHT - 2 * INSET
     plot_height = HEIGHT - TOP - BOTTOM
     step = plot_width / (len(runs) - 1) if len(runs) > 1 else 0
-    xs = [LEFT + i * step if len(runs) > 1 else LEFT + plot_width / 2 for i in range(len(runs))]
+    xs = [LEFT + INSET + (i * step if len(runs) > 1 else plot_width / 2) for i in range(len(runs))]
     ticks = nice_ticks(top_value)
     scale_top = ticks[-1] or 1
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from django import template
 
 from syncs import charts
+from syncs.models import SyncRun
 
 register = template.Library()
 
@@ -36,3 +37,12 @@ def hold_share(run) -> str:
     if not run.held_before:
         return ""
     return f"{run.to_remove * 100 / run.held_before:.1f} %"
+
+
+@register.filter
+def run_status_label(status: str) -> str:
+    """A run status as the pages name it ("held" -> "Held for review")."""
+    try:
+        return SyncRun.Status(status).label
+    except ValueError:
+        return str(status).capitalize()
