@@ -17,6 +17,9 @@ RECENT_RUNS = 10
 ATTENTION_WINDOW = timedelta(days=14)
 # Deleted audiences' platform copies are listed this long after the deletion.
 DELETIONS_WINDOW = timedelta(days=14)
+# The audience list re-reads itself while a copy is being deleted, for this long at most (a lost task stays
+# "deleting"; the page need not poll for ever).
+DELETING_POLL_FOR = timedelta(minutes=30)
 
 
 @dataclass
@@ -142,6 +145,11 @@ class DeletedAudience:
     @property
     def pending(self) -> bool:
         return any(c.status == PlatformDeletion.Status.PENDING for c in self.copies)
+
+    @property
+    def worth_polling(self) -> bool:
+        """Whether a page should re-read this soon: a copy is still being deleted, and recently."""
+        return self.pending and self.deleted_at > timezone.now() - DELETING_POLL_FOR
 
 
 def deleted_audiences(user, *, limit: int = 100) -> list[DeletedAudience]:

@@ -63,7 +63,7 @@ def audience_list(request):
     deleted = deleted_audiences(request.user)
     return render(request, "audiences/audience_list.html", {"audiences": page.object_list, "page": page,
                                                             "deleted": deleted,
-                                                            "deleted_pending": any(d.pending for d in deleted)})
+                                                            "deleted_pending": any(d.worth_polling for d in deleted)})
 
 
 @require_http_methods(["GET", "POST"])

@@ -137,7 +137,7 @@ def test_the_audience_page_puts_its_syncs_first_with_a_preview_and_every_button_
     expect(page.locator(f"#sync-preview-{sync.pk}")).to_contain_text("more than 10 %", timeout=20_000)
     page.locator("h1").scroll_into_view_if_needed()
     look(page, "#audience-syncs", "audience-syncs")
-    shot(page, _name(page, "audience"))
+    shot(page, _name(page, "audience-syncs"))
 
 
 def test_the_run_page_keeps_up_and_a_run_held_for_review_is_confirmed_there(
@@ -189,7 +189,7 @@ def test_the_run_page_keeps_up_and_a_run_held_for_review_is_confirmed_there(
     first = page.locator(".attention-list > li").first
     expect(first).to_contain_text("Held for review: Spring buyers → Meta")
     expect(first).to_contain_text("would remove 1,000 of the 3,000 people Meta holds (33.3 %)")
-    shot(page, _name(page, "dashboard"))
+    shot(page, _name(page, "dashboard-held"))
     first.get_by_role("link", name=re.compile("Review")).click()
 
     page.get_by_role("button", name="Confirm and send").click()
@@ -203,7 +203,7 @@ def test_the_run_page_keeps_up_and_a_run_held_for_review_is_confirmed_there(
     page.locator("#run-history").scroll_into_view_if_needed()
     look(page, "#run-history", "run-history")
     look(page, "#run-progress", "run-progress")
-    shot(page, _name(page, "sync-run"))
+    shot(page, _name(page, "sync-run-history"))
 
 
 def test_a_platform_size_that_collapses_during_a_run_needs_attention(signed_in, live_server, platforms, worker,
@@ -241,7 +241,7 @@ def test_a_platform_size_that_collapses_during_a_run_needs_attention(signed_in, 
     change = page.locator("#run-progress .size-change")
     expect(change).to_contain_text(f"{run.size_before:,} → {run.audience_size:,}, −")
     expect(page.locator("#run-progress .run-error")).to_contain_text("more than this run explains")
-    shot(page, _name(page, "sync-run-attention"), readme=False)
+    shot(page, _name(page, "sync-run-attention"))
 
     page.goto(f"{live_server.url}/")
     item = page.locator(".attention-list > li", has_text="Sync needs attention")

@@ -188,3 +188,30 @@ def test_on_sqlite_the_purge_gives_the_freed_pages_back_to_the_file_system(user,
     assert audience_services.purge_audience(audience_id=audience.pk) is True
     assert pragma("freelist_count") == 0
     assert pragma("page_count") < pages - 100  # the members' pages left the file
+
+
+def test_the_list_stops_re_reading_itself_when_a_deletion_is_lost(alice_client, user):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    record = PlatformDeletion.objects.create(owner=user, former_audience_id=9, audience_name="Old", status="pending",
+                                             destination="Meta · Main", platform_audience_id="aud-9")
+    assert 'hx-trigger="every 2s"' in alice_client.get(reverse("audience_list")).content.decode()
+    PlatformDeletion.objects.filter(pk=record.pk).update(created_at=timezone.now() - timedelta(hours=2))
+    listing = alice_client.get(reverse("audience_list")).content.decode()
+    assert "Deleting…" in listing and 'hx-trigger="every 2s"' not in listing
+
+
+def test_operators_see_the_platform_deletions_read_only(client, user):
+    from django.contrib.auth import get_user_model
+
+    PlatformDeletion.objects.create(owner=user, former_audience_id=9, audience_name="Old", status="failed",
+                                    destination="Meta · Main", platform_audience_id="aud-9", message="Meta refused.")
+    operator = get_user_model().objects.create_superuser("ops", "ops@example.com", "ops-password-123")
+    client.force_login(operator)
+    page = client.get(reverse("admin:audiences_platformdeletion_changelist"))
+    assert page.status_code == 200 and "Meta · Main" in page.content.decode()
+    record = PlatformDeletion.objects.get()
+    assert client.post(reverse("admin:audiences_platformdeletion_change", args=[record.pk]),
+                       {"status": "deleted"}).status_code == 403
