@@ -1,4 +1,5 @@
-"""Reads for the dashboard: everything a marketer should see first, in a fixed number of queries."""
+"""Reads for the dashboard: everything a marketer should see first, in a fixed number of queries; and what became
+of deleted audiences' copies on the platforms (the dashboard and the audience list)."""
 
 from __future__ import annotations
 
@@ -6,20 +7,25 @@ import datetime
 from dataclasses import dataclass, field
 from datetime import timedelta
 
-from django.db.models import OuterRef, Subquery
+from django.db.models import OuterRef, Q, Subquery
 from django.utils import timezone
 
-from audiences.models import Audience, ImportJob
+from audiences.models import Audience, ImportJob, PlatformDeletion
 from credentials.models import Connection
 from syncs.models import Sync, SyncRun
 
 RECENT_RUNS = 10
 ATTENTION_WINDOW = timedelta(days=14)
+# Deleted audiences' platform copies are listed this long after the deletion.
+DELETIONS_WINDOW = timedelta(days=14)
+# The audience list re-reads itself while a copy is being deleted, for this long at most (a lost task stays
+# "deleting"; the page need not poll for ever).
+DELETING_POLL_FOR = timedelta(minutes=30)
 
 
 @dataclass
 class AttentionItem:
-    kind: str  # "connection" | "run" | "import"
+    kind: str  # "held" | "connection" | "run" | "import" | "deletion"
     title: str
     detail: str
     obj: object
@@ -117,7 +123,8 @@ def dashboard_for(user) -> Dashboard:
         if c.status == Connection.Status.ERROR
     ]
 
-    # A sync needs attention when its latest run failed or partly failed (a later success clears it).
+    # A sync needs attention when its latest run failed, partly failed or saw the platform's size fall unexplained
+    # (a later success clears it); a held run waits for its marketer however old it is, and comes first of all.
     since = timezone.now() - ATTENTION_WINDOW
     latest_per_sync = SyncRun.objects.filter(sync=OuterRef("pk")).order_by("-created_at")
     troubled_syncs = (
@@ -125,25 +132,26 @@ def dashboard_for(user) -> Dashboard:
         .annotate(latest_run_id=Subquery(latest_per_sync.values("pk")[:1]))
         .values_list("latest_run_id", flat=True)
     )
-    failed_runs = (
-        SyncRun.objects.filter(
-            pk__in=[pk for pk in troubled_syncs if pk is not None],
-            status__in=[SyncRun.Status.FAILED, SyncRun.Status.PARTIAL],
-            created_at__gte=since,
-        )
+    troubled_runs = (
+        SyncRun.objects.filter(pk__in=[pk for pk in troubled_syncs if pk is not None])
+        .filter(Q(status=SyncRun.Status.HELD) | Q(
+            status__in=[SyncRun.Status.FAILED, SyncRun.Status.PARTIAL, SyncRun.Status.ATTENTION],
+            created_at__gte=since))
         .select_related("sync__audience", "sync__connection__platform")
-        .only(*RUN_ROW_FIELDS, "error_message")
+        .only(*RUN_ROW_FIELDS, "error_message", "to_remove", "held_before", "size_before", "audience_size",
+              "sync__hold_threshold")
         .order_by("-created_at")
     )
-    attention += [
-        AttentionItem(
-            "run",
+    held, runs = [], []
+    for run in troubled_runs:
+        item = AttentionItem(
+            "held" if run.status == SyncRun.Status.HELD else "run",
             f"{run.sync.audience.name} → {run.sync.connection.platform.name} ({run.sync.connection.label})",
             run.error_message or run.get_status_display(),
             run,
         )
-        for run in failed_runs
-    ]
+        (held if item.kind == "held" else runs).append(item)
+    attention = held + attention + runs
 
     latest_import = ImportJob.objects.filter(audience=OuterRef("audience_id")).order_by("-created_at")
     failed_imports = (
@@ -158,4 +166,40 @@ def dashboard_for(user) -> Dashboard:
         if job.latest_id == job.pk
     ]
 
+    attention += [
+        AttentionItem("deletion", f"“{d.audience_name}” on {d.destination}", d.message, d)
+        for d in PlatformDeletion.objects.filter(owner=user, status=PlatformDeletion.Status.FAILED,
+                                                 created_at__gte=timezone.now() - DELETIONS_WINDOW)[:20]
+    ]
+
     return Dashboard(attention=attention, connections=connections, audiences=audiences, recent_runs=recent_runs)
+
+
+@dataclass
+class DeletedAudience:
+    """A deleted audience and what became of each of its copies on the platforms."""
+
+    name: str
+    deleted_at: object
+    copies: list[PlatformDeletion]
+
+    @property
+    def pending(self) -> bool:
+        return any(c.status == PlatformDeletion.Status.PENDING for c in self.copies)
+
+    @property
+    def worth_polling(self) -> bool:
+        """Whether a page should re-read this soon: a copy is still being deleted, and recently."""
+        return self.pending and self.deleted_at > timezone.now() - DELETING_POLL_FOR
+
+
+def deleted_audiences(user, *, limit: int = 100) -> list[DeletedAudience]:
+    """The user's audiences deleted in the last DELETIONS_WINDOW that had copies on platforms, newest first, each
+    with its copies' fates (one query)."""
+    groups: dict[int, DeletedAudience] = {}
+    rows = (PlatformDeletion.objects.filter(owner=user, created_at__gte=timezone.now() - DELETIONS_WINDOW)
+            .order_by("-created_at", "id")[:limit])
+    for row in rows:
+        group = groups.setdefault(row.former_audience_id, DeletedAudience(row.audience_name, row.created_at, []))
+        group.copies.append(row)
+    return list(groups.values())

@@ -1,7 +1,7 @@
 from django.contrib import admin
 
 from audiences import services
-from audiences.models import Audience, ImportJob, RejectedRow
+from audiences.models import Audience, ImportJob, PlatformDeletion, RejectedRow
 
 
 class ImportJobInline(admin.TabularInline):
@@ -60,4 +60,21 @@ class ImportJobAdmin(admin.ModelAdmin):
     inlines = [RejectedRowInline]
 
     def has_add_permission(self, request):
+        return False
+
+
+@admin.register(PlatformDeletion)
+class PlatformDeletionAdmin(admin.ModelAdmin):
+    """What became of deleted audiences' copies on the platforms: read only (the deletion task writes them)."""
+
+    list_display = ("audience_name", "destination", "status", "owner", "created_at", "finished_at")
+    list_filter = ("status",)
+    search_fields = ("audience_name", "destination", "owner__username", "platform_audience_id")
+    list_select_related = ("owner",)
+    readonly_fields = [f.name for f in PlatformDeletion._meta.fields]
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
         return False

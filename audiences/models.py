@@ -182,3 +182,36 @@ class RejectedRow(models.Model):
 
     class Meta:
         ordering = ["row_number", "id"]
+
+
+class PlatformDeletion(models.Model):
+    """What became of an audience's copy on a platform (the audience one of its syncs created there) once the marketer
+    deleted the audience and asked for its platform copies to go too: deleted there, or not deleted and why. Outlives
+    the audience, whose name it copies, so the audience list and the dashboard can say afterwards what happened."""
+
+    class Status(models.TextChoices):
+        PENDING = "pending", "Deleting"
+        DELETED = "deleted", "Deleted"
+        FAILED = "failed", "Not deleted"
+
+    owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="platform_deletions")
+    connection = models.ForeignKey("credentials.Connection", on_delete=models.SET_NULL, null=True, blank=True,
+                                   related_name="+")
+    # The deleted audience (no foreign key: its row is purged soon after).
+    former_audience_id = models.PositiveBigIntegerField(db_index=True)
+    audience_name = models.CharField(max_length=200)
+    # "Meta · EU account", as it was when the audience was deleted.
+    destination = models.CharField(max_length=200)
+    platform_audience_id = models.CharField(max_length=200)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING)
+    # Why a copy was not deleted, in the platform's words where it gave any (never a secret).
+    message = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [models.Index(fields=["owner", "-created_at"])]
+
+    def __str__(self):
+        return f"{self.audience_name} on {self.destination}: {self.get_status_display()}"

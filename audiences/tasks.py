@@ -31,9 +31,13 @@ def purge_audience(self, audience_id: int) -> bool:
     return True
 
 
-@shared_task(name="audiences.delete_platform_audience", acks_late=True, ignore_result=True,
+@shared_task(name="audiences.delete_platform_audience", bind=True, acks_late=True, ignore_result=True,
              autoretry_for=(TransientError, RateLimited), retry_backoff=30, retry_jitter=True, max_retries=6,
              soft_time_limit=120, time_limit=180)
-def delete_platform_audience(connection_id: int, platform_audience_id: str) -> bool:
-    """Delete an audience on its platform after the marketer deleted it here (and asked for that)."""
-    return services.delete_platform_audience(connection_id=connection_id, platform_audience_id=platform_audience_id)
+def delete_platform_audience(self, connection_id: int, platform_audience_id: str,
+                             deletion_id: int | None = None) -> bool:
+    """Delete an audience on its platform after the marketer deleted it here (and asked for that); the outcome goes
+    on its PlatformDeletion row (``deletion_id``), the last retry's included."""
+    return services.delete_platform_audience(connection_id=connection_id, platform_audience_id=platform_audience_id,
+                                             deletion_id=deletion_id,
+                                             last_attempt=self.request.retries >= self.max_retries)

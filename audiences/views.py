@@ -11,9 +11,11 @@ from django.urls import reverse
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from django_htmx.http import HttpResponseClientRedirect
 
+from activation_manager.selectors import deleted_audiences
 from audiences import imports, services
 from audiences.forms import AudienceUploadForm, MappingForm, ReimportForm
-from audiences.models import Audience, ImportJob
+from audiences.models import Audience, ImportJob, PlatformDeletion
+from audiences.services import destination
 from platforms import matchkeys
 from platforms.models import Platform
 from syncs import selectors as sync_selectors
@@ -58,7 +60,10 @@ def audience_list(request):
         last_import_status=Subquery(latest.values("status")[:1]),
     )
     page = Paginator(audiences, AUDIENCES_PER_PAGE).get_page(request.GET.get("page"))
-    return render(request, "audiences/audience_list.html", {"audiences": page.object_list, "page": page})
+    deleted = deleted_audiences(request.user)
+    return render(request, "audiences/audience_list.html", {"audiences": page.object_list, "page": page,
+                                                            "deleted": deleted,
+                                                            "deleted_pending": any(d.worth_polling for d in deleted)})
 
 
 @require_http_methods(["GET", "POST"])
@@ -200,14 +205,36 @@ def import_rejections_csv(request, import_pk):
     return response
 
 
+@require_GET
+def audience_confirm_delete(request, audience_pk):
+    """What deleting the audience would delete, here and on each platform (with its platform copies or without:
+    ``on_platforms``), with the button that does it. Nothing is deleted by looking."""
+    audience = get_object_or_404(Audience.objects.visible(), pk=audience_pk, owner=request.user)
+    preview = services.deletion_preview(audience=audience, on_platforms=bool(request.GET.get("on_platforms")))
+    return render(request, "audiences/audience_delete.html", {"audience": audience, "preview": preview})
+
+
 @require_POST
 def audience_delete(request, audience_pk):
+    """Delete the audience (and, with ``on_platforms``, its copies on the platforms), as previewed by
+    audience_confirm_delete; afterwards the audience list shows what became of each copy."""
     audience = get_object_or_404(Audience.objects.visible(), pk=audience_pk, owner=request.user)
-    cleaned_up = services.delete_audience(audience=audience, on_platforms=bool(request.POST.get("on_platforms")))
-    messages.success(request, f"Deleted the audience “{audience.name}”."
-                     + (f" Deleting it on {', '.join(cleaned_up)} in the background." if cleaned_up else ""))
+    on_platforms = bool(request.POST.get("on_platforms"))
+    copies = [destination(s) for s in audience.syncs.select_related("connection__platform") if s.platform_audience_id]
+    cleaned_up = services.delete_audience(audience=audience, on_platforms=on_platforms)
+    fates = PlatformDeletion.objects.filter(former_audience_id=audience.pk, owner=request.user)
+    message = f"Deleted the audience “{audience.name}”."
+    if cleaned_up:
+        message += f" Deleting it on {', '.join(cleaned_up)} in the background."
+    not_reachable = [f.destination for f in fates if f.status == PlatformDeletion.Status.FAILED]
+    if not_reachable:
+        message += f" Not deleted on {', '.join(not_reachable)}: the connection is not active."
+    if cleaned_up or not_reachable:
+        message += " “Deleted audiences” below shows what became of each copy."
+    elif copies:
+        message += f" Its {'copy' if len(copies) == 1 else 'copies'} on {', '.join(copies)} " \
+                   f"{'stays' if len(copies) == 1 else 'stay'} there."
+    messages.success(request, message)
     if request.htmx:
         return HttpResponseClientRedirect(reverse("audience_list"))
     return redirect("audience_list")
-
-

@@ -99,7 +99,7 @@ class _Roster:
                 else:
                     doomed.update(held)
             keys = {pair[0] for pair in row}
-            if not strong and NAME_KEYS <= keys and keys & PLACE_KEYS:
+            if not strong and keys >= NAME_KEYS and keys & PLACE_KEYS:
                 doomed.update(member for member in self.members if row <= member)
         for member in doomed:
             self._discard(member)

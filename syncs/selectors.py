@@ -1,4 +1,5 @@
-"""Reads of syncs and runs for pages: a run's progress, the sync panel of an audience page."""
+"""Reads of syncs and runs for pages: a run's progress, the sync panel of an audience page, the preview of a sync's
+next run, a run page's history."""
 
 from __future__ import annotations
 
@@ -7,6 +8,9 @@ from dataclasses import dataclass
 from django.db.models import OuterRef, Subquery
 from django.utils import timezone
 
+from audiences.models import Audience
+from syncs import charts, engine
+from syncs.engine.plan import plan_source
 from syncs.models import Sync, SyncBatch, SyncRun
 from syncs.runs import ACTIVE, FINISHED
 from syncs.services import active_connections_for
@@ -55,6 +59,7 @@ def audience_sync_panel(audience) -> dict:
     for sync in syncs:
         sync.latest_run = runs.get(sync.latest_run_id)
         sync.consent = consent_summary(sync)
+        sync.preview_loads_itself = preview_loads_itself(sync, audience)
     used = {s.connection_id for s in syncs}
     connections = [c for c in active_connections_for(audience.owner) if c.pk not in used]
     return {
@@ -96,3 +101,112 @@ def consent_summary(sync: Sync) -> list[ConsentStatement] | None:
         statements.append(ConsentStatement(label=label, value=labels.get(chosen, "not stated"),
                                            stated=chosen in labels))
     return statements
+
+
+# Up to this many members the preview loads by itself on the audience page (a full comparison of a few hundred
+# thousand people takes well under a second); above it, only when the marketer asks, unless the plan would read
+# the recorded changes alone (a few rows) or nothing at all.
+PREVIEW_AUTOLOAD_MEMBERS = 200_000
+HISTORY_RUNS = 30
+
+
+def preview_loads_itself(sync: Sync, audience: Audience) -> bool:
+    """Whether the audience page fetches this sync's preview as soon as it is shown: when it is cheap."""
+    if audience.member_count <= PREVIEW_AUTOLOAD_MEMBERS:
+        return True
+    return plan_source(sync, audience.generation, audience.changes_recorded_from) is not None
+
+
+@dataclass
+class SyncPreview:
+    """What a run of the sync started now would do (syncs.engine.preview), in the words of the audience page."""
+
+    sync: Sync
+    figures: engine.Preview
+    # A queued, running or held run of the sync: "Sync now" opens it instead of starting another.
+    pending_run: SyncRun | None
+
+    @property
+    def platform(self) -> str:
+        return self.sync.connection.platform.name
+
+    @property
+    def mirror(self) -> bool:
+        return self.sync.mode == Sync.Mode.MIRROR
+
+    @property
+    def adds(self) -> int:
+        """People sent: those joining, and those whose record changed (re-sent with their new details)."""
+        return self.figures.joining + self.figures.changed
+
+    @property
+    def removes(self) -> int:
+        return self.figures.leaving if self.figures.removes else 0
+
+    @property
+    def nothing_to_send(self) -> bool:
+        return not self.adds and not self.removes
+
+    @property
+    def usable_percent(self) -> int | None:
+        members = self.figures.members
+        return round(self.figures.usable * 100 / members) if members else None
+
+    @property
+    def leaving_percent(self) -> float | None:
+        share = self.figures.leaving_share
+        return None if share is None else share * 100
+
+    @property
+    def leavers(self) -> str:
+        """What happens to the people who left the audience, by mode ("" when nobody left)."""
+        n = self.figures.leaving
+        if not n:
+            return ""
+        who = f"{n:,} {'person' if n == 1 else 'people'} left the audience"
+        if self.figures.removes:
+            return f"{who}: removed from {self.platform} (mirror mode)."
+        if self.mirror:
+            return f"{who}: kept on {self.platform}, which cannot remove people from an audience."
+        return f"{who}: kept on {self.platform} (add-only mode; mirror mode would remove them)."
+
+    @property
+    def hold(self) -> str:
+        """Whether the run would be held for review, and why ("" when the question does not arise)."""
+        threshold = self.sync.hold_threshold
+        if not self.figures.removes and not self.figures.would_hold:
+            return ""
+        if not self.figures.leaving:
+            if not threshold:
+                return "Runs of this sync are never held for review (threshold 0 %)."
+            return (f"A run that would remove more than {threshold} % of the people on {self.platform} is held for "
+                    "review before anything is sent.")
+        share = self.leaving_percent
+        of_held = (f"{self.figures.leaving:,} of the {self.figures.held:,} people {self.platform} holds "
+                   f"({share:.1f} %)") if share is not None else f"{self.figures.leaving:,} people"
+        if self.figures.would_hold:
+            return (f"This run would be held for review: it removes {of_held}, more than this sync's {threshold} % "
+                    "threshold. Nothing is sent until you confirm it on the run page.")
+        if not threshold:
+            return f"It removes {of_held}; runs of this sync are never held for review (threshold 0 %)."
+        return f"It removes {of_held}, within this sync's {threshold} % threshold: it is sent without review."
+
+
+def sync_preview(sync: Sync) -> SyncPreview:
+    """The preview of ``sync``'s next run. Costs what planning the run costs (a comparison of the whole audience
+    unless the platform holds a generation whose changes were recorded): never call it while rendering a page."""
+    pending = sync.runs.filter(status__in=SyncRun.PENDING_STATUSES).order_by("-created_at").first()
+    return SyncPreview(sync=sync, figures=engine.preview(sync), pending_run=pending)
+
+
+def run_history(run: SyncRun) -> list[SyncRun]:
+    """The sync's latest runs, newest first, always including ``run`` itself (its row is updated while it runs)."""
+    history = list(run.sync.runs.order_by("-created_at", "-id")[:HISTORY_RUNS])
+    if all(r.pk != run.pk for r in history):
+        history.append(run)
+    return history
+
+
+def history_charts(history: list[SyncRun]) -> list[charts.Chart]:
+    """The charts of a run page, from its history (newest first): finished runs only."""
+    return charts.history_charts([r for r in reversed(history) if r.status in FINISHED])

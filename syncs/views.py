@@ -15,7 +15,7 @@ from django.views.decorators.http import require_GET, require_POST
 
 from audiences.models import Audience
 from audiences.views import gone_while_watching
-from syncs import charts, runs, selectors, services
+from syncs import runs, selectors, services
 from syncs.models import Sync, SyncRun
 
 # htmx stops polling when a response has this status (and still swaps it in).
@@ -41,16 +41,18 @@ def _own_run(request, run_pk: int) -> SyncRun:
     )
 
 
-def _panel(request, audience: Audience, *, error: str = "", error_field: str = "", notice: str = ""):
+def _panel(request, audience: Audience, *, error: str = "", error_field: str = "", error_sync: int | None = None,
+           notice: str = ""):
     return render(request, "syncs/partials/audience_syncs.html", {
         "audience": audience, "panel": selectors.audience_sync_panel(audience),
-        "sync_error": error, "sync_error_field": error_field, "sync_notice": notice,
+        "sync_error": error, "sync_error_field": error_field, "sync_error_sync": error_sync, "sync_notice": notice,
     })
 
 
-def _done(request, audience: Audience, *, error: str = "", error_field: str = "", notice: str = ""):
+def _done(request, audience: Audience, *, error: str = "", error_field: str = "", error_sync: int | None = None,
+          notice: str = ""):
     if request.htmx:
-        return _panel(request, audience, error=error, error_field=error_field, notice=notice)
+        return _panel(request, audience, error=error, error_field=error_field, error_sync=error_sync, notice=notice)
     if error:
         messages.error(request, error)
     elif notice:
@@ -75,9 +77,10 @@ def sync_create(request, audience_pk: int):
 def sync_update(request, sync_pk: int):
     sync = _own_sync(request, sync_pk)
     try:
-        services.update_sync(sync=sync, mode=request.POST.get("mode"), schedule=request.POST.get("schedule"))
+        services.update_sync(sync=sync, mode=request.POST.get("mode"), schedule=request.POST.get("schedule"),
+                             hold_threshold=request.POST.get("hold_threshold"))
     except services.SyncError as exc:
-        return _done(request, sync.audience, error=exc.message, error_field=exc.field or "")
+        return _done(request, sync.audience, error=exc.message, error_field=exc.field or "", error_sync=sync.pk)
     return _done(request, sync.audience, notice=f"Sync to {sync.connection} updated.")
 
 
@@ -87,6 +90,16 @@ def sync_delete(request, sync_pk: int):
     audience, label = sync.audience, str(sync.connection)
     services.delete_sync(sync=sync)
     return _done(request, audience, notice=f"Sync to {label} deleted (the platform audience was left in place).")
+
+
+@require_GET
+def sync_preview(request, sync_pk: int):
+    """What the sync's next run would send: a partial for the audience page's sync row (HTMX), else a page."""
+    sync = _own_sync(request, sync_pk)
+    context = {"sync": sync, "preview": selectors.sync_preview(sync), "audience_url": _audience_url(sync.audience_id)}
+    if request.htmx:
+        return render(request, "syncs/partials/sync_preview.html", context)
+    return render(request, "syncs/sync_preview.html", context)
 
 
 @require_POST
@@ -103,8 +116,10 @@ def sync_run_now(request, sync_pk: int):
 
 def _progress(request, run: SyncRun, *, notice: str = "", error: str = ""):
     progress = selectors.progress_of(run)
+    # htmx answers carry the run's history row too (out of band), so it never says "Queued" under "Running 20 %".
     response = render(request, "syncs/partials/run_progress.html", {
         "run": run, "p": progress, "can_resume": runs.can_resume(run), "notice": notice, "error": error,
+        "history_row": bool(request.htmx),
     })
     if request.htmx and not progress.active:
         response.status_code = STOP_POLLING
@@ -115,10 +130,10 @@ def _progress(request, run: SyncRun, *, notice: str = "", error: str = ""):
 @require_GET
 def sync_run_detail(request, run_pk: int):
     run = _own_run(request, run_pk)
-    history = list(run.sync.runs.order_by("-created_at")[:30])
+    history = selectors.run_history(run)
     return render(request, "syncs/run_detail.html", {
         "run": run, "sync": run.sync, "p": selectors.progress_of(run), "can_resume": runs.can_resume(run),
-        "history": history, "chart": charts.history_chart(list(reversed(history))),
+        "history": history, "charts": selectors.history_charts(history),
         "audience_url": _audience_url(run.sync.audience_id),
     })
 
@@ -148,6 +163,35 @@ def sync_run_cancel(request, run_pk: int):
     if request.htmx:
         return _progress(request, run, notice=notice)
     messages.info(request, notice)
+    return redirect("sync_run_detail", run_pk=run.pk)
+
+
+@require_POST
+def sync_run_confirm(request, run_pk: int):
+    """Send a run that was held for review. If the audience was re-imported since it was planned, the held run is
+    cancelled and a new one planned (which may be held again): the page moves to that run."""
+    run = _own_run(request, run_pk)
+    try:
+        confirmed = runs.confirm_run(run=run)
+    except services.SyncError as exc:
+        run.refresh_from_db()
+        if request.htmx:
+            return _progress(request, run, error=exc.message)
+        messages.error(request, exc.message)
+        return redirect("sync_run_detail", run_pk=run.pk)
+    if confirmed.pk != run.pk:
+        notice = "The audience changed since this run was planned: a new run was started instead."
+        url = reverse("sync_run_detail", kwargs={"run_pk": confirmed.pk})
+        messages.info(request, notice)
+        if request.htmx:
+            response = HttpResponse(status=204)
+            response["HX-Redirect"] = url
+            return response
+        return redirect(url)
+    notice = "Confirmed: the run is sending."
+    if request.htmx:
+        return _progress(request, confirmed, notice=notice)
+    messages.success(request, notice)
     return redirect("sync_run_detail", run_pk=run.pk)
 
 

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from django import template
 
+from syncs import charts
+from syncs.models import SyncRun
+
 register = template.Library()
 
 
@@ -20,3 +23,26 @@ def run_duration(run) -> str:
         return f"{minutes} min {seconds} s"
     hours, minutes = divmod(minutes, 60)
     return f"{hours} h {minutes} min"
+
+
+@register.filter
+def size_change(run) -> str:
+    """The audience size the platform reported before and after the run: "1,993 → 3, −99.8 %" ("" if unknown)."""
+    return charts.size_change(run.size_before, run.audience_size)
+
+
+@register.filter
+def hold_share(run) -> str:
+    """The share of the people on the platform a held run would remove: "25.0 %" ("" if unknown)."""
+    if not run.held_before:
+        return ""
+    return f"{run.to_remove * 100 / run.held_before:.1f} %"
+
+
+@register.filter
+def run_status_label(status: str) -> str:
+    """A run status as the pages name it ("held" -> "Held for review")."""
+    try:
+        return SyncRun.Status(status).label
+    except ValueError:
+        return str(status).capitalize()

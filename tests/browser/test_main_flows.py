@@ -158,6 +158,8 @@ def test_sync_to_two_platforms_reaches_100_percent_then_disconnect(signed_in, li
     page.get_by_label(re.compile("also delete it on", re.I)).check()
     page.once("dialog", lambda dialog: dialog.accept())
     page.get_by_role("button", name="Delete audience").click()
+    # The confirmation previews what goes where (tests/browser/test_sync_pages.py looks at it closely).
+    page.get_by_role("button", name=re.compile("^Delete here and on Meta")).click()
     expect(page.get_by_text(re.compile("Deleted the audience")).first).to_be_visible()
     browser_errors.allow(re.escape(f"on {audience_url}") + ".*status of 404")  # the deleted audience, on purpose
     assert page.goto(audience_url).status == 404
