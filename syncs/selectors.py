@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import datetime
+import zoneinfo
 from dataclasses import dataclass
 
 from django.db.models import OuterRef, Subquery
@@ -9,7 +11,7 @@ from django.utils import timezone
 
 from syncs.models import Sync, SyncBatch, SyncRun
 from syncs.runs import ACTIVE, FINISHED
-from syncs.services import active_connections_for
+from syncs.services import WEEKDAYS, active_connections_for, crontab_fields, describe_schedule
 
 Status = SyncRun.Status
 
@@ -54,6 +56,8 @@ def audience_sync_panel(audience) -> dict:
     runs = SyncRun.objects.in_bulk([s.latest_run_id for s in syncs if s.latest_run_id])
     for sync in syncs:
         sync.latest_run = runs.get(sync.latest_run_id)
+        sync.next_run_at = next_run_at(sync)
+        sync.schedule_text = describe_schedule(sync)
     used = {s.connection_id for s in syncs}
     connections = [c for c in active_connections_for(audience.owner) if c.pk not in used]
     return {
@@ -61,4 +65,35 @@ def audience_sync_panel(audience) -> dict:
         "connections": connections,
         "modes": Sync.Mode.choices,
         "schedules": Sync.Schedule.choices,
+        **schedule_choices(),
     }
+
+
+def next_run_at(sync: Sync, *, now: datetime.datetime | None = None) -> datetime.datetime | None:
+    """When the sync's schedule fires next (aware, in the sync's time zone), computed as celery-beat computes it from
+    the sync's crontab; None for a manual sync."""
+    if not sync.schedule:
+        return None
+    from celery.schedules import crontab as celery_crontab
+
+    # What django-celery-beat's TzAwareCrontab does (times taken in the schedule's zone), with our clock.
+    zone = zoneinfo.ZoneInfo(sync.schedule_timezone)
+    local_now = (now or timezone.now()).astimezone(zone)
+    crontab = celery_crontab(nowfun=lambda: local_now, **crontab_fields(sync))
+    at = local_now + crontab.remaining_estimate(local_now)
+    # celery answers a microsecond before the minute: round to the minute it means.
+    return (at + datetime.timedelta(seconds=30)).replace(second=0, microsecond=0).astimezone(zone)
+
+
+def schedule_text(sync: Sync) -> str:
+    """The schedule in words ("Daily at 06:30 (Europe/Paris)")."""
+    return describe_schedule(sync)
+
+
+def schedule_choices() -> dict:
+    """What a schedule form offers: weekdays and time zones (common ones first)."""
+    from syncs.services import time_zones
+
+    common = ["UTC", "Europe/London", "Europe/Paris", "Europe/Berlin", "America/New_York", "America/Chicago",
+              "America/Los_Angeles", "Asia/Tokyo", "Australia/Sydney"]
+    return {"weekdays": list(enumerate(WEEKDAYS)), "time_zones": common + sorted(time_zones() - set(common))}

@@ -58,6 +58,11 @@ def _done(request, audience: Audience, *, error: str = "", error_field: str = ""
     return redirect(_audience_url(audience.pk))
 
 
+def _schedule_timing(request) -> dict:
+    """The schedule's time of day ("HH:MM"), weekday (0 = Monday) and time zone from the form (absent: unchanged)."""
+    return {name: request.POST.get(name) for name in ("schedule_time", "schedule_weekday", "schedule_timezone")}
+
+
 @require_POST
 def sync_create(request, audience_pk: int):
     audience = get_object_or_404(Audience.objects.visible(), pk=audience_pk, owner=request.user)
@@ -65,6 +70,7 @@ def sync_create(request, audience_pk: int):
         sync = services.create_sync(
             owner=request.user, audience=audience, connection_id=request.POST.get("connection"),
             mode=request.POST.get("mode", "add"), schedule=request.POST.get("schedule", ""),
+            **_schedule_timing(request),
         )
     except services.SyncError as exc:
         return _done(request, audience, error=exc.message, error_field=exc.field or "")
@@ -75,7 +81,8 @@ def sync_create(request, audience_pk: int):
 def sync_update(request, sync_pk: int):
     sync = _own_sync(request, sync_pk)
     try:
-        services.update_sync(sync=sync, mode=request.POST.get("mode"), schedule=request.POST.get("schedule"))
+        services.update_sync(sync=sync, mode=request.POST.get("mode"), schedule=request.POST.get("schedule"),
+                             **_schedule_timing(request))
     except services.SyncError as exc:
         return _done(request, sync.audience, error=exc.message, error_field=exc.field or "")
     return _done(request, sync.audience, notice=f"Sync to {sync.connection} updated.")
