@@ -82,6 +82,18 @@ class Connection(models.Model):
             steps = steps[:1]
         return next((step for step in steps if days <= step), None)
 
+    @property
+    def expiry_text(self) -> str:
+        """"expires in 12 days" / "expires today" / "expired" / "" (no expiry reported): the pages' words."""
+        days = self.expires_in_days
+        if days is None:
+            return ""
+        if self.expires_at <= timezone.now():
+            return "expired"
+        if days == 0:
+            return "expires today"
+        return f"expires in {days} day{'s' if days != 1 else ''}"
+
     def masked_secrets(self) -> dict[str, str]:
         """Masked tails (••••1234) of each stored secret: the only form that may reach a page."""
         return {name: mask_secret(value) for name, value in (self.secrets or {}).items() if value}
