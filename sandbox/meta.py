@@ -218,7 +218,7 @@ class FakeMetaGraph(FakePlatform):
         if parts[1:] == ["dialog", "oauth"] and request.method == "GET":
             return self.consent.authorize(request)
         if parts[1:] == ["oauth", "access_token"] and request.method == "GET":
-            return self._access_token(request)
+            return self._token_endpoint(request)
         if parts[1:] == ["debug_token"] and request.method == "GET":
             return self._debug_token(request)
         refused = self._authenticate(request)
@@ -280,7 +280,7 @@ class FakeMetaGraph(FakePlatform):
     def _oauth_error(self, message: str, code: int = 100) -> FakeResponse:
         return self.error_response(code, message, error_type="OAuthException")
 
-    def _access_token(self, request: FakeRequest) -> FakeResponse:
+    def _token_endpoint(self, request: FakeRequest) -> FakeResponse:
         client_id, client_secret = request.param("client_id", ""), request.param("client_secret", "")
         if client_id != self.app_id:
             return self._oauth_error("Error validating application. Invalid application ID.", 101)
