@@ -82,6 +82,7 @@ def fetch_token(*, platform: str, token_url: str, client: tuple[str, str], app: 
     try:
         with session(client=client, app=app, redirect_uri=redirect_uri, auth_method=auth_method) as oauth:
             if params.get("grant_type") == "refresh_token":
+                params.pop("grant_type")
                 token = oauth.refresh_token(token_url, refresh_token=params.pop("refresh_token"), **params)
             else:
                 token = oauth.fetch_token(token_url, method=method, **params)
