@@ -74,13 +74,16 @@ def next_run_at(sync: Sync, *, now: datetime.datetime | None = None) -> datetime
     the sync's crontab; None for a manual sync."""
     if not sync.schedule:
         return None
-    from celery.schedules import crontab as celery_crontab
+    from django_celery_beat.tzcrontab import TzAwareCrontab
 
-    # What django-celery-beat's TzAwareCrontab does (times taken in the schedule's zone), with our clock.
+    # The very schedule class beat runs the row with (times taken in the schedule's zone), on our clock.
     zone = zoneinfo.ZoneInfo(sync.schedule_timezone)
     local_now = (now or timezone.now()).astimezone(zone)
-    crontab = celery_crontab(nowfun=lambda: local_now, **crontab_fields(sync))
-    at = local_now + crontab.remaining_estimate(local_now)
+    crontab = TzAwareCrontab(tz=zone, **crontab_fields(sync))
+    crontab.nowfun = lambda: local_now
+    # The estimate is real elapsed time: add it in UTC (an aware add in the zone would be wall-clock, off by an hour
+    # across a daylight-saving change).
+    at = local_now.astimezone(datetime.UTC) + crontab.remaining_estimate(local_now)
     # celery answers a microsecond before the minute: round to the minute it means.
     return (at + datetime.timedelta(seconds=30)).replace(second=0, microsecond=0).astimezone(zone)
 
