@@ -30,12 +30,12 @@ def alert_settings(request):
         }))
     form = AlertSettingsForm(request.POST)
     if not form.is_valid():
-        return _page(request, form, status=400)
+        return _page(request, form)
     try:
         services.save_settings(owner=request.user, **form.cleaned_data)
     except services.AlertSettingsError as exc:
         form.add_error(exc.field, exc.message)
-        return _page(request, form, status=400)
+        return _page(request, form)
     messages.success(request, "Alert settings saved.")
     return HttpResponseRedirect(reverse("alert_settings"))
 

@@ -113,8 +113,8 @@ class ConsentScreen:
         boxes = "".join(f'<li><label><input type="checkbox" name="granted" value="{html.escape(s)}" checked> '
                         f"{html.escape(s)}</label></li>" for s in asked)
         body = (f'<p>The app <strong>{html.escape(client_id)}</strong> would like to manage your {self.platform} ad '
-                f"accounts.</p>" + (f"<ul>{boxes}</ul>" if boxes else "") +
-                f'<form method="get">{hidden}<button name="decision" value="allow">Allow</button> '
+                f'accounts.</p><form method="get">{hidden}' + (f"<ul>{boxes}</ul>" if boxes else "") +
+                '<button name="decision" value="allow">Allow</button> '
                 '<button name="decision" value="deny">Cancel</button></form>')
         return _page(200, f"Sign in with {self.platform} (sandbox)", body)
 
@@ -142,7 +142,9 @@ class ConsentScreen:
 
 
 def _page(status: int, title: str, body: str) -> FakeResponse:
-    text = (f"<!doctype html><html lang=en><head><meta charset=utf-8><title>{html.escape(title)}</title></head>"
+    # No favicon request (the page is on the sandbox's origin, which has none).
+    text = ("<!doctype html><html lang=en><head><meta charset=utf-8><link rel=icon href='data:,'>"
+            f"<title>{html.escape(title)}</title></head>"
             f"<body><h1>{html.escape(title)}</h1>{body}</body></html>")
     return FakeResponse(status, text, headers={"Content-Type": "text/html; charset=utf-8"})
 
