@@ -189,6 +189,16 @@ def test_sign_in_again_renews_an_existing_connection(alice_client, user, fakes):
     assert Connection.objects.count() == 1 and connection.secrets["access_token"] != old
 
 
+def test_signing_in_again_for_someone_elses_connection_is_a_404(alice_client, other_user, fakes):
+    from platforms.models import Platform
+
+    bobs = Connection.objects.create(owner=other_user, platform=Platform.objects.get(code="meta"), label="Bob's",
+                                     config={}, secrets={"access_token": "bob-token-123456"})
+    assert alice_client.get(reverse("oauth_start", args=["meta"]) + f"?connection={bobs.pk}").status_code == 404
+    assert alice_client.get(reverse("oauth_start", args=["meta"]) + "?connection=x").status_code == 404
+    assert alice_client.get(reverse("oauth_start", args=["linkedin"]) + f"?connection={bobs.pk}").status_code == 404
+
+
 def test_without_a_configured_app_there_is_no_sign_in(alice_client, settings):
     settings.OAUTH_USE_SANDBOX = False
     page = alice_client.get(reverse("platform_list")).content.decode()
