@@ -37,6 +37,8 @@ class Dashboard:
     connections: list[Connection] = field(default_factory=list)
     audiences: list[Audience] = field(default_factory=list)
     recent_runs: list[SyncRun] = field(default_factory=list)
+    # The scheduled syncs that run next: (sync, when), soonest first.
+    upcoming: list[tuple[Sync, object]] = field(default_factory=list)
 
     @property
     def is_new_user(self) -> bool:
@@ -95,7 +97,8 @@ def dashboard_for(user) -> Dashboard:
     connections = list(
         # The dashboard never shows secrets: skip loading (and decrypting) them.
         Connection.objects.filter(owner=user).select_related("platform")
-        .only("label", "status", "last_error", "last_validated_at", "platform__name", "platform__code")
+        .only("label", "status", "last_error", "last_validated_at", "platform__name", "platform__code",
+              "expires_at", "expiry_what", "expiry_renewable")
         .order_by("platform__name", "label")
     )
 
@@ -121,6 +124,14 @@ def dashboard_for(user) -> Dashboard:
         AttentionItem("connection", f"{c.platform.name} · {c.label}", c.last_error or "The connection failed.", c)
         for c in connections
         if c.status == Connection.Status.ERROR
+    ]
+
+    # A connection whose token expires within a warning step (14, 7, 1 days) or has expired.
+    attention += [
+        AttentionItem("expiring", f"{c.platform.name} · {c.label}",
+                      f"The {c.expiry_what or 'access token'} {c.expiry_text} ({c.expires_at:%Y-%m-%d}).", c)
+        for c in connections
+        if c.status != Connection.Status.ERROR and c.expiry_warning is not None
     ]
 
     # A sync needs attention when its latest run failed, partly failed or saw the platform's size fall unexplained
@@ -172,7 +183,8 @@ def dashboard_for(user) -> Dashboard:
                                                  created_at__gte=timezone.now() - DELETIONS_WINDOW)[:20]
     ]
 
-    return Dashboard(attention=attention, connections=connections, audiences=audiences, recent_runs=recent_runs)
+    return Dashboard(attention=attention, connections=connections, audiences=audiences, recent_runs=recent_runs,
+                     upcoming=upcoming_runs(user))
 
 
 @dataclass
@@ -203,3 +215,19 @@ def deleted_audiences(user, *, limit: int = 100) -> list[DeletedAudience]:
         group = groups.setdefault(row.former_audience_id, DeletedAudience(row.audience_name, row.created_at, []))
         group.copies.append(row)
     return list(groups.values())
+
+
+
+UPCOMING = 5
+
+
+def upcoming_runs(user) -> list[tuple[Sync, object]]:
+    """The user's scheduled syncs by their next run (syncs.selectors.next_run_at), soonest first."""
+    from syncs.selectors import next_run_at
+
+    syncs = (Sync.objects.filter(owner=user).exclude(schedule="").exclude(audience__status=Audience.Status.DELETING)
+             .select_related("audience", "connection__platform")
+             .only("schedule", "schedule_time", "schedule_weekday", "schedule_timezone", "audience__name",
+                   "connection__label", "connection__status", "connection__platform__name"))
+    timed = [(sync, next_run_at(sync)) for sync in syncs]
+    return sorted(timed, key=lambda pair: pair[1])[:UPCOMING]

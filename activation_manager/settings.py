@@ -290,3 +290,33 @@ CONTENT_SECURITY_POLICY = {
 # The debug page (and error e-mails) also mask passwords inside URL-valued settings and environment variables
 # (DATABASE_URL, REDIS_URL, CELERY_BROKER_URL ...).
 DEFAULT_EXCEPTION_REPORTER_FILTER = "activation_manager.reporting.SecretsExceptionReporterFilter"
+
+# --- Connections that warn before they break, sign-in with the platform, alerts ------------------------------
+# (credentials/oauth.py, alerts/, docs/alerts.md) Kept in one block so it merges on its own.
+INSTALLED_APPS += ["alerts"]
+
+# Sign-in with the platform (OAuth). Each platform's app comes from its own variables, read by its adapter
+# (PlatformAdapter.oauth_client): META_OAUTH_CLIENT_ID / META_OAUTH_CLIENT_SECRET, GOOGLE_OAUTH_CLIENT_ID /
+# GOOGLE_OAUTH_CLIENT_SECRET (both Google platforms), LINKEDIN_OAUTH_CLIENT_ID / LINKEDIN_OAUTH_CLIENT_SECRET,
+# TIKTOK_OAUTH_APP_ID / TIKTOK_OAUTH_SECRET. A platform without them offers pasted tokens only. Tests set
+# OAUTH_CLIENTS (code -> (id, secret)). In demo mode the sandbox's apps are used.
+OAUTH_CLIENTS: dict[str, tuple[str, str]] = {}
+# Consent screens and token endpoints of the sandbox (demo mode always; tests that run the fakes); never production.
+OAUTH_USE_SANDBOX = env.bool("OAUTH_USE_SANDBOX", default=False) and not PRODUCTION
+# From "Continue with ..." to the account being picked: the state, the PKCE verifier and then the tokens wait in the
+# session (encrypted) this long.
+OAUTH_FLOW_SECONDS = env.int("OAUTH_FLOW_SECONDS", default=900)
+
+# The app's public address: links in alerts, and the OAuth redirect URI when set (else built from the request).
+SITE_URL = env.str("SITE_URL", default=f"http://127.0.0.1:{env.int('WEB_PORT', default=8000)}").rstrip("/")
+
+# Alert e-mail through Django's mail backend, configured by django-environ's EMAIL_URL: smtp+tls://user:pass@host:587,
+# smtps://..., consolemail:// (the default, what `make run` uses: the worker prints the message), filemail:///path,
+# memorymail:// (locmem).
+vars().update(env.email_url("EMAIL_URL", default="consolemail://"))
+DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="Activation Manager <alerts@localhost>")
+# A connection warns this many days before its token expires (the page, the dashboard and one alert each).
+EXPIRY_WARNING_DAYS = (14, 7, 1)
+# Alert deliveries: attempts per channel, and the first wait between them (doubling).
+ALERT_DELIVERY_ATTEMPTS = env.int("ALERT_DELIVERY_ATTEMPTS", default=5)
+ALERT_RETRY_SECONDS = env.int("ALERT_RETRY_SECONDS", default=30)

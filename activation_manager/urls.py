@@ -12,6 +12,7 @@ urlpatterns = [
     path("platforms/", include("credentials.urls")),
     path("audiences/", include("audiences.urls")),
     path("audiences/", include("syncs.urls")),
+    path("alerts/", include("alerts.urls")),
     path("admin/", admin.site.urls),
     path("healthz", views.healthz, name="healthz"),
 ]

@@ -9,14 +9,16 @@ from credentials.selectors import connection_view
 
 @admin.register(Connection)
 class ConnectionAdmin(admin.ModelAdmin):
-    list_display = ("label", "platform", "owner", "status", "last_validated_at", "updated_at")
+    list_display = ("label", "platform", "owner", "status", "expires_at", "last_validated_at", "updated_at")
     list_filter = ("platform", "status")
     search_fields = ("label", "owner__username", "owner__email")
     list_select_related = ("platform", "owner")
     exclude = ("secrets",)
-    fields = ("owner", "platform", "label", "status", "config", "stored_secrets", "last_validated_at", "last_error",
-              "created_at", "updated_at")
-    readonly_fields = ("owner", "platform", "status", "config", "stored_secrets", "last_validated_at", "last_error",
+    fields = ("owner", "platform", "label", "status", "auth_method", "config", "stored_secrets", "expires_at",
+              "expiry_what", "expiry_renewable", "expiry_checked_at", "last_validated_at", "last_error", "created_at",
+              "updated_at")
+    readonly_fields = ("owner", "platform", "status", "auth_method", "config", "stored_secrets", "expires_at",
+                       "expiry_what", "expiry_renewable", "expiry_checked_at", "last_validated_at", "last_error",
                        "created_at", "updated_at")
     actions = ("revalidate",)
 

@@ -1,5 +1,8 @@
+import math
+
 from django.conf import settings
 from django.db import models
+from django.utils import timezone
 
 from credentials.fields import EncryptedJSONField
 
@@ -19,9 +22,20 @@ class Connection(models.Model):
     config = models.JSONField(default=dict, blank=True)
     # Everything secret (tokens, app secrets, API keys): ciphertext at rest, never rendered.
     secrets = EncryptedJSONField()
+    class AuthMethod(models.TextChoices):
+        TOKEN = "token", "Pasted credentials"
+        OAUTH = "oauth", "Signed in with the platform"
+
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.ACTIVE, db_index=True)
     last_validated_at = models.DateTimeField(null=True, blank=True)
     last_error = models.TextField(blank=True)
+    auth_method = models.CharField(max_length=8, choices=AuthMethod.choices, default=AuthMethod.TOKEN)
+    # When the credentials stop working unless renewed, as the platform reports it (null: it reports no end).
+    expires_at = models.DateTimeField(null=True, blank=True, db_index=True)
+    # What lapses then ("access token", "data access", "refresh token"), and whether revalidation renews it itself.
+    expiry_what = models.CharField(max_length=32, blank=True)
+    expiry_renewable = models.BooleanField(default=False)
+    expiry_checked_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -44,6 +58,41 @@ class Connection(models.Model):
         from platforms.adapters import get_adapter_class
 
         return get_adapter_class(self.platform.code)(self.credentials)
+
+    @property
+    def expires_in_days(self) -> int | None:
+        """Whole days until ``expires_at`` (rounded up: 0 means today or past); None without an expiry."""
+        if self.expires_at is None:
+            return None
+        return max(0, math.ceil((self.expires_at - timezone.now()).total_seconds() / 86_400))
+
+    @property
+    def expiry_warning(self) -> int | None:
+        """The warning step this connection is in (14, 7 or 1 days ahead; 0 once expired), or None.
+
+        A token the platform renews without the person (revalidation refreshes it) does not warn until its last day.
+        """
+        days = self.expires_in_days
+        if days is None or self.status == self.Status.DISCONNECTED:
+            return None
+        if self.expires_at <= timezone.now():
+            return 0
+        steps = sorted(settings.EXPIRY_WARNING_DAYS)
+        if self.expiry_renewable:
+            steps = steps[:1]
+        return next((step for step in steps if days <= step), None)
+
+    @property
+    def expiry_text(self) -> str:
+        """"expires in 12 days" / "expires today" / "expired" / "" (no expiry reported): the pages' words."""
+        days = self.expires_in_days
+        if days is None:
+            return ""
+        if self.expires_at <= timezone.now():
+            return "expired"
+        if days == 0:
+            return "expires today"
+        return f"expires in {days} day{'s' if days != 1 else ''}"
 
     def masked_secrets(self) -> dict[str, str]:
         """Masked tails (••••1234) of each stored secret: the only form that may reach a page."""
@@ -71,6 +120,9 @@ class ConnectionEvent(models.Model):
         DELETED = "deleted", "Deleted"
         KEY_ROTATED = "key_rotated", "Key rotated"
         AUTH_FAILED = "auth_failed", "Authorization failed during a sync"
+        REFRESHED = "refreshed", "Token renewed"
+        REFRESH_FAILED = "refresh_failed", "Token renewal failed"
+        EXPIRING = "expiring", "Expiry warning"
 
     owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="connection_events")
     # Kept after the connection is deleted, so the audit trail survives.

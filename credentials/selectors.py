@@ -27,6 +27,13 @@ class PlatformCard:
     connections: list[ConnectionView] = field(default_factory=list)
 
     @property
+    def oauth_available(self) -> bool:
+        """"Continue with <platform>" is offered: the platform has a sign-in and its app is configured."""
+        from credentials.oauth import available
+
+        return available(self.platform.code)
+
+    @property
     def status(self) -> tuple[str, str]:
         """(badge css status, label) for the card's header: the worst state among its connections first."""
         counts = Counter(view.connection.status for view in self.connections)
@@ -139,3 +146,4 @@ def render_markdown(text: str) -> str:
         if token.type in ("heading_open", "heading_close"):
             token.tag = f"h{min(int(token.tag[1]) + 1, 6)}"
     return md.renderer.render(tokens, md.options, {})
+

@@ -10,6 +10,11 @@ Every write to a connection goes through here. Rules that hold throughout:
   platform echoes one back.
 * Disconnecting erases the stored secrets (least privilege: a disconnected account should not keep
   a working token at rest). Reconnecting means entering them again.
+* Tokens that lapse: after a working check the connection asks its platform when its credentials expire
+  (``token_expiry``: Meta's debug_token, LinkedIn's introspection, the lifetimes of a sign-in), first renews what
+  can be renewed without the person (``renew_credentials``: a LinkedIn refresh token, Meta's long-lived token
+  exchange) and records it, and warns 14, 7 and 1 days ahead (an event and an alert per step). A platform that does
+  not answer about lifetimes never changes a connection's status.
 """
 
 from __future__ import annotations
@@ -24,12 +29,13 @@ from django.db import IntegrityError, transaction
 from django.db import connection as db_connection
 from django.utils import timezone
 
+from alerts import services as alerts
 from credentials.fields import credentials_cipher
 from credentials.forms import required_secrets, secret_labels
 from credentials.models import Connection, ConnectionEvent
 from credentials.scrub import scrub
-from platforms.adapters.base import ValidationResult
-from platforms.errors import PlatformError, RateLimited, TransientError
+from platforms.adapters.base import TokenExpiry, ValidationResult
+from platforms.errors import AuthError, PlatformError, RateLimited, TransientError
 from platforms.models import Platform
 
 logger = logging.getLogger(__name__)
@@ -135,6 +141,39 @@ def _validate(platform: Platform, credentials: Mapping[str, object], *, storing:
         ) from None
 
 
+def _lifetime(platform: Platform, credentials: Mapping[str, object], fallback: TokenExpiry | None = None):
+    """When these credentials expire, as the platform reports it (``fallback``, e.g. a sign-in's token lifetime,
+    when it reports nothing); ``UNKNOWN`` when it could not be asked (the stored expiry is then left as it is)."""
+    try:
+        from platforms.adapters import get_adapter_class
+
+        with get_adapter_class(platform.code)(credentials) as adapter:
+            expiry = adapter.token_expiry()
+    except PlatformError as exc:
+        logger.info("no token lifetime from platform=%s (%s)", platform.code, type(exc).__name__)
+        return fallback or UNKNOWN
+    except Exception as exc:  # noqa: BLE001 — the expiry is a courtesy: never a 500, never a failed check
+        logger.error("token lifetime check failed unexpectedly for platform=%s (%s)", platform.code,
+                     type(exc).__name__)
+        return fallback or UNKNOWN
+    return expiry if expiry is not None else fallback
+
+
+UNKNOWN = object()
+
+
+def expiry_fields(expiry, now) -> dict:
+    """The connection's expiry columns for what ``_lifetime`` found ({} when unknown: keep what is stored)."""
+    if expiry is UNKNOWN:
+        return {}
+    return {
+        "expires_at": expiry.expires_at if expiry else None,
+        "expiry_what": expiry.what if expiry else "",
+        "expiry_renewable": bool(expiry and expiry.renewable),
+        "expiry_checked_at": now,
+    }
+
+
 def _check_required(platform: Platform, secrets: Mapping[str, object]) -> None:
     try:
         required = required_secrets(platform.code)
@@ -161,9 +200,11 @@ def _duplicate(platform: Platform, label: str) -> DuplicateLabel:
 # Connect / update ---------------------------------------------------------------------------
 
 def connect(
-    *, owner, platform: Platform, label: str, config: Mapping[str, object], secrets: Mapping[str, object], actor=None
+    *, owner, platform: Platform, label: str, config: Mapping[str, object], secrets: Mapping[str, object], actor=None,
+    auth_method: str = Connection.AuthMethod.TOKEN, expiry: TokenExpiry | None = None,
 ) -> Connection:
-    """Test the credentials through the platform's adapter; store the connection (encrypted) only if they work.
+    """Test the credentials through the platform's adapter; store the connection (encrypted) only if they work,
+    with when they expire (as the platform reports it; ``expiry``, a sign-in's token lifetime, when it does not).
 
     Raises CredentialsRejected (DuplicateLabel, MissingSecrets, or the platform's reason); nothing is
     stored then.
@@ -174,13 +215,17 @@ def connect(
         raise _duplicate(platform, label)
     _check_required(platform, secrets)
     result = _validate(platform, {**config, **secrets}, storing=True)
+    now = timezone.now()
+    lifetime = expiry_fields(_lifetime(platform, {**config, **secrets}, fallback=expiry), now)
+    how = " (signed in with the platform)" if auth_method == Connection.AuthMethod.OAUTH else ""
     try:
         with transaction.atomic():
             connection = Connection.objects.create(
                 owner=owner, platform=platform, label=label, config=dict(config), secrets=secrets,
-                status=Status.ACTIVE, last_validated_at=timezone.now(), last_error="",
+                status=Status.ACTIVE, last_validated_at=now, last_error="", auth_method=auth_method, **lifetime,
             )
-            _record(connection, Kind.CONNECTED, f"Connected to {result.account_name}.", actor=actor or owner)
+            _record(connection, Kind.CONNECTED, f"Connected to {result.account_name}{how}.{_expiry_note(connection)}",
+                    actor=actor or owner)
     except IntegrityError:  # a concurrent connect with the same label won the race
         raise _duplicate(platform, label) from None
     logger.info("connection %s connected (platform=%s owner=%s)", connection.pk, platform.code, owner.pk)
@@ -188,9 +233,11 @@ def connect(
 
 
 def update_connection(
-    *, connection: Connection, label: str, config: Mapping[str, object], secrets: Mapping[str, object], actor=None
+    *, connection: Connection, label: str, config: Mapping[str, object], secrets: Mapping[str, object], actor=None,
+    auth_method: str | None = None, expiry: TokenExpiry | None = None,
 ) -> Connection:
-    """Edit or reconnect: blank secrets keep their stored value; the result is tested before it is saved."""
+    """Edit or reconnect: blank secrets keep their stored value; the result is tested before it is saved (and its
+    expiry read again: new secrets, new lifetime)."""
     platform = connection.platform
     label = label.strip()
     new_secrets = {name: value for name, value in secrets.items() if value}
@@ -207,19 +254,25 @@ def update_connection(
     if label != connection.label:
         changed.append("label")
     was = connection.status
+    now = timezone.now()
     connection.label = label
     connection.config = dict(config)
     connection.secrets = merged
     connection.status = Status.ACTIVE
-    connection.last_validated_at = timezone.now()
+    connection.last_validated_at = now
     connection.last_error = ""
+    if auth_method:
+        connection.auth_method = auth_method
+    for name, value in expiry_fields(_lifetime(platform, {**config, **merged}, fallback=expiry), now).items():
+        setattr(connection, name, value)
     kind = Kind.RECONNECTED if was in (Status.ERROR, Status.DISCONNECTED) else Kind.UPDATED
     verb = "Reconnected to" if kind == Kind.RECONNECTED else "Updated; working with"
     detail = f" Changed: {', '.join(changed)}." if changed else ""
     try:
         with transaction.atomic():
             connection.save()
-            _record(connection, kind, f"{verb} {result.account_name}.{detail}", actor=actor)
+            _record(connection, kind, f"{verb} {result.account_name}.{detail}{_expiry_note(connection)}", actor=actor)
+            alerts.connection_recovered(connection)
     except IntegrityError:
         raise _duplicate(platform, label) from None
     logger.info("connection %s %s (platform=%s)", connection.pk, kind, platform.code)
@@ -252,6 +305,8 @@ def _check_stored(connection: Connection, *, actor, ok_kind: str, failed_kind: s
             return CheckOutcome(connection.pk, "stale", "The connection changed while it was being checked.")
         if outcome == "failed" or failed_kind == Kind.TEST_FAILED:
             _record(connection, failed_kind, message, actor=actor)
+        if outcome == "failed":
+            alerts.connection_broke(connection)
         logger.warning("connection %s check %s (platform=%s)", connection.pk, outcome, connection.platform.code)
         return CheckOutcome(connection.pk, outcome, message, status)
 
@@ -261,8 +316,55 @@ def _check_stored(connection: Connection, *, actor, ok_kind: str, failed_kind: s
     kind = Kind.RECONNECTED if recovered and ok_kind == Kind.REVALIDATED_OK else ok_kind
     message = f"Working: reached {result.account_name}." + (" Back to active." if recovered else "")
     _record(connection, kind, message, actor=actor)
+    alerts.connection_recovered(connection)
     logger.info("connection %s check ok (platform=%s)", connection.pk, connection.platform.code)
-    return CheckOutcome(connection.pk, "ok", message, Status.ACTIVE)
+    _renew_and_measure(connection, actor=actor)
+    return CheckOutcome(connection.pk, "ok", message + _expiry_note(connection), Status.ACTIVE)
+
+
+def _renew_and_measure(connection: Connection, *, actor=None) -> None:
+    """After a working check: renew what the platform lets us renew (recorded), then read when the credentials
+    expire, and warn when that is within a warning step. Nothing here changes the connection's status."""
+    from platforms.adapters import get_adapter_class
+
+    try:
+        with get_adapter_class(connection.platform.code)(connection.credentials) as adapter:
+            renewal = adapter.renew_credentials()
+    except AuthError as exc:
+        # The grant behind the token was refused (a revoked refresh token): the token works until it expires.
+        _record(connection, Kind.REFRESH_FAILED, f"{exc.message} The current token keeps working until it expires.",
+                actor=actor)
+        renewal = None
+    except Exception as exc:  # noqa: BLE001 — unreachable, throttled or broken: try again at the next check
+        logger.info("connection %s: no renewal (%s)", connection.pk, type(exc).__name__)
+        renewal = None
+    now = timezone.now()
+    fields = {}
+    if renewal is not None and renewal.secrets:
+        fields["secrets"] = {**(connection.secrets or {}), **renewal.secrets}
+    credentials = {**connection.config, **fields.get("secrets", connection.secrets or {})}
+    fields.update(expiry_fields(_lifetime(connection.platform, credentials, fallback=renewal and renewal.expiry), now))
+    if not fields:
+        return
+    if not _apply(connection, connection.updated_at, now, **fields):
+        logger.info("connection %s changed while its token was renewed; the next check tries again", connection.pk)
+        return
+    if "secrets" in fields:
+        _record(connection, Kind.REFRESHED, renewal.message + _expiry_note(connection), actor=actor)
+    if alerts.connection_expiring(connection) is not None:
+        _record(connection, Kind.EXPIRING, _expiry_note(connection).strip(), actor=actor)
+
+
+def _expiry_note(connection: Connection) -> str:
+    """" The access token expires in 12 days (2026-12-13)." or "" without an expiry."""
+    if connection.expires_at is None:
+        return ""
+    what = (connection.expiry_what or "access token").capitalize()
+    if connection.expires_at <= timezone.now():
+        return f" {what} expired on {connection.expires_at:%Y-%m-%d}."
+    days = connection.expires_in_days
+    renewed = " (renewed automatically)" if connection.expiry_renewable else ""
+    return f" {what} expires in {days} day{'s' if days != 1 else ''} ({connection.expires_at:%Y-%m-%d}){renewed}."
 
 
 def _apply(connection: Connection, snapshot, now, **fields) -> bool:
@@ -413,5 +515,6 @@ def mark_auth_failed_during_sync(*, connection_id: int, message: str) -> Connect
         )
         connection.status, connection.last_error = Status.ERROR, text
         _record(connection, Kind.AUTH_FAILED, text)
+        alerts.connection_broke(connection)
     logger.warning("connection %s set to error by a sync (platform=%s)", connection.pk, connection.platform.code)
     return connection

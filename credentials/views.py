@@ -20,7 +20,7 @@ from django.shortcuts import get_object_or_404, render
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from credentials import drafts, selectors, services
+from credentials import drafts, oauth, selectors, services
 from credentials.forms import credentials_form_for, fields_named_in
 from credentials.models import Connection
 from platforms.models import Platform
@@ -298,4 +298,69 @@ def connection_delete(request, connection_pk):
     return _done(request, platform, ("ok", f"Deleted “{label}”."))
 
 
-# A very small Markdown subset for the partner contract: headings, lists, code blocks, paragraphs.
+
+# Sign-in with the platform (credentials/oauth.py) -----------------------------------------------------------------
+
+def _signin_failed(request, platform: Platform, message: str, *, connection_pk=None):
+    messages.error(request, message)
+    if connection_pk:
+        return HttpResponseRedirect(reverse("connection_detail", args=[connection_pk]))
+    return HttpResponseRedirect(_platforms_url(platform))
+
+
+@require_GET
+def oauth_start(request, platform_code):
+    """"Continue with <platform>": to the platform's consent screen (``?connection=<pk>``: sign in again for one of
+    the user's connections)."""
+    platform = _platform(platform_code)
+    connection = None
+    if request.GET.get("connection"):
+        try:
+            connection = _connection(request, int(request.GET["connection"]))
+        except ValueError:
+            raise Http404("No such connection.") from None
+        if connection.platform_id != platform.pk:
+            raise Http404("No such connection.")
+    try:
+        url = oauth.start(request, platform=platform, connection=connection)
+    except oauth.SignInFailed as exc:
+        return _signin_failed(request, platform, exc.message, connection_pk=connection and connection.pk)
+    return HttpResponseRedirect(url)
+
+
+@require_GET
+def oauth_callback(request, platform_code):
+    """Where the platform sends the person back (the redirect URI registered with the platform)."""
+    platform = _platform(platform_code)
+    try:
+        oauth.callback(request, platform=platform)
+    except oauth.SignInFailed as exc:
+        return _signin_failed(request, platform, exc.message)
+    return HttpResponseRedirect(reverse("oauth_accounts", args=[platform.code]))
+
+
+@require_http_methods(["GET", "POST"])
+def oauth_accounts(request, platform_code):
+    """The last step of a sign-in: pick the ad account (and the platform's own choices), then connect."""
+    platform = _platform(platform_code)
+    signin = oauth.pending(request, platform=platform)
+    if signin is None:
+        return _signin_failed(request, platform, f"There is no sign-in with {platform.name} waiting (it expires after "
+                              f"{settings.OAUTH_FLOW_SECONDS // 60} minutes): start again.")
+    if request.method == "POST" and request.POST.get("cancel"):
+        oauth.forget(request, platform=platform)
+        messages.info(request, f"Sign-in with {platform.name} cancelled: nothing was connected.")
+        return HttpResponseRedirect(_platforms_url(platform))
+    form = oauth.account_form(platform, signin, request.POST if request.method == "POST" else None)
+    if request.method == "POST":
+        try:
+            connection = oauth.finish(request, platform=platform, form=form)
+        except oauth.SignInFailed as exc:
+            return _signin_failed(request, platform, exc.message)
+        if connection is not None:
+            messages.success(request, f"Connected “{connection.label}” by signing in with {platform.name}: the "
+                             "connection works.")
+            return HttpResponseRedirect(reverse("connection_detail", args=[connection.pk]))
+    return render(request, "credentials/oauth_accounts.html", {
+        "platform": platform, "form": form, "signin": signin, "card": selectors.PlatformCard(platform=platform),
+    })

@@ -50,7 +50,7 @@ from google.protobuf import any_pb2, duration_pb2
 from google.rpc import status_pb2
 
 from sandbox.credentials import DEMO_CREDENTIALS
-from sandbox.google_oauth import access_token_for
+from sandbox.google_oauth import access_token_for, is_sandbox_access_token
 
 VERSION = "v26"
 SERVICES = f"google.ads.googleads.{VERSION}.services"
@@ -313,7 +313,8 @@ class FakeGoogleAdsServer:
             raise _Abort(unauthenticated, [_error(
                 "authentication_error", "OAUTH_TOKEN_HEADER_INVALID",
                 "Request is missing required authentication credential. Expected OAuth 2 access token.")])
-        if authorization.removeprefix("Bearer ") not in self.access_tokens:
+        if authorization.removeprefix("Bearer ") not in self.access_tokens and not is_sandbox_access_token(
+                authorization.removeprefix("Bearer ")):
             raise _Abort(unauthenticated, [_error(
                 "authentication_error", "OAUTH_TOKEN_INVALID", "Oauth token is invalid.")])
         if customer_id is None:

@@ -50,7 +50,7 @@ from google.rpc import code_pb2, error_details_pb2, status_pb2
 from grpc_status import rpc_status
 
 from sandbox.credentials import DEMO_CREDENTIALS
-from sandbox.google_oauth import access_token_for
+from sandbox.google_oauth import access_token_for, is_sandbox_access_token
 
 PACKAGE = "google.ads.datamanager.v1"
 DOMAIN = "datamanager.googleapis.com"
@@ -257,7 +257,8 @@ class FakeDataManagerServer:
             raise _Abort(grpc.StatusCode.UNAUTHENTICATED, "Request is missing required authentication credential. "
                          "Expected OAuth 2 access token, login cookie or other valid authentication credential.",
                          "CREDENTIALS_MISSING", metadata={"service": DOMAIN}, domain="googleapis.com")
-        if authorization.removeprefix("Bearer ") not in self.access_tokens:
+        if authorization.removeprefix("Bearer ") not in self.access_tokens and not is_sandbox_access_token(
+                authorization.removeprefix("Bearer ")):
             raise _Abort(*FAULTS["unauthenticated"][:3], metadata={"service": DOMAIN}, domain="googleapis.com")
 
     def _reach(self, account_id: str, login_id: str | None) -> None:

@@ -12,6 +12,14 @@ account's email, aud = the token URL), checked against the public key registered
 Access tokens are deterministic (``access_token_for(refresh_token)``) so the Google Ads gRPC fake, which may
 run in another process (demo mode), can recognise the tokens this fake hands out without sharing state.
 Mounted under ``/google-oauth`` on the shared loopback server: the token URL is ``{base}/google-oauth/token``.
+
+Sign-in with Google: ``GET /auth`` is the consent screen (sandbox.oauth.ConsentScreen, every scope can be unticked as
+with Google's granular consent), ``grant_type=authorization_code`` redeems its code (with the PKCE verifier when the
+authorization carried a challenge, S256) for ``{access_token, expires_in, refresh_token, scope, token_type}`` with
+only the scopes granted; the refresh token it issues is signed (``sandbox.oauth.signed``), and so are the access tokens
+it mints for it (``OAUTH_ACCESS_PREFIX``), which the gRPC fakes of Google accept without sharing state with this one.
+``GET /googleads/v26/customers:listAccessibleCustomers`` stands in for the Google Ads API's REST method of that name
+(``{"resourceNames": [...]}``; the adwords scope is required, as Google's is).
 """
 
 from __future__ import annotations
@@ -27,10 +35,20 @@ from cryptography.hazmat.primitives.asymmetric import padding
 
 from sandbox.base import FakePlatform, FakeRequest, FakeResponse
 from sandbox.credentials import DEMO_CREDENTIALS, EXPIRED_TOKEN
+from sandbox.oauth import ConsentScreen, signed, verify_signed
 
 SCOPE = "https://www.googleapis.com/auth/adwords"
 EXPIRES_IN = 3599
 JWT_BEARER = "urn:ietf:params:oauth:grant-type:jwt-bearer"
+OAUTH_REFRESH_PREFIX = "1//sandbox-oauth-"
+OAUTH_ACCESS_PREFIX = "ya29.sandbox-oauth-"
+# The customers the sandbox's Google Ads accounts list (the gRPC fakes' demo customer and manager).
+ACCESSIBLE_CUSTOMERS = ("1234567890", "9876543210")
+
+
+def is_sandbox_access_token(token: str) -> bool:
+    """An access token this fake minted for a sign-in's refresh token (the gRPC fakes accept these)."""
+    return verify_signed(token, OAUTH_ACCESS_PREFIX)
 
 
 def access_token_for(refresh_token: str) -> str:
@@ -56,6 +74,12 @@ class FakeGoogleOAuth(FakePlatform):
         self.revoked: set[str] = {EXPIRED_TOKEN}
         self.token_requests = 0
         self.issued: list[str] = []
+        self.clients = {DEMO_CREDENTIALS[code]["client_id"]: DEMO_CREDENTIALS[code]["client_secret"]
+                        for code in ("google_ads", "google_dm")}
+        self.consent = ConsentScreen("Google", clients=lambda: self.clients)
+        # refresh token -> scopes granted at the sign-in; access token -> scopes
+        self.granted: dict[str, tuple[str, ...]] = {}
+        self.access_scopes: dict[str, tuple[str, ...]] = {}
 
     def grant(self, refresh_token: str, client_id: str, client_secret: str) -> str:
         """Register another refresh token; returns the access token it will be exchanged for."""
@@ -78,6 +102,10 @@ class FakeGoogleOAuth(FakePlatform):
         return FakeResponse(status, {"error": error, "error_description": description})
 
     def handle(self, request: FakeRequest) -> FakeResponse:
+        if request.path == "/auth" and request.method == "GET":
+            return self.consent.authorize(request)
+        if request.path == "/googleads/v26/customers:listAccessibleCustomers" and request.method == "GET":
+            return self._accessible_customers(request)
         if request.path != "/token":
             return FakeResponse(404, {"error": "not_found"})
         if request.method != "POST":
@@ -87,6 +115,8 @@ class FakeGoogleOAuth(FakePlatform):
         grant_type = form.get("grant_type", "")
         if grant_type == JWT_BEARER:
             return self._jwt_grant(form.get("assertion", ""), request)
+        if grant_type == "authorization_code":
+            return self._code_grant(form)
         if grant_type != "refresh_token":
             return self._error(400, "unsupported_grant_type", f"Invalid grant_type: {grant_type}")
         refresh_token = form.get("refresh_token", "")
@@ -98,11 +128,49 @@ class FakeGoogleOAuth(FakePlatform):
             return self._error(400, "invalid_grant", "Token has been expired or revoked.")
         if client != known:
             return self._error(401, "invalid_client", "Unauthorized")
+        if refresh_token in self.granted:  # a sign-in's: a signed access token, within the scopes consented to
+            token = signed(OAUTH_ACCESS_PREFIX)
+            scopes = self.granted[refresh_token]
+            self.access_scopes[token] = scopes
+            self.issued.append(token)
+            return FakeResponse(200, {"access_token": token, "expires_in": EXPIRES_IN, "scope": " ".join(scopes),
+                                      "token_type": "Bearer"})
         token = access_token_for(refresh_token)
         self.issued.append(token)
         # Google grants the scopes the refresh asks for (within the consent given): echo them.
         return FakeResponse(200, {"access_token": token, "expires_in": EXPIRES_IN,
                                   "scope": form.get("scope") or SCOPE, "token_type": "Bearer"})
+
+    def _code_grant(self, form: dict) -> FakeResponse:
+        client_id, client_secret = form.get("client_id", ""), form.get("client_secret", "")
+        granted = self.consent.redeem(form.get("code", ""), client_id=client_id, client_secret=client_secret,
+                                      redirect_uri=form.get("redirect_uri", ""),
+                                      code_verifier=form.get("code_verifier"))
+        if granted == "invalid_client":
+            return self._error(401, "invalid_client", "Unauthorized")
+        if isinstance(granted, str):
+            return self._error(400, "invalid_grant", "Malformed auth code.")
+        refresh_token = signed(OAUTH_REFRESH_PREFIX)
+        access_token = signed(OAUTH_ACCESS_PREFIX)
+        with self.lock:
+            self.grants[refresh_token] = (client_id, client_secret)
+            self.granted[refresh_token] = granted.scopes
+            self.access_scopes[access_token] = granted.scopes
+        self.issued.append(access_token)
+        return FakeResponse(200, {"access_token": access_token, "expires_in": EXPIRES_IN,
+                                  "refresh_token": refresh_token, "scope": " ".join(granted.scopes),
+                                  "token_type": "Bearer"})
+
+    def _accessible_customers(self, request: FakeRequest) -> FakeResponse:
+        token = request.headers.get("authorization", "").removeprefix("Bearer ")
+        scopes = self.access_scopes.get(token)
+        if scopes is None:
+            return FakeResponse(401, {"error": {"code": 401, "status": "UNAUTHENTICATED", "message":
+                                                "Request had invalid authentication credentials."}})
+        if SCOPE not in scopes:
+            return FakeResponse(403, {"error": {"code": 403, "status": "PERMISSION_DENIED", "message":
+                                                "Request had insufficient authentication scopes."}})
+        return FakeResponse(200, {"resourceNames": [f"customers/{cid}" for cid in ACCESSIBLE_CUSTOMERS]})
 
     def _jwt_grant(self, assertion: str, request: FakeRequest) -> FakeResponse:
         try:

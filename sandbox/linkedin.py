@@ -20,17 +20,27 @@ element) matches when one of theirs does. Statuses show plausible figures: ``inp
 ``matchedCount`` the matched people, ``audienceSize`` is 0 below 300 matched.
 Helpers for tests: ``audience_members(segment_id)``, ``people_count`` / ``matched_count(segment_id)``, counters
 ``add_requests``, ``remove_requests``, ``users_received``, ``error_response(...)``.
+
+Tokens and sign-in: ``tokens`` holds every token the fake accepts (access and refresh) with its ``expires_at`` and
+scopes, as LinkedIn's introspection reports them (``POST /oauth/v2/introspectToken``: client id and secret of the app,
+the token). The demo access token expires ``DEMO_TOKEN_DAYS`` after the fake starts, as a pasted 60-day token would.
+``/oauth/v2/authorization`` is the consent screen (sandbox.oauth.ConsentScreen); ``POST /oauth/v2/accessToken``
+exchanges its code (``authorization_code``) for a 60-day access token and a 365-day refresh token, and a refresh
+token (``refresh_token``) for a new 60-day access token whose refresh token keeps its end, as LinkedIn documents.
+``GET /rest/adAccountUsers?q=authenticatedUser`` lists the member's ad accounts. OAuth errors are
+``{"error", "error_description"}``.
 """
 
 from __future__ import annotations
 
 import hashlib
-import hmac
 import itertools
 import re
+import time
 
 from sandbox.base import FakePlatform, FakeRequest, FakeResponse
 from sandbox.credentials import DEMO_CREDENTIALS, EXPIRED_TOKEN
+from sandbox.oauth import ConsentScreen, signed
 
 MIN_ACTIVE_VERSION = "202512"  # versions are served for about a year
 MAX_ELEMENTS = 5_000
@@ -40,6 +50,9 @@ HEX128 = re.compile(r"^[0-9a-f]{128}$")
 UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
 SOURCE_PLATFORMS = {"ACTIVATION_MANAGER", "FAKE"}
 MIN_AUDIENCE = 300
+ACCESS_TTL = 60 * 86_400
+REFRESH_TTL = 365 * 86_400
+DEMO_TOKEN_DAYS = 45
 
 
 class FakeLinkedIn(FakePlatform):
@@ -69,6 +82,27 @@ class FakeLinkedIn(FakePlatform):
         self.remove_requests = 0
         self.users_received = 0
         self._ids = itertools.count(1)
+        self.client_id, self.client_secret = demo["client_id"], demo["client_secret"]
+        now = int(time.time())
+        # token -> {"kind": access | refresh, "expires_at", "scopes", "status", "created_at"}
+        self.tokens: dict[str, dict] = {self.access_token: {
+            "kind": "access", "expires_at": now + DEMO_TOKEN_DAYS * 86_400, "created_at": now, "status": "active",
+            "scopes": ["rw_ads", "rw_dmp_segments"]}}
+        self.consent = ConsentScreen("LinkedIn", clients=lambda: {self.client_id: self.client_secret})
+        self.refreshes = 0
+
+    @property
+    def access_token(self) -> str:
+        """The pasted token the fake accepts (tests replace it: "revoked on the platform's side")."""
+        return self._access_token
+
+    @access_token.setter
+    def access_token(self, value: str) -> None:
+        old = getattr(self, "_access_token", None)
+        tokens = getattr(self, "tokens", None)
+        if tokens is not None and old in tokens:
+            tokens[value] = tokens.pop(old)
+        self._access_token = value
 
     # Test helpers -----------------------------------------------------------------------
     def audience_members(self, segment_id: str) -> set[tuple[str, str]]:
@@ -103,6 +137,8 @@ class FakeLinkedIn(FakePlatform):
     # Dispatch ---------------------------------------------------------------------------
     def handle(self, request: FakeRequest) -> FakeResponse:
         parts = [p for p in request.path.split("/") if p]
+        if parts[:2] == ["oauth", "v2"]:
+            return self._oauth(request, parts[2:])
         if parts[:1] != ["rest"]:
             return self.error_response(404, f"Resource {request.path} does not exist", code="NOT_FOUND")
         refused = self._check_headers(request)
@@ -112,6 +148,13 @@ class FakeLinkedIn(FakePlatform):
         method = request.method
         if len(parts) == 2 and parts[0] == "adAccounts" and method == "GET":
             return self._account(parts[1])
+        if parts == ["adAccountUsers"] and method == "GET":
+            if request.query.get("q") != ["authenticatedUser"]:
+                return self._invalid("q=authenticatedUser is required")
+            return FakeResponse(200, {"elements": [
+                {"account": f"urn:li:sponsoredAccount:{account_id}", "role": "CAMPAIGN_MANAGER",
+                 "user": "urn:li:person:sandbox"}
+                for account_id, account in self.accounts.items() if not account.get("_forbidden")]})
         if parts == ["dmpSegments"] and method == "POST":
             return self._create(request)
         if len(parts) >= 2 and parts[0] == "dmpSegments":
@@ -142,9 +185,15 @@ class FakeLinkedIn(FakePlatform):
         if token == EXPIRED_TOKEN:
             return self.error_response(401, "The token used in the request has expired", code="EXPIRED_ACCESS_TOKEN",
                                        service_error_code=65601)
-        if not hmac.compare_digest(token, self.access_token):
+        info = self.tokens.get(token)
+        if info is None or info["kind"] != "access" or info["status"] != "active":
             return self.error_response(401, "Invalid access token", code="INVALID_ACCESS_TOKEN",
                                        service_error_code=65600)
+        if info["expires_at"] < time.time():
+            return self.error_response(401, "The token used in the request has expired", code="EXPIRED_ACCESS_TOKEN",
+                                       service_error_code=65601)
+        if "rw_dmp_segments" not in info["scopes"] and request.path.startswith("/rest/dmpSegments"):
+            return self.error_response(403, "Not enough permissions to access: dmpSegments", code="ACCESS_DENIED")
         version = request.headers.get("linkedin-version", "")
         if not version:
             return self.error_response(400, "A version must be present. Please specify a version by adding the "
@@ -154,6 +203,63 @@ class FakeLinkedIn(FakePlatform):
         if request.headers.get("x-restli-protocol-version") != "2.0.0":
             return self._invalid("X-Restli-Protocol-Version 2.0.0 is required for versioned APIs.")
         return None
+
+    # OAuth ------------------------------------------------------------------------------------------
+    def issue(self, kind: str = "access", *, ttl: int = ACCESS_TTL, scopes=("rw_ads", "rw_dmp_segments"),
+              expires_at: int | None = None) -> str:
+        """A token the fake accepts (tests: one that lapses soon)."""
+        now = int(time.time())
+        token = signed("AQVfake-" if kind == "access" else "AQXfake-refresh-")
+        self.tokens[token] = {"kind": kind, "expires_at": expires_at if expires_at is not None else now + ttl,
+                              "created_at": now, "status": "active", "scopes": list(scopes)}
+        return token
+
+    @staticmethod
+    def _oauth_error(status: int, error: str, description: str) -> FakeResponse:
+        return FakeResponse(status, {"error": error, "error_description": description})
+
+    def _oauth(self, request: FakeRequest, parts: list[str]) -> FakeResponse:
+        if parts == ["authorization"] and request.method == "GET":
+            return self.consent.authorize(request)
+        if request.method != "POST" or parts not in (["accessToken"], ["introspectToken"]):
+            return self._oauth_error(404, "not_found", f"{request.method} {request.path} is not an OAuth endpoint")
+        form = request.form() if "x-www-form-urlencoded" in request.headers.get("content-type", "") else {}
+        client_id, client_secret = form.get("client_id", ""), form.get("client_secret", "")
+        if (client_id, client_secret) != (self.client_id, self.client_secret):
+            return self._oauth_error(401, "invalid_client", "Client authentication failed")
+        if parts == ["introspectToken"]:
+            info = self.tokens.get(form.get("token", ""))
+            if info is None:
+                return FakeResponse(200, {"active": False})
+            expired = info["expires_at"] < time.time()
+            return FakeResponse(200, {
+                "active": info["status"] == "active" and not expired, "client_id": client_id,
+                "authorized_at": info["created_at"], "created_at": info["created_at"],
+                "status": "expired" if expired else info["status"], "expires_at": info["expires_at"],
+                "scope": ",".join(info["scopes"]), "auth_type": "3L"})
+        grant_type = form.get("grant_type", "")
+        if grant_type == "authorization_code":
+            granted = self.consent.redeem(form.get("code", ""), client_id=client_id, client_secret=client_secret,
+                                          redirect_uri=form.get("redirect_uri", ""))
+            if isinstance(granted, str):
+                return self._oauth_error(400, "invalid_request", "Unable to retrieve access token: authorization "
+                                         "code not found")
+            refresh = self.issue("refresh", ttl=REFRESH_TTL, scopes=granted.scopes)
+            access = self.issue(scopes=granted.scopes)
+            return FakeResponse(200, {"access_token": access, "expires_in": ACCESS_TTL, "refresh_token": refresh,
+                                      "refresh_token_expires_in": REFRESH_TTL, "scope": ",".join(granted.scopes)})
+        if grant_type == "refresh_token":
+            refresh = form.get("refresh_token", "")
+            info = self.tokens.get(refresh)
+            if info is None or info["kind"] != "refresh" or info["status"] != "active" or \
+                    info["expires_at"] < time.time():
+                return self._oauth_error(400, "invalid_request", "The provided refresh token is invalid or expired")
+            self.refreshes += 1
+            access = self.issue(scopes=info["scopes"])
+            return FakeResponse(200, {"access_token": access, "expires_in": ACCESS_TTL, "refresh_token": refresh,
+                                      "refresh_token_expires_in": max(0, int(info["expires_at"] - time.time())),
+                                      "scope": ",".join(info["scopes"])})
+        return self._oauth_error(400, "unsupported_grant_type", f"grant_type {grant_type!r} is not supported")
 
     def _check_account(self, account_id: str) -> FakeResponse | None:
         account = self.accounts.get(account_id)

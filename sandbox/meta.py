@@ -15,6 +15,15 @@ a frozenset of ``(schema key, value)`` pairs), upload sessions. Helpers for test
 ``audience_members(id)``, ``audience_values(id, "EMAIL")``, ``received_rows``, ``add_requests``,
 ``remove_requests``, ``replace_requests``, and ``error_response(...)`` to script Graph errors with
 ``inject(Fault(response=...))``.
+
+Tokens and sign-in (``tokens``): every token the fake accepts has a type, ``expires_at`` and
+``data_access_expires_at`` (Unix seconds, 0 = never) and scopes, reported by ``GET /debug_token`` exactly as Graph
+does (asked with the app access token ``{app_id}|{app_secret}``; a user token cannot inspect itself). The demo token
+is a system user's (never expires). ``GET /{v}/dialog/oauth`` is the login dialog (sandbox.oauth.ConsentScreen),
+``GET /{v}/oauth/access_token`` exchanges its code for a short-lived user token (2 hours) and, with
+``grant_type=fb_exchange_token``, a user token for a long-lived one (60 days; data access stays 90 days from the
+sign-in); ``GET /me/adaccounts`` lists the ad accounts. A token without ``ads_management`` is refused on every ad
+account and audience call (code 200), an expired one with code 190 / subcode 463.
 """
 
 from __future__ import annotations
@@ -25,9 +34,11 @@ import itertools
 import json
 import math
 import re
+import time
 
 from sandbox.base import FakePlatform, FakeRequest, FakeResponse
 from sandbox.credentials import DEMO_CREDENTIALS, EXPIRED_TOKEN
+from sandbox.oauth import ConsentScreen, signed
 
 API_VERSION = "v26.0"
 MAX_ROWS = 10_000
@@ -43,6 +54,9 @@ NAME_KEYS = {"FN", "LN"}
 PLACE_KEYS = {"ZIP", "CT", "ST", "DOBY", "DOBM", "DOBD", "COUNTRY"}
 SHA256_HEX = re.compile(r"^[0-9a-f]{64}$")
 FILE_SOURCES = {"USER_PROVIDED_ONLY", "PARTNER_PROVIDED_ONLY", "BOTH_USER_AND_PARTNER_PROVIDED"}
+SHORT_LIVED = 2 * 3600
+LONG_LIVED = 60 * 86_400
+DATA_ACCESS = 90 * 86_400
 
 
 def appsecret_proof(access_token: str, app_secret: str) -> str:
@@ -155,6 +169,26 @@ class FakeMetaGraph(FakePlatform):
         self.replace_requests = 0
         self._ids = itertools.count(23850000000000001)
         self._trace = itertools.count(1)
+        # token -> what debug_token reports about it (and what the fake enforces).
+        self.tokens: dict[str, dict] = {self.access_token: {
+            "type": "SYSTEM_USER", "expires_at": 0, "data_access_expires_at": 0, "scopes": ["ads_management"],
+            "issued_at": int(time.time()), "user_id": self.user["id"]}}
+        self.consent = ConsentScreen("Meta", clients=lambda: {self.app_id: self.app_secret}, scope_separator=",",
+                                     deny_extra={"error_reason": "user_denied"})
+        self.exchanges = 0
+
+    @property
+    def access_token(self) -> str:
+        """The pasted token the fake accepts (tests replace it: "revoked on the platform's side")."""
+        return self._access_token
+
+    @access_token.setter
+    def access_token(self, value: str) -> None:
+        old = getattr(self, "_access_token", None)
+        tokens = getattr(self, "tokens", None)
+        if tokens is not None and old in tokens:
+            tokens[value] = tokens.pop(old)
+        self._access_token = value
 
     # Test helpers -----------------------------------------------------------------------
     def audience_members(self, audience_id: str) -> set[frozenset]:
@@ -194,10 +228,24 @@ class FakeMetaGraph(FakePlatform):
         if parts[0] != API_VERSION:
             return self.error_response(2635, f"(#2635) You are calling a deprecated version of the Ads API. "
                                              f"Please update to the latest version: {API_VERSION}.")
+        if parts[1:] == ["dialog", "oauth"] and request.method == "GET":
+            return self.consent.authorize(request)
+        if parts[1:] == ["oauth", "access_token"] and request.method == "GET":
+            return self._token_endpoint(request)
+        if parts[1:] == ["debug_token"] and request.method == "GET":
+            return self._debug_token(request)
         refused = self._authenticate(request)
         if refused is not None:
             return refused
         node, edge = parts[1] if len(parts) > 1 else "", "/".join(parts[2:])
+        if (node.startswith("act_") or node in self.audiences or edge == "adaccounts") and \
+                "ads_management" not in self.tokens[request.param("access_token")]["scopes"]:
+            return self.error_response(200, "(#200) Requires ads_management permission to manage the object",
+                                       error_type="OAuthException")
+        if node == "me" and edge == "adaccounts" and request.method == "GET":
+            rows = [{"id": act, "name": a["name"], "account_status": a["account_status"]}
+                    for act, a in self.accounts.items()]
+            return FakeResponse(200, {"data": rows, "paging": {"cursors": {"before": "MAZDZD", "after": "MAZDZD"}}})
         method = request.method
         if node == "me" and not edge and method == "GET":
             return FakeResponse(200, self._fields(request, self.user, default=("id", "name")))
@@ -216,8 +264,11 @@ class FakeMetaGraph(FakePlatform):
             return self.error_response(
                 190, "Error validating access token: Session has expired on Tuesday, 01-Sep-26 10:00:00 PDT. "
                      "The current time is Wednesday, 02-Sep-26 10:00:00 PDT.", subcode=463)
-        if token != self.access_token:
+        info = self.tokens.get(token)
+        if info is None:
             return self.error_response(190, "Invalid OAuth access token - Cannot parse access token")
+        if info["expires_at"] and info["expires_at"] < time.time():
+            return self.error_response(190, "Error validating access token: Session has expired.", subcode=463)
         proof = request.param("appsecret_proof")
         if not proof:
             return self.error_response(
@@ -226,6 +277,59 @@ class FakeMetaGraph(FakePlatform):
             return self.error_response(
                 100, "Invalid appsecret_proof provided in the API argument", error_type="GraphMethodException")
         return None
+
+    # Tokens and sign-in ------------------------------------------------------------------------
+    def issue(self, *, kind: str = "USER", lifetime: int = LONG_LIVED, scopes=("ads_management",),
+              data_access_expires_at: int | None = None) -> str:
+        """A new token the fake accepts (tests: a user token that expires in ``lifetime`` seconds)."""
+        now = int(time.time())
+        token = signed("EAAFake")
+        self.tokens[token] = {"type": kind, "expires_at": now + lifetime if lifetime else 0,
+                              "data_access_expires_at": data_access_expires_at if data_access_expires_at is not None
+                              else now + DATA_ACCESS, "scopes": list(scopes), "issued_at": now,
+                              "user_id": self.user["id"]}
+        return token
+
+    def _oauth_error(self, message: str, code: int = 100) -> FakeResponse:
+        return self.error_response(code, message, error_type="OAuthException")
+
+    def _token_endpoint(self, request: FakeRequest) -> FakeResponse:
+        client_id, client_secret = request.param("client_id", ""), request.param("client_secret", "")
+        if client_id != self.app_id:
+            return self._oauth_error("Error validating application. Invalid application ID.", 101)
+        if client_secret != self.app_secret:
+            return self._oauth_error("Error validating client secret.", 1)
+        if request.param("grant_type") == "fb_exchange_token":
+            old = self.tokens.get(request.param("fb_exchange_token", ""))
+            if old is None or old["type"] != "USER" or (old["expires_at"] and old["expires_at"] < time.time()):
+                return self._oauth_error("Error validating access token: the token is invalid or expired.", 190)
+            self.exchanges += 1
+            token = self.issue(scopes=old["scopes"], data_access_expires_at=old["data_access_expires_at"])
+            return FakeResponse(200, {"access_token": token, "token_type": "bearer", "expires_in": LONG_LIVED})
+        code = request.param("code", "")
+        if not code:
+            return self._oauth_error("Missing authorization code")
+        granted = self.consent.redeem(code, client_id=client_id, client_secret=None,
+                                      redirect_uri=request.param("redirect_uri", ""))
+        if isinstance(granted, str):
+            return self._oauth_error("Invalid verification code format.")
+        token = self.issue(lifetime=SHORT_LIVED, scopes=granted.scopes)
+        return FakeResponse(200, {"access_token": token, "token_type": "bearer", "expires_in": SHORT_LIVED})
+
+    def _debug_token(self, request: FakeRequest) -> FakeResponse:
+        if request.param("access_token", "") != f"{self.app_id}|{self.app_secret}":
+            return self._oauth_error("(#100) You must provide an app access token, or a user access token that is an "
+                                     "owner or developer of the app")
+        token = request.param("input_token", "")
+        info = self.tokens.get(token)
+        if info is None:
+            return FakeResponse(200, {"data": {"is_valid": False, "error": {
+                "code": 190, "message": "Invalid OAuth access token."}, "scopes": []}})
+        valid = not info["expires_at"] or info["expires_at"] > time.time()
+        return FakeResponse(200, {"data": {
+            "app_id": self.app_id, "type": info["type"], "application": "Sandbox app", "is_valid": valid,
+            "expires_at": info["expires_at"], "data_access_expires_at": info["data_access_expires_at"],
+            "issued_at": info["issued_at"], "scopes": info["scopes"], "user_id": info["user_id"]}})
 
     def _unknown_object(self, method: str, node: str) -> FakeResponse:
         verb = {"GET": "get", "POST": "post", "DELETE": "delete"}.get(method, method.lower())

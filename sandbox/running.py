@@ -40,6 +40,7 @@ class RunningFakes:
             "GRPC_PLAINTEXT_LOOPBACK": True,
             "GOOGLE_OAUTH_TOKEN_URL": f"{self.http_url}/google-oauth/token",
             "FAKE_PLATFORMS_URL": self.http_url,
+            "OAUTH_USE_SANDBOX": True,  # sign-in goes to the fakes' consent screens and token endpoints
         }
 
     def environment(self) -> dict[str, str]:
@@ -52,6 +53,7 @@ class RunningFakes:
             "GRPC_PLAINTEXT_LOOPBACK": "true",
             "GOOGLE_OAUTH_TOKEN_URL": f"{self.http_url}/google-oauth/token",
             "FAKE_PLATFORMS_URL": self.http_url,
+            "OAUTH_USE_SANDBOX": "true",
             # The worker runs without TESTING: let its egress guard reach the sandbox (never in production).
             "EGRESS_ALLOW_SANDBOX": "true",
         }

@@ -27,6 +27,12 @@ number of matched people (a person, one row, matches when one of their ids does;
 and an audience is valid once it has had data. Helpers: ``audience_members(id)``, ``matched_count(id)``, counters
 ``add_requests`` / ``remove_requests`` / ``rows_received``, ``error_response(code, message)`` (HTTP 200 envelope)
 for fault injection.
+
+Sign-in: ``GET /portal/auth?app_id&state&redirect_uri`` is the advertiser's authorisation screen
+(sandbox.oauth.ConsentScreen; "Allow" comes back with ``auth_code`` and ``state``); ``POST
+/open_api/v1.3/oauth2/access_token/`` ``{app_id, secret, auth_code}`` answers ``data: {access_token, advertiser_ids,
+scope}`` (a long-term token: TikTok's do not expire until revoked), ``GET /open_api/v1.3/oauth2/advertiser/get/?app_id
+&secret`` the advertisers the token may operate. ``issued`` holds the tokens it handed out (all accepted).
 """
 
 from __future__ import annotations
@@ -40,6 +46,7 @@ import time
 
 from sandbox.base import FakePlatform, FakeRequest, FakeResponse, Fault
 from sandbox.credentials import DEMO_CREDENTIALS, EXPIRED_TOKEN
+from sandbox.oauth import ConsentScreen, signed
 
 API = "/open_api/v1.3"
 ID_TYPES = {"EMAIL_SHA256", "PHONE_SHA256", "IDFA_SHA256", "GAID_SHA256"}
@@ -90,6 +97,10 @@ class FakeTikTok(FakePlatform):
         self.rows_received = 0
         self._ids = itertools.count(1)
         self._request_ids = itertools.count(1)
+        self.app_id, self.app_secret = demo["app_id"], demo["app_secret"]
+        self.issued: set[str] = set()
+        self.consent = ConsentScreen("TikTok", clients=lambda: {self.app_id: self.app_secret}, client_param="app_id",
+                                     code_param="auth_code")
 
     # Test helpers -----------------------------------------------------------------------
     def audience_members(self, audience_id: str) -> set[tuple[str, str]]:
@@ -128,6 +139,10 @@ class FakeTikTok(FakePlatform):
 
     # Dispatch ---------------------------------------------------------------------------
     def handle(self, request: FakeRequest) -> FakeResponse:
+        if request.path == "/portal/auth" and request.method == "GET":
+            return self.consent.authorize(request)
+        if (request.method, request.path) == ("POST", f"{API}/oauth2/access_token/"):
+            return self._oauth_access_token(request)
         if not request.path.startswith(API + "/"):
             return FakeResponse(404, "404 page not found", headers={"Content-Type": "text/plain"})
         refused = self._authenticate(request)
@@ -140,6 +155,7 @@ class FakeTikTok(FakePlatform):
             ("POST", "/segment/mapping/"): self._segment_mapping,
             ("GET", "/dmp/custom_audience/get/"): self._audience_get,
             ("POST", "/dmp/custom_audience/delete/"): self._audience_delete,
+            ("GET", "/oauth2/advertiser/get/"): self._oauth_advertisers,
         }.get(route)
         if handler is None:
             return self._error(40002, f"No such API: {request.method} {route[1]}")
@@ -151,9 +167,34 @@ class FakeTikTok(FakePlatform):
             return self._error(40104, "Access token is null, please check your Access-Token header.")
         if token == EXPIRED_TOKEN:
             return self._error(40102, "Access token has expired. Please refresh it or authorise again.")
-        if not hmac.compare_digest(token, self.access_token):
+        if not hmac.compare_digest(token, self.access_token) and token not in self.issued:
             return self._error(40105, "Access token is incorrect or has been revoked.")
         return None
+
+    # Sign-in -------------------------------------------------------------------------------------
+    def _mine(self) -> list[str]:
+        return [a for a, info in self.advertisers.items() if not info.get("_forbidden")]
+
+    def _oauth_access_token(self, request: FakeRequest) -> FakeResponse:
+        body, refused = self._json_body(request)
+        if refused is not None:
+            return refused
+        if str(body.get("app_id")) != self.app_id or str(body.get("secret")) != self.app_secret:
+            return self._error(40101, "The app_id or secret is invalid.")
+        granted = self.consent.redeem(str(body.get("auth_code") or ""), client_id=self.app_id, client_secret=None,
+                                      redirect_uri=None)
+        if isinstance(granted, str):
+            return self._error(40110, "auth_code is invalid or has expired.")
+        token = signed("fake-tiktok-")
+        self.issued.add(token)
+        return self._ok({"access_token": token, "advertiser_ids": self._mine(), "scope": [4, 5, 6]})
+
+    def _oauth_advertisers(self, request: FakeRequest) -> FakeResponse:
+        if request.query.get("app_id", [""])[-1] != self.app_id or request.query.get("secret", [""])[-1] != \
+                self.app_secret:
+            return self._error(40101, "The app_id or secret is invalid.")
+        return self._ok({"list": [{"advertiser_id": a, "advertiser_name": self.advertisers[a]["name"]}
+                                  for a in self._mine()]})
 
     def _advertiser(self, advertiser_id) -> tuple[dict | None, FakeResponse | None]:
         advertiser = self.advertisers.get(str(advertiser_id))

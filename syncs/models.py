@@ -1,6 +1,8 @@
 """Syncs: an audience kept in step with one connection's platform audience, its runs, their batches, and what
 each sync has confirmed on its platform."""
 
+import datetime
+
 from django.conf import settings
 from django.db import models
 
@@ -27,6 +29,11 @@ class Sync(models.Model):
     connection = models.ForeignKey("credentials.Connection", on_delete=models.CASCADE, related_name="syncs")
     mode = models.CharField(max_length=8, choices=Mode.choices, default=Mode.ADD)
     schedule = models.CharField(max_length=8, choices=Schedule.choices, blank=True, default="")
+    # When a scheduled sync runs, in its own time zone: the time of day (hourly: its minute), and the weekday of a
+    # weekly one (0 = Monday). The beat row is a crontab in that zone (syncs/services.py).
+    schedule_time = models.TimeField(default=datetime.time(6, 0))
+    schedule_weekday = models.PositiveSmallIntegerField(default=0)
+    schedule_timezone = models.CharField(max_length=64, default="UTC")
     periodic_task = models.OneToOneField(
         "django_celery_beat.PeriodicTask", on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
     )

@@ -10,6 +10,7 @@ from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
+from alerts import services as alerts
 from audiences.models import Audience
 from credentials.models import Connection
 from syncs.models import Sync, SyncRun
@@ -81,10 +82,13 @@ def start_scheduled_run(*, sync_id: int) -> SyncRun | None:
     if sync.connection.status != Connection.Status.ACTIVE:
         logger.info("scheduled sync %s skipped: connection %s is %s", sync.pk, sync.connection_id,
                     sync.connection.status)
+        alerts.schedule_skipped(sync=sync, reason=f"its connection is {sync.connection.get_status_display().lower()}.")
         return None
-    if active_run(sync) is not None:
+    if (current := active_run(sync)) is not None:
         logger.info("scheduled sync %s skipped: a run is already queued, running or held", sync.pk)
+        alerts.schedule_skipped(sync=sync, reason=f"the previous run is still {current.get_status_display().lower()}.")
         return None
+    alerts.scheduled_run_started(sync=sync)  # a skipped-schedule alert closes
     return start_run(sync=sync, trigger=SyncRun.Trigger.SCHEDULE)
 
 
@@ -199,4 +203,6 @@ def fail_stale_runs(*, now=None) -> list[int]:
                        .values_list("pk", flat=True))
     if failed:
         logger.warning("watchdog failed %s stale sync run(s): %s", len(failed), failed)
+    for run_id in failed:
+        alerts.run_ended(run_id=run_id)  # alert: failed (the worker stopped)
     return sorted(failed)

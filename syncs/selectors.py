@@ -3,6 +3,8 @@ next run, a run page's history."""
 
 from __future__ import annotations
 
+import datetime
+import zoneinfo
 from dataclasses import dataclass
 
 from django.db.models import OuterRef, Subquery
@@ -13,7 +15,7 @@ from syncs import charts, engine
 from syncs.engine.plan import plan_source
 from syncs.models import Sync, SyncBatch, SyncRun
 from syncs.runs import ACTIVE, FINISHED
-from syncs.services import active_connections_for
+from syncs.services import WEEKDAYS, active_connections_for, crontab_fields, describe_schedule
 
 Status = SyncRun.Status
 
@@ -60,6 +62,8 @@ def audience_sync_panel(audience) -> dict:
         sync.latest_run = runs.get(sync.latest_run_id)
         sync.consent = consent_summary(sync)
         sync.preview_loads_itself = preview_loads_itself(sync, audience)
+        sync.next_run_at = next_run_at(sync)
+        sync.schedule_text = describe_schedule(sync)
     used = {s.connection_id for s in syncs}
     connections = [c for c in active_connections_for(audience.owner) if c.pk not in used]
     return {
@@ -67,6 +71,7 @@ def audience_sync_panel(audience) -> dict:
         "connections": connections,
         "modes": Sync.Mode.choices,
         "schedules": Sync.Schedule.choices,
+        **schedule_choices(),
     }
 
 
@@ -210,3 +215,36 @@ def run_history(run: SyncRun) -> list[SyncRun]:
 def history_charts(history: list[SyncRun]) -> list[charts.Chart]:
     """The charts of a run page, from its history (newest first): finished runs only."""
     return charts.history_charts([r for r in reversed(history) if r.status in FINISHED])
+
+
+def next_run_at(sync: Sync, *, now: datetime.datetime | None = None) -> datetime.datetime | None:
+    """When the sync's schedule fires next (aware, in the sync's time zone), computed as celery-beat computes it from
+    the sync's crontab; None for a manual sync."""
+    if not sync.schedule:
+        return None
+    from django_celery_beat.tzcrontab import TzAwareCrontab
+
+    # The very schedule class beat runs the row with (times taken in the schedule's zone), on our clock.
+    zone = zoneinfo.ZoneInfo(sync.schedule_timezone)
+    local_now = (now or timezone.now()).astimezone(zone)
+    crontab = TzAwareCrontab(tz=zone, **crontab_fields(sync))
+    crontab.nowfun = lambda: local_now
+    # The estimate is real elapsed time: add it in UTC (an aware add in the zone would be wall-clock, off by an hour
+    # across a daylight-saving change).
+    at = local_now.astimezone(datetime.UTC) + crontab.remaining_estimate(local_now)
+    # celery answers a microsecond before the minute: round to the minute it means.
+    return (at + datetime.timedelta(seconds=30)).replace(second=0, microsecond=0).astimezone(zone)
+
+
+def schedule_text(sync: Sync) -> str:
+    """The schedule in words ("Daily at 06:30 (Europe/Paris)")."""
+    return describe_schedule(sync)
+
+
+def schedule_choices() -> dict:
+    """What a schedule form offers: weekdays and time zones (common ones first)."""
+    from syncs.services import time_zones
+
+    common = ["UTC", "Europe/London", "Europe/Paris", "Europe/Berlin", "America/New_York", "America/Chicago",
+              "America/Los_Angeles", "Asia/Tokyo", "Australia/Sydney"]
+    return {"weekdays": list(enumerate(WEEKDAYS)), "time_zones": common + sorted(time_zones() - set(common))}

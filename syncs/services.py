@@ -3,7 +3,11 @@ syncs/selectors.py, runs in syncs/runs.py, the engine in syncs/engine.py)."""
 
 from __future__ import annotations
 
+import datetime
 import logging
+import re
+import zoneinfo
+from functools import lru_cache
 
 from django.db import IntegrityError, transaction
 
@@ -13,13 +17,8 @@ from syncs.models import Sync
 
 logger = logging.getLogger(__name__)
 
-# Schedule -> django-celery-beat interval (every, period).
-SCHEDULE_INTERVALS = {
-    Sync.Schedule.HOURLY: (1, "hours"),
-    Sync.Schedule.DAILY: (1, "days"),
-    Sync.Schedule.WEEKLY: (7, "days"),
-}
 SCHEDULED_TASK = "syncs.run_scheduled_sync"
+WEEKDAYS = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
 
 
 class SyncError(Exception):
@@ -47,8 +46,58 @@ def _check_choice(value: str, choices, field: str, what: str) -> str:
     return value
 
 
-def create_sync(*, owner, audience: Audience, connection_id, mode: str = Sync.Mode.ADD, schedule: str = "") -> Sync:
-    """Link ``audience`` to one of the owner's active connections (one sync per pair)."""
+@lru_cache(maxsize=1)
+def time_zones() -> frozenset[str]:
+    return frozenset(zoneinfo.available_timezones())
+
+
+def clean_schedule_time(value: object) -> datetime.time:
+    """A time of day from a form or a command: "HH:MM" (24-hour)."""
+    if isinstance(value, datetime.time):
+        return value.replace(second=0, microsecond=0)
+    match = re.fullmatch(r"\s*(\d{1,2}):(\d{2})(?::\d{2})?\s*", str(value or ""))
+    if not match or int(match[1]) > 23 or int(match[2]) > 59:
+        raise SyncError("The time of day is HH:MM on a 24-hour clock, e.g. 06:30.", field="schedule_time")
+    return datetime.time(int(match[1]), int(match[2]))
+
+
+def clean_weekday(value: object) -> int:
+    """A weekday, 0 (Monday) to 6 (Sunday), or its English name."""
+    text = str(value if value is not None else "").strip()
+    names = {name.lower(): index for index, name in enumerate(WEEKDAYS)}
+    if text.lower() in names:
+        return names[text.lower()]
+    if text.isdigit() and int(text) < 7:
+        return int(text)
+    raise SyncError("Choose a weekday (Monday to Sunday).", field="schedule_weekday")
+
+
+def clean_timezone(value: object) -> str:
+    """An IANA time zone name ("Europe/Paris", "UTC")."""
+    name = str(value or "").strip()
+    if name not in time_zones():
+        raise SyncError("Choose a time zone by its name, e.g. Europe/Paris or America/New_York.",
+                        field="schedule_timezone")
+    return name
+
+
+def _schedule_fields(schedule_time, schedule_weekday, schedule_timezone) -> dict:
+    """The schedule fields given (None: not given), cleaned."""
+    fields = {}
+    if schedule_time not in (None, ""):
+        fields["schedule_time"] = clean_schedule_time(schedule_time)
+    if schedule_weekday not in (None, ""):
+        fields["schedule_weekday"] = clean_weekday(schedule_weekday)
+    if schedule_timezone not in (None, ""):
+        fields["schedule_timezone"] = clean_timezone(schedule_timezone)
+    return fields
+
+
+def create_sync(*, owner, audience: Audience, connection_id, mode: str = Sync.Mode.ADD, schedule: str = "",
+                schedule_time: object = None, schedule_weekday: object = None,
+                schedule_timezone: object = None) -> Sync:
+    """Link ``audience`` to one of the owner's active connections (one sync per pair); a daily / weekly schedule runs
+    at ``schedule_time`` ("HH:MM") on ``schedule_weekday`` (weekly) in ``schedule_timezone`` (IANA name)."""
     if audience.owner_id != owner.pk:
         raise SyncError("Audience not found.")
     try:
@@ -62,11 +111,13 @@ def create_sync(*, owner, audience: Audience, connection_id, mode: str = Sync.Mo
         raise SyncError(f"{conn} is {conn.get_status_display().lower()}: reconnect it first.", field="connection")
     mode = _check_choice(mode or Sync.Mode.ADD, Sync.Mode.choices, "mode", "mode")
     schedule = _check_choice(schedule or "", Sync.Schedule.choices, "schedule", "schedule")
+    timing = _schedule_fields(schedule_time, schedule_weekday, schedule_timezone)
     if Sync.objects.filter(audience=audience, connection=conn).exists():
         raise SyncError(f"This audience already syncs to {conn}.", field="connection")
     try:
         with transaction.atomic():
-            sync = Sync.objects.create(owner=owner, audience=audience, connection=conn, mode=mode, schedule=schedule)
+            sync = Sync.objects.create(owner=owner, audience=audience, connection=conn, mode=mode, schedule=schedule,
+                                       **timing)
             _apply_schedule(sync)
     except IntegrityError:  # a concurrent request created the same pair first
         raise SyncError(f"This audience already syncs to {conn}.", field="connection") from None
@@ -76,10 +127,15 @@ def create_sync(*, owner, audience: Audience, connection_id, mode: str = Sync.Mo
 
 
 def update_sync(*, sync: Sync, mode: str | None = None, schedule: str | None = None,
-                hold_threshold: object = None) -> Sync:
-    """Change a sync's mode, schedule or hold threshold. A new mode means the platform is no longer known to hold
-    exactly what that mode would leave, so the next run compares the whole audience."""
+                hold_threshold: object = None, schedule_time: object = None, schedule_weekday: object = None,
+                schedule_timezone: object = None) -> Sync:
+    """Change a sync's mode, schedule (and its time of day, weekday, time zone) or hold threshold. A new mode means
+    the platform is no longer known to hold exactly what that mode would leave, so the next run compares the whole
+    audience."""
     fields = ["updated_at"]
+    for name, value in _schedule_fields(schedule_time, schedule_weekday, schedule_timezone).items():
+        setattr(sync, name, value)
+        fields.append(name)
     if mode is not None:
         mode = _check_choice(mode, Sync.Mode.choices, "mode", "mode")
         if mode != sync.mode:
@@ -118,9 +174,44 @@ def delete_sync(*, sync: Sync) -> None:
 
 
 
+def crontab_fields(sync: Sync) -> dict[str, str]:
+    """The django-celery-beat crontab of a sync's schedule: its minute (hourly), its time of day (daily), its time on
+    its weekday (weekly), in its own time zone. Crontab counts weekdays from Sunday = 0; ours from Monday = 0."""
+    at = sync.schedule_time
+    fields = {"minute": str(at.minute), "hour": "*", "day_of_week": "*", "day_of_month": "*", "month_of_year": "*"}
+    if sync.schedule in (Sync.Schedule.DAILY, Sync.Schedule.WEEKLY):
+        fields["hour"] = str(at.hour)
+    if sync.schedule == Sync.Schedule.WEEKLY:
+        fields["day_of_week"] = str((sync.schedule_weekday + 1) % 7)
+    return fields
+
+
+def schedule_name(sync: Sync) -> str:
+    """The beat row's name says what it does: "Daily sync of VIP customers to Meta · EU account (sync 12)"."""
+    connection = sync.connection
+    name = (f"{sync.get_schedule_display()} sync of {sync.audience.name} to {connection.platform.name} · "
+            f"{connection.label}")
+    suffix = f" (sync {sync.pk})"  # beat names are unique; two users may name things alike
+    return name[:200 - len(suffix)] + suffix
+
+
+def describe_schedule(sync: Sync) -> str:
+    """The schedule in words: "Daily at 06:30 (Europe/Paris)", "Weekly on Monday at 06:00 (UTC)"."""
+    if not sync.schedule:
+        return "Manual only"
+    at = sync.schedule_time
+    if sync.schedule == Sync.Schedule.HOURLY:
+        return f"Hourly at minute {at.minute:02d}"
+    when = f"at {at:%H:%M} ({sync.schedule_timezone})"
+    if sync.schedule == Sync.Schedule.WEEKLY:
+        return f"Weekly on {WEEKDAYS[sync.schedule_weekday]} {when}"
+    return f"Daily {when}"
+
+
 def _apply_schedule(sync: Sync) -> None:
-    """Create, update or delete the sync's django-celery-beat PeriodicTask to match ``sync.schedule``."""
-    from django_celery_beat.models import IntervalSchedule, PeriodicTask
+    """Create, update or delete the sync's django-celery-beat PeriodicTask to match ``sync.schedule``: a crontab in
+    the sync's time zone, named after what it does."""
+    from django_celery_beat.models import CrontabSchedule, PeriodicTask
 
     task = sync.periodic_task
     if not sync.schedule:
@@ -129,15 +220,18 @@ def _apply_schedule(sync: Sync) -> None:
             sync.save(update_fields=["periodic_task"])
             task.delete()
         return
-    every, period = SCHEDULE_INTERVALS[sync.schedule]
-    interval, _ = IntervalSchedule.objects.get_or_create(every=every, period=period)
+    crontab_values = {**crontab_fields(sync), "timezone": zoneinfo.ZoneInfo(sync.schedule_timezone)}
+    crontab = CrontabSchedule.objects.filter(**crontab_values).first()
+    if crontab is None:
+        crontab = CrontabSchedule.objects.create(**crontab_values)
     fields = {
-        "name": f"Sync {sync.pk}: audience {sync.audience_id} to connection {sync.connection_id}",
+        "name": schedule_name(sync),
         "task": SCHEDULED_TASK,
-        "interval": interval,
+        "interval": None,
+        "crontab": crontab,
         "args": f"[{sync.pk}]",
         "enabled": True,
-        "description": f"{sync.get_schedule_display()} sync of audience {sync.audience_id}.",
+        "description": f"{describe_schedule(sync)}: audience {sync.audience_id} to connection {sync.connection_id}.",
     }
     if task is None:
         task = PeriodicTask.objects.create(**fields)

@@ -60,6 +60,11 @@ def _done(request, audience: Audience, *, error: str = "", error_field: str = ""
     return redirect(_audience_url(audience.pk))
 
 
+def _schedule_timing(request) -> dict:
+    """The schedule's time of day ("HH:MM"), weekday (0 = Monday) and time zone from the form (absent: unchanged)."""
+    return {name: request.POST.get(name) for name in ("schedule_time", "schedule_weekday", "schedule_timezone")}
+
+
 @require_POST
 def sync_create(request, audience_pk: int):
     audience = get_object_or_404(Audience.objects.visible(), pk=audience_pk, owner=request.user)
@@ -67,6 +72,7 @@ def sync_create(request, audience_pk: int):
         sync = services.create_sync(
             owner=request.user, audience=audience, connection_id=request.POST.get("connection"),
             mode=request.POST.get("mode", "add"), schedule=request.POST.get("schedule", ""),
+            **_schedule_timing(request),
         )
     except services.SyncError as exc:
         return _done(request, audience, error=exc.message, error_field=exc.field or "")
@@ -78,7 +84,8 @@ def sync_update(request, sync_pk: int):
     sync = _own_sync(request, sync_pk)
     try:
         services.update_sync(sync=sync, mode=request.POST.get("mode"), schedule=request.POST.get("schedule"),
-                             hold_threshold=request.POST.get("hold_threshold"))
+                             hold_threshold=request.POST.get("hold_threshold"),
+                             **_schedule_timing(request))
     except services.SyncError as exc:
         return _done(request, sync.audience, error=exc.message, error_field=exc.field or "", error_sync=sync.pk)
     return _done(request, sync.audience, notice=f"Sync to {sync.connection} updated.")

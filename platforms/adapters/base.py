@@ -162,6 +162,77 @@ class ApiVersion:
             object.__setattr__(self, "sunset", datetime.date.fromisoformat(self.sunset))
 
 
+# Token lifetimes and sign-in with the platform (OAuth) ------------------------------------------------------
+@dataclass(frozen=True)
+class TokenExpiry:
+    """When a connection's credentials stop working unless renewed, as the platform reports it.
+
+    ``expires_at`` None: the platform reports no end (a system-user token; a refresh token that lasts until it is
+    revoked). ``what`` names what lapses ("access token", "data access", "refresh token"), in the page's words.
+    ``renewable``: revalidation renews it without the person (a refresh token, Meta's long-lived token exchange).
+    ``source`` says where the date comes from ("debug_token", "token introspection", "token response").
+    """
+
+    expires_at: datetime.datetime | None
+    what: str = "access token"
+    renewable: bool = False
+    source: str = ""
+
+
+@dataclass(frozen=True)
+class TokenRenewal:
+    """A refresh that worked: the secrets to store (only those that changed) and the new lifetime."""
+
+    secrets: dict[str, str]
+    expiry: TokenExpiry | None
+    message: str
+
+
+@dataclass(frozen=True)
+class OAuthApp:
+    """How a platform's OAuth sign-in works: facts from its docs, declared by its adapter (quoted in its module).
+
+    The operator registers one app per platform and gives its id and secret in the environment
+    (``client_id_setting`` / ``client_secret_setting``); ``client_fields`` are the connection's credential fields
+    that carry them (Meta's app_id / app_secret, TikTok's app_id / app_secret, LinkedIn's and Google's client_id /
+    client_secret). ``sandbox_authorize_path`` is the consent screen of the sandbox, under FAKE_PLATFORMS_URL.
+    """
+
+    authorize_url: str
+    sandbox_authorize_path: str
+    scopes: tuple[str, ...]
+    client_id_setting: str
+    client_secret_setting: str
+    # Scopes without which a connection cannot work (a person may untick some on the consent screen).
+    required_scopes: tuple[str, ...] = ()
+    pkce: bool = False
+    scope_separator: str = " "
+    extra_params: Mapping[str, str] = field(default_factory=dict)
+    # The query parameter that carries the code back to us (TikTok: auth_code).
+    code_param: str = "code"
+    client_fields: tuple[str, str] = ("client_id", "client_secret")
+
+
+@dataclass(frozen=True)
+class OAuthGrant:
+    """What a platform's token endpoint granted: the secrets to store, the scopes, when the access token lapses."""
+
+    secrets: dict[str, str]
+    scopes: frozenset[str] = frozenset()
+    expiry: TokenExpiry | None = None
+    # Non-secret facts from the answer the account list may use (TikTok's advertiser ids).
+    details: dict = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class OAuthAccount:
+    """An ad account the signed-in person may manage, to pick from."""
+
+    id: str
+    name: str
+    detail: str = ""
+
+
 class PlatformAdapter:
     """Base class: a platform's description (class attributes) and the interface (methods)."""
 
@@ -197,6 +268,8 @@ class PlatformAdapter:
     composite_identifier: ClassVar[tuple[str, ...]] = ()
     # Account identifier (a config key) used to scope the shared rate limit.
     account_field: ClassVar[str] = ""
+    # Sign-in with the platform, when it has one (and the operator configured an app): see OAuthApp.
+    oauth: ClassVar[OAuthApp | None] = None
 
     def __init__(self, credentials: Mapping[str, object]):
         self.credentials = dict(credentials)
@@ -284,3 +357,73 @@ class PlatformAdapter:
 
     def delete_audience(self, audience_id: str) -> None:
         raise NotImplementedError
+
+    # Token lifetimes (where the platform reports them) ----------------------------------
+    def token_expiry(self) -> TokenExpiry | None:
+        """When these credentials stop working, as the platform reports it; None when it reports nothing."""
+        return None
+
+    def renew_credentials(self) -> TokenRenewal | None:
+        """Refresh what can be refreshed without the person (a refresh token, a token exchange); None when there
+        is nothing to renew. Raises our typed errors (AuthError: the grant was revoked)."""
+        return None
+
+    # Sign-in with the platform (OAuth; see platforms/adapters/oauth.py) ---------------------------
+    @classmethod
+    def oauth_client(cls) -> tuple[str, str] | None:
+        """The operator's OAuth app for this platform, (client id, secret): ``settings.OAUTH_CLIENTS[code]``
+        (tests), else the environment, else in the sandbox the app the fake knows; None when not configured."""
+        if cls.oauth is None:
+            return None
+        configured = (getattr(settings, "OAUTH_CLIENTS", None) or {}).get(cls.code)
+        if configured:
+            return tuple(configured)
+        client_id = os.environ.get(cls.oauth.client_id_setting, "")
+        client_secret = os.environ.get(cls.oauth.client_secret_setting, "")
+        if client_id and client_secret:
+            return client_id, client_secret
+        if oauth_sandbox():
+            id_field, secret_field = cls.oauth.client_fields
+            values = cls.sandbox_values()
+            if values.get(id_field) and values.get(secret_field):
+                return values[id_field], values[secret_field]
+        return None
+
+    @classmethod
+    def oauth_authorize_endpoint(cls) -> str:
+        """The consent screen: the platform's, or the sandbox's (demo mode and tests)."""
+        if oauth_sandbox():
+            return settings.FAKE_PLATFORMS_URL.rstrip("/") + cls.oauth.sandbox_authorize_path
+        return cls.oauth.authorize_url
+
+    @classmethod
+    def oauth_authorization_url(cls, *, client: tuple[str, str], redirect_uri: str, state: str,
+                                code_verifier: str | None) -> str:
+        """The consent screen's URL for one sign-in (standard OAuth 2.0 parameters, built by Authlib)."""
+        from platforms.adapters import oauth as oauth_flow
+
+        return oauth_flow.authorization_url(endpoint=cls.oauth_authorize_endpoint(), app=cls.oauth, client=client,
+                                            redirect_uri=redirect_uri, state=state, code_verifier=code_verifier)
+
+    @classmethod
+    def oauth_exchange(cls, *, code: str, redirect_uri: str, code_verifier: str | None,
+                       client: tuple[str, str]) -> OAuthGrant:
+        """The code from the consent screen exchanged for tokens (each platform's token endpoint)."""
+        raise NotImplementedError
+
+    @classmethod
+    def oauth_accounts(cls, *, grant: OAuthGrant, client: tuple[str, str]) -> list[OAuthAccount]:
+        """The ad accounts the signed-in person may manage."""
+        raise NotImplementedError
+
+    @classmethod
+    def oauth_credentials(cls, *, grant: OAuthGrant, client: tuple[str, str], account_id: str) -> dict[str, str]:
+        """The connection's credential fields for the chosen account (the form's names)."""
+        id_field, secret_field = cls.oauth.client_fields
+        return {id_field: client[0], secret_field: client[1], cls.account_field: account_id, **grant.secrets}
+
+
+def oauth_sandbox() -> bool:
+    """OAuth goes to the sandbox's consent screens and token endpoints (demo mode; tests that run the fakes).
+    Never in production (the setting is forced off there)."""
+    return bool(settings.DEMO_MODE or getattr(settings, "OAUTH_USE_SANDBOX", False))

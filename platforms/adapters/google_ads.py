@@ -81,12 +81,15 @@ from google.auth import exceptions as auth_exceptions
 from google.auth.transport.requests import Request as AuthRequest
 from google.oauth2.credentials import Credentials
 
+from platforms.adapters import google_oauth
 from platforms.adapters.base import (
     ApiVersion,
     AudienceStatus,
     BatchResult,
     Capabilities,
     CredentialsForm,
+    OAuthAccount,
+    OAuthGrant,
     Operation,
     PlatformAdapter,
     PreparedMember,
@@ -226,6 +229,8 @@ class GoogleAdsAdapter(PlatformAdapter):
     }
     credentials_form = GoogleAdsCredentialsForm
     account_field = "customer_id"
+    # Sign-in with Google (platforms/adapters/google_oauth.py).
+    oauth = google_oauth.oauth_app(google_oauth.ADWORDS_SCOPE, required=(google_oauth.ADWORDS_SCOPE,))
     match_keys = {
         "email": (("eg", "e"), HEX),  # gmail.com / googlemail.com: dots and "+suffix" removed
         "phone": (("p",), HEX),  # E.164 with "+"
@@ -390,6 +395,17 @@ class GoogleAdsAdapter(PlatformAdapter):
     def _search(self, query: str) -> list[gas.GoogleAdsRow]:
         return self._rpc("GoogleAdsService", "search",
                          gas.SearchGoogleAdsRequest(customer_id=self.customer_id, query=query))
+
+    # Sign-in with Google (platforms/adapters/google_oauth.py) --------------------------------------
+    @classmethod
+    def oauth_exchange(cls, *, code: str, redirect_uri: str, code_verifier: str | None,
+                       client: tuple[str, str]) -> OAuthGrant:
+        return google_oauth.exchange(platform=cls.name, app=cls.oauth, code=code, redirect_uri=redirect_uri,
+                                     code_verifier=code_verifier, client=client)
+
+    @classmethod
+    def oauth_accounts(cls, *, grant: OAuthGrant, client: tuple[str, str]) -> list[OAuthAccount]:
+        return google_oauth.accessible_customers(platform=cls.name, grant=grant)
 
     # The interface ----------------------------------------------------------------------
     def validate_credentials(self) -> ValidationResult:

@@ -98,12 +98,15 @@ from google.oauth2 import service_account
 from google.protobuf import duration_pb2
 from google.rpc import error_details_pb2
 
+from platforms.adapters import google_oauth
 from platforms.adapters.base import (
     ApiVersion,
     AudienceStatus,
     BatchResult,
     Capabilities,
     CredentialsForm,
+    OAuthAccount,
+    OAuthGrant,
     Operation,
     PlatformAdapter,
     PreparedMember,
@@ -345,6 +348,9 @@ class GoogleDataManagerAdapter(PlatformAdapter):
     docs_url = "https://developers.google.com/data-manager/api/devguides/audiences/google-ads/customer-match"
     credentials_form = GoogleDataManagerCredentialsForm
     account_field = "customer_id"
+    # Sign-in with Google (platforms/adapters/google_oauth.py).
+    oauth = google_oauth.oauth_app(google_oauth.DATAMANAGER_SCOPE, google_oauth.ADWORDS_SCOPE,
+                                  required=(google_oauth.DATAMANAGER_SCOPE,))
     # Google's Formatter's forms where they differ from the stored ones (docs/platforms.md).
     match_keys = {
         "email": (("eg", "e"), HEX),  # gmail / googlemail: no dots, no "+suffix"
@@ -552,6 +558,21 @@ class GoogleDataManagerAdapter(PlatformAdapter):
             destination.login_account.account_type = ACCOUNT_TYPE
             destination.login_account.account_id = self.login_customer_id
         return destination
+
+    # Sign-in with Google (platforms/adapters/google_oauth.py) --------------------------------------
+    @classmethod
+    def oauth_exchange(cls, *, code: str, redirect_uri: str, code_verifier: str | None,
+                       client: tuple[str, str]) -> OAuthGrant:
+        return google_oauth.exchange(platform=cls.name, app=cls.oauth, code=code, redirect_uri=redirect_uri,
+                                     code_verifier=code_verifier, client=client)
+
+    @classmethod
+    def oauth_accounts(cls, *, grant: OAuthGrant, client: tuple[str, str]) -> list[OAuthAccount]:
+        return google_oauth.accessible_customers(platform=cls.name, grant=grant)
+
+    @classmethod
+    def oauth_credentials(cls, *, grant: OAuthGrant, client: tuple[str, str], account_id: str) -> dict[str, str]:
+        return {**super().oauth_credentials(grant=grant, client=client, account_id=account_id), "auth_method": "oauth"}
 
     # The interface -----------------------------------------------------------------------
     def validate_credentials(self) -> ValidationResult:

@@ -44,31 +44,59 @@ Choices and limits:
   (``source_platform``, required on the form); a connection without one gets a clear error before any segment is
   created, and LinkedIn's refusal of a value names it and says where to find the right one.
 - Tokens expire after 60 days: 401 is an AuthError that says so.
+
+Token lifetime and sign-in with LinkedIn (``token_expiry``, ``renew_credentials``, ``oauth_*``):
+- https://learn.microsoft.com/en-us/linkedin/shared/authentication/token-introspection : "The token inspector tool
+  enables developers to check the Time to Live (TTL) and status (active/expired) for all tokens"; ``POST
+  https://www.linkedin.com/oauth/v2/introspectToken`` with ``client_id``, ``client_secret``, ``token`` answers
+  ``{active, status, expires_at, scope, ...}``. We introspect the refresh token when there is one (it is what
+  lapses), else the access token.
+- https://learn.microsoft.com/en-us/linkedin/shared/authentication/programmatic-refresh-tokens : "By default, access
+  tokens are valid for 60 days and programmatic refresh tokens are valid for a year. The member must reauthorize
+  your application when refresh tokens expire." and "the lifespan or Time To Live (TTL) of the refresh token remains
+  the same as specified in the initial OAuth flow (365 days), and the new access token has a new TTL of 60 days".
+  Revalidation refreshes the access token once fewer than ``RENEW_BEFORE_DAYS`` remain.
+- https://learn.microsoft.com/en-us/linkedin/shared/authentication/authorization-code-flow : consent at
+  ``https://www.linkedin.com/oauth/v2/authorization``, the code exchanged at ``.../oauth/v2/accessToken``. PKCE:
+  LinkedIn offers it only "For native apps" on loopback redirects, enabled per app by LinkedIn
+  (authorization-code-flow-native), so this web sign-in does not use it. Ad accounts of the signed-in member:
+  ``GET /rest/adAccountUsers?q=authenticatedUser`` (names from ``GET /rest/adAccounts/{id}``).
 """
 
 from __future__ import annotations
 
+import datetime as dt
+import os
 import re
 from collections.abc import Sequence
 
 import requests
 from django import forms
+from django.conf import settings
+from django.utils import timezone
 
+from platforms.adapters import oauth as oauth_flow
 from platforms.adapters.base import (
     ApiVersion,
     AudienceStatus,
     BatchResult,
     Capabilities,
     CredentialsForm,
+    OAuthAccount,
+    OAuthApp,
+    OAuthGrant,
     Operation,
     PreparedMember,
     RateLimit,
     SecretInput,
+    TokenExpiry,
+    TokenRenewal,
     UploadSession,
     ValidationResult,
+    oauth_sandbox,
 )
-from platforms.adapters.http import HttpAdapter, as_int, error_message, path_of
-from platforms.errors import PermanentError, TransientError
+from platforms.adapters.http import HttpAdapter, as_int, build_session, error_message, path_of, send
+from platforms.errors import AuthError, PermanentError, TransientError
 from platforms.forms import digits_id
 from platforms.matchkeys import HEX, RAW
 
@@ -88,6 +116,11 @@ MOBILE_ID_CHOICES = [
 ]
 AUTH_HINT = ("Check the access token (LinkedIn tokens expire after 60 days) and that its member may manage "
              "this ad account's audiences (rw_dmp_segments).")
+OAUTH_URL = "https://www.linkedin.com/oauth/v2"
+OAUTH_SCOPES = ("rw_ads", "rw_dmp_segments")
+# Access tokens are refreshed (when a refresh token is stored) once fewer days than this remain.
+RENEW_BEFORE_DAYS = 30
+MAX_AD_ACCOUNTS = 100
 # Segment states LinkedIn reports, and ours (the UI reads the lowercased word).
 READY_STATES = {"READY"}
 BUILDING_STATES = {"BUILDING", "UPDATING", "PROCESSING"}
@@ -164,6 +197,11 @@ class LinkedInAdapter(HttpAdapter):
     }
     credentials_form = LinkedInCredentialsForm
     account_field = "ad_account_id"
+    oauth = OAuthApp(
+        authorize_url=f"{OAUTH_URL}/authorization", sandbox_authorize_path="/linkedin/oauth/v2/authorization",
+        scopes=OAUTH_SCOPES, required_scopes=("rw_dmp_segments",),
+        client_id_setting="LINKEDIN_OAUTH_CLIENT_ID", client_secret_setting="LINKEDIN_OAUTH_CLIENT_SECRET",
+    )
     match_keys = {
         "email": (("e",), HEX),  # SHA256_EMAIL
         "maid": (("m",), RAW),  # GOOGLE_AID
@@ -312,6 +350,94 @@ class LinkedInAdapter(HttpAdapter):
 
     def delete_audience(self, audience_id: str) -> None:
         self.request("DELETE", self._segment_path(audience_id))
+
+    # Token lifetime (introspection) and renewal (refresh token) -------------------------------------
+    @classmethod
+    def oauth_url(cls) -> str:
+        """LinkedIn's OAuth root (``LINKEDIN_OAUTH_URL``; the sandbox's in demo mode and tests)."""
+        if os.environ.get("LINKEDIN_OAUTH_URL"):
+            return os.environ["LINKEDIN_OAUTH_URL"].rstrip("/")
+        if oauth_sandbox():
+            return settings.FAKE_PLATFORMS_URL.rstrip("/") + "/linkedin/oauth/v2"
+        return OAUTH_URL
+
+    def _client(self) -> tuple[str, str]:
+        return str(self.credentials.get("client_id", "")), str(self.credentials.get("client_secret", ""))
+
+    def introspect(self, token: str) -> dict:
+        """introspectToken's answer for one of this connection's tokens."""
+        client_id, client_secret = self._client()
+        with build_session({"Accept": "application/json"}) as session:
+            response = send(session, "POST", f"{self.oauth_url()}/introspectToken", platform=self.name,
+                            data={"client_id": client_id, "client_secret": client_secret, "token": token})
+        self.check(response)
+        return self.decode(response)
+
+    def token_expiry(self) -> TokenExpiry | None:
+        refresh_token = str(self.credentials.get("refresh_token") or "")
+        what = "refresh token" if refresh_token else "access token"
+        info = self.introspect(refresh_token or str(self.credentials.get("access_token", "")))
+        if not info.get("active") or str(info.get("status") or "active") != "active":
+            raise AuthError(f"{self.name}: the {what} is {str(info.get('status') or 'no longer active')}. Sign in "
+                            "with LinkedIn again or paste a new access token.")
+        expires = as_int(info.get("expires_at"))
+        if not expires:
+            return None
+        return TokenExpiry(dt.datetime.fromtimestamp(expires, tz=dt.UTC), what=what, source="token introspection")
+
+    def renew_credentials(self) -> TokenRenewal | None:
+        """With a refresh token: a new access token once fewer than RENEW_BEFORE_DAYS remain (the refresh token
+        keeps its own end, LinkedIn's 365 days from the first sign-in)."""
+        refresh_token = str(self.credentials.get("refresh_token") or "")
+        if not refresh_token:
+            return None
+        access = self.introspect(str(self.credentials.get("access_token", "")))
+        expires = as_int(access.get("expires_at")) or 0
+        remaining = dt.datetime.fromtimestamp(expires, tz=dt.UTC) - timezone.now() if expires else dt.timedelta(0)
+        if access.get("active") and remaining > dt.timedelta(days=RENEW_BEFORE_DAYS):
+            return None
+        token = oauth_flow.fetch_token(platform=self.name, token_url=f"{self.oauth_url()}/accessToken",
+                                       client=self._client(), grant_type="refresh_token", refresh_token=refresh_token)
+        secrets = {"access_token": str(token.get("access_token") or "")}
+        if token.get("refresh_token") and token["refresh_token"] != refresh_token:
+            secrets["refresh_token"] = str(token["refresh_token"])
+        expiry = oauth_flow.expiry_in(token.get("refresh_token_expires_in"), what="refresh token")
+        return TokenRenewal(secrets=secrets, expiry=expiry,
+                            message="LinkedIn issued a new access token (valid 60 days) with the refresh token.")
+
+    # Sign-in with LinkedIn -----------------------------------------------------------------------
+    @classmethod
+    def oauth_exchange(cls, *, code: str, redirect_uri: str, code_verifier: str | None,
+                       client: tuple[str, str]) -> OAuthGrant:
+        token = oauth_flow.fetch_token(platform=cls.name, token_url=f"{cls.oauth_url()}/accessToken", client=client,
+                                       redirect_uri=redirect_uri, code=code)
+        secrets = {"access_token": str(token.get("access_token") or "")}
+        if token.get("refresh_token"):
+            secrets["refresh_token"] = str(token["refresh_token"])
+            expiry = oauth_flow.expiry_in(token.get("refresh_token_expires_in"), what="refresh token")
+        else:
+            expiry = oauth_flow.expiry_in(token.get("expires_in"))
+        return OAuthGrant(secrets=secrets, scopes=oauth_flow.scopes_of(token), expiry=expiry)
+
+    @classmethod
+    def oauth_accounts(cls, *, grant: OAuthGrant, client: tuple[str, str]) -> list[OAuthAccount]:
+        with cls({"access_token": grant.secrets.get("access_token", "")}) as adapter:
+            body = adapter.call("GET", "/adAccountUsers?q=authenticatedUser")
+            accounts = []
+            for row in (body.get("elements") or [])[:MAX_AD_ACCOUNTS]:
+                account_id = str((row or {}).get("account") or "").removeprefix("urn:li:sponsoredAccount:")
+                if not account_id.isdigit():
+                    continue
+                try:
+                    account = adapter.call("GET", path_of("adAccounts", account_id))
+                except PermanentError:
+                    account = {}
+                role = str(row.get("role") or "").replace("_", " ").lower()
+                status = str(account.get("status") or "")
+                detail = ", ".join(part for part in (role, status.lower() if status != "ACTIVE" else "") if part)
+                accounts.append(OAuthAccount(id=account_id, name=str(account.get("name") or account_id),
+                                             detail=detail))
+        return accounts
 
     # Streaming users --------------------------------------------------------------------
     def _stream(self, audience_id: str, batch: Sequence[PreparedMember], *, action: str) -> BatchResult:

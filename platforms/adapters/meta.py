@@ -19,12 +19,33 @@ Limits and choices (Graph API v26.0):
 - Replace (``/usersreplace``): one replace session per audience at a time; it must complete within
   90 minutes, and the users edge must not be written while it runs (Meta's documentation; not
   verified here against a live account).
+
+Token lifetime and sign-in with Meta (``token_expiry``, ``renew_credentials``, ``oauth_*``):
+- https://developers.facebook.com/docs/graph-api/reference/debug_token : "This endpoint returns metadata about a
+  given access token. This includes data such as the user for which the token was issued, whether the token is
+  still valid, when it expires, and what permissions the app has for the given user." Its answer carries
+  ``expires_at`` and ``data_access_expires_at`` (Unix seconds), ``is_valid``, ``type`` and ``scopes``. It is asked
+  with the APP access token ``{app_id}|{app_secret}``: a system-user token cannot inspect itself, and Graph reports
+  a token issued without an expiry as ``expires_at: 0`` (the Access Token Debugger's "Expires: Never") — both as
+  established against a real Business Manager token in https://github.com/logly/mureo/pull/744 ("a permanent
+  token ... was exchanged for a 60-day one: a strict downgrade"), so a token with ``expires_at`` 0 is never
+  exchanged. User tokens: about 60 days; data access about 90 days, renewed only when the person signs in again.
+- https://developers.facebook.com/docs/facebook-login/access-tokens : a long-lived token comes from
+  ``GET /oauth/access_token?grant_type=fb_exchange_token&client_id={app-id}&client_secret={app-secret}
+  &fb_exchange_token={token}``. Revalidation exchanges a user token once fewer than ``RENEW_BEFORE_DAYS`` remain.
+- https://developers.facebook.com/docs/facebook-login/manually-build-a-login-flow : the login dialog
+  ``https://www.facebook.com/{version}/dialog/oauth?client_id&redirect_uri&state&scope``; a refusal comes back as
+  ``error=access_denied&error_reason=user_denied``; the code is exchanged with ``GET /oauth/access_token?client_id
+  &redirect_uri&client_secret&code`` (a short-lived token, exchanged at once for a long-lived one). PKCE is not
+  used (the manual flow's page documents none for a server-side app). Ad accounts: ``GET /me/adaccounts``.
 """
 
 from __future__ import annotations
 
+import datetime
 import json
 import re
+import time
 from collections.abc import Mapping, Sequence
 from urllib.parse import quote_plus
 
@@ -35,17 +56,23 @@ from facebook_business.api import FacebookAdsApi
 from facebook_business.exceptions import FacebookRequestError
 from facebook_business.session import FacebookSession
 
+from platforms.adapters import oauth as oauth_flow
 from platforms.adapters.base import (
     ApiVersion,
     AudienceStatus,
     BatchResult,
     Capabilities,
     CredentialsForm,
+    OAuthAccount,
+    OAuthApp,
+    OAuthGrant,
     Operation,
     PlatformAdapter,
     PreparedMember,
     RateLimit,
     SecretInput,
+    TokenExpiry,
+    TokenRenewal,
     UploadSession,
     ValidationResult,
 )
@@ -86,6 +113,10 @@ TERMS_SUBCODES = {1870090}
 TERMS_CODES = {2655, 2663}
 TERMS_URL = "https://business.facebook.com/ads/manage/customaudiences/tos/?act={account}"
 DEFAULT_RETRY_AFTER = 60.0
+# A user token is exchanged for a new long-lived one when fewer days than this remain.
+RENEW_BEFORE_DAYS = 30
+OAUTH_SCOPES = ("ads_management",)
+MAX_AD_ACCOUNTS = 200
 
 ACCOUNT_STATUS = {
     1: "active",
@@ -151,6 +182,13 @@ class MetaAdapter(PlatformAdapter):
     }
     credentials_form = MetaCredentialsForm
     account_field = "ad_account_id"
+    oauth = OAuthApp(
+        authorize_url=f"https://www.facebook.com/{API_VERSION}/dialog/oauth",
+        sandbox_authorize_path=f"/meta/{API_VERSION}/dialog/oauth",
+        scopes=OAUTH_SCOPES, required_scopes=OAUTH_SCOPES, scope_separator=",",
+        client_id_setting="META_OAUTH_CLIENT_ID", client_secret_setting="META_OAUTH_CLIENT_SECRET",
+        client_fields=("app_id", "app_secret"),
+    )
     match_keys = {
         "email": (("e",), HEX),
         "phone": (("pd",), HEX),  # digits with country code, no "+"
@@ -349,6 +387,93 @@ class MetaAdapter(PlatformAdapter):
     def delete_audience(self, audience_id: str) -> None:
         self._call("DELETE", (str(audience_id),))
 
+    # Token lifetime (debug_token) and renewal (fb_exchange_token) ---------------------------------
+    def debug_token(self) -> dict:
+        """debug_token's ``data`` for this connection's token, asked with the app access token."""
+        app_id = str(self.credentials.get("app_id", ""))
+        app_secret = str(self.credentials.get("app_secret", ""))
+        body = self._graph_get("debug_token", {"input_token": str(self.credentials.get("access_token", "")),
+                                                "access_token": f"{app_id}|{app_secret}"})
+        data = body.get("data")
+        return data if isinstance(data, dict) else {}
+
+    def token_expiry(self) -> TokenExpiry | None:
+        return token_expiry_of(self.debug_token())
+
+    def renew_credentials(self) -> TokenRenewal | None:
+        """A user token with fewer than RENEW_BEFORE_DAYS left is exchanged for a new long-lived one; a token that
+        never expires (expires_at 0: a system user's) is left alone."""
+        info = self.debug_token()
+        if str(info.get("type") or "").upper() != "USER":
+            return None
+        expires = _as_int(info.get("expires_at")) or 0
+        if not expires or expires - time.time() > RENEW_BEFORE_DAYS * 86_400:
+            return None
+        token = self._exchange(str(self.credentials.get("access_token", "")),
+                               (str(self.credentials.get("app_id", "")), str(self.credentials.get("app_secret", ""))))
+        renewed = type(self)({**self.credentials, "access_token": token})
+        expiry = token_expiry_of(renewed.debug_token())
+        return TokenRenewal(secrets={"access_token": token}, expiry=expiry,
+                            message="Meta exchanged the access token for a new long-lived one.")
+
+    def _graph_get(self, path: str, params: dict) -> dict:
+        """A GET that is not signed with this connection's token (debug_token, the token endpoint): requests
+        directly, Meta's error answers translated as every other call's."""
+        from platforms.adapters.http import build_session, send
+
+        url = f"{self.base_url}/{API_VERSION}/{path}"
+        with build_session() as session:
+            response = send(session, "GET", url, platform=self.name, params=params)
+        try:
+            body = response.json()
+        except ValueError:
+            body = None
+        if response.status_code >= 400 or (isinstance(body, dict) and "error" in body):
+            raise self._translate(FacebookRequestError(
+                "Meta refused the request", {"method": "GET", "path": path}, response.status_code,
+                dict(response.headers), response.text)) from None
+        return body if isinstance(body, dict) else {}
+
+    @classmethod
+    def _exchange(cls, token: str, client: tuple[str, str]) -> str:
+        """A long-lived user token for ``token`` (fb_exchange_token)."""
+        answer = cls({"app_id": client[0], "app_secret": client[1]})._graph_get("oauth/access_token", {
+            "grant_type": "fb_exchange_token", "client_id": client[0], "client_secret": client[1],
+            "fb_exchange_token": token})
+        new_token = str(answer.get("access_token") or "")
+        if not new_token:
+            raise TransientError("Meta's token exchange answered no token; try again.")
+        return new_token
+
+    # Sign-in with Meta ---------------------------------------------------------------------
+    @classmethod
+    def oauth_exchange(cls, *, code: str, redirect_uri: str, code_verifier: str | None,
+                       client: tuple[str, str]) -> OAuthGrant:
+        """The code -> a short-lived token -> a long-lived one; its scopes and expiry from debug_token."""
+        short = oauth_flow.fetch_token(
+            platform=cls.name, token_url=f"{cls.endpoint_url().rstrip('/')}/{API_VERSION}/oauth/access_token",
+            client=client, redirect_uri=redirect_uri, method="GET", auth_method="client_secret_query", code=code)
+        token = cls._exchange(str(short.get("access_token") or ""), client)
+        info = cls({"app_id": client[0], "app_secret": client[1], "access_token": token}).debug_token()
+        if not info.get("is_valid", True):
+            raise AuthError("Meta: the new access token is not valid; sign in again.")
+        return OAuthGrant(secrets={"access_token": token}, scopes=frozenset(str(s) for s in info.get("scopes") or []),
+                          expiry=token_expiry_of(info))
+
+    @classmethod
+    def oauth_accounts(cls, *, grant: OAuthGrant, client: tuple[str, str]) -> list[OAuthAccount]:
+        adapter = cls({"app_id": client[0], "app_secret": client[1], **grant.secrets})
+        body = adapter._call("GET", ("me", "adaccounts"), {"fields": "id,name,account_status",
+                                                           "limit": MAX_AD_ACCOUNTS})
+        accounts = []
+        for row in body.get("data") or []:
+            if not isinstance(row, dict) or not row.get("id"):
+                continue
+            status = _as_int(row.get("account_status"))
+            detail = "" if status == 1 else ACCOUNT_STATUS.get(status, f"status {status}")
+            accounts.append(OAuthAccount(id=str(row["id"]), name=str(row.get("name") or row["id"]), detail=detail))
+        return accounts
+
     # Users edge -------------------------------------------------------------------------
     def _send_users(
         self, method: str, audience_id: str, edge: str, batch: Sequence[PreparedMember], session: UploadSession | None
@@ -426,6 +551,24 @@ def build_payload(batch: Sequence[PreparedMember]) -> dict:
         "schema": [meta for _, meta in columns],
         "data": [[str(member.get(key) or "") for key, _ in columns] for member in batch],
     }
+
+
+def token_expiry_of(info: dict) -> TokenExpiry | None:
+    """debug_token's dates as the connection's expiry: the earlier of the token's and data access's (0: never)."""
+    if info and info.get("is_valid") is False:
+        raise AuthError("Meta: the access token is no longer valid (debug_token says so). Sign in again or paste a "
+                        "new access token.")
+    dates = []
+    for key, what in (("expires_at", "access token"), ("data_access_expires_at", "data access")):
+        value = _as_int(info.get(key)) or 0
+        if value > 0:
+            dates.append((value, what))
+    if not dates:
+        return None
+    value, what = min(dates)
+    renewable = what == "access token" and str(info.get("type") or "").upper() == "USER"
+    return TokenExpiry(datetime.datetime.fromtimestamp(value, tz=datetime.UTC), what=what, renewable=renewable,
+                       source="debug_token")
 
 
 def _batch_result(body: dict, *, sent: int) -> BatchResult:

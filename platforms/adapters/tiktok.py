@@ -68,12 +68,23 @@ Limits (kept as constants; the numbers TikTok does not publish are OUR budgets, 
 - Rate: TikTok enforces per-app and per-advertiser QPS / QPM / QPD limits per endpoint and answers 40016, 40100
   or 40133 when exceeded; we budget 10 calls a second per advertiser and wait 60 s (or Retry-After) after one.
 - An audience needs about 1,000 matched users before TikTok will serve it (``min_audience_size``).
+
+Sign-in with TikTok (``oauth_*``): the advertiser authorises the app at ``https://business-api.tiktok.com/portal/auth
+?app_id&state&redirect_uri`` (the app's permission scopes are chosen in its developer portal, not in the URL), and
+TikTok comes back with ``auth_code`` (not ``code``) and ``state``; ``POST /oauth2/access_token/`` with the JSON body
+``{app_id, secret, auth_code}`` answers, in TikTok's envelope, ``data: {access_token, advertiser_ids, scope}``; ``GET
+/oauth2/advertiser/get/?app_id&secret`` lists the advertisers the token may operate (TikTok's Marketing API
+authentication guide; the same shapes are documented by open-source connectors such as OWOX's TikTok Ads source).
+That token endpoint is not RFC 6749's (a JSON body, the answer inside the envelope), so it goes through this
+adapter's own request path, not Authlib. Long-term access tokens do not expire until the advertiser revokes them: no
+``token_expiry``; PKCE is not offered.
 """
 
 from __future__ import annotations
 
 import json as jsonlib
 from collections.abc import Sequence
+from urllib.parse import urlencode
 
 import requests
 from django import forms
@@ -84,6 +95,9 @@ from platforms.adapters.base import (
     BatchResult,
     Capabilities,
     CredentialsForm,
+    OAuthAccount,
+    OAuthApp,
+    OAuthGrant,
     Operation,
     PreparedMember,
     RateLimit,
@@ -199,6 +213,11 @@ class TikTokAdapter(HttpAdapter):
     }
     credentials_form = TikTokCredentialsForm
     account_field = "advertiser_id"
+    oauth = OAuthApp(
+        authorize_url="https://business-api.tiktok.com/portal/auth", sandbox_authorize_path="/tiktok/portal/auth",
+        scopes=(), client_id_setting="TIKTOK_OAUTH_APP_ID", client_secret_setting="TIKTOK_OAUTH_SECRET",
+        code_param="auth_code", client_fields=("app_id", "app_secret"),
+    )
     match_keys = {
         "email": (("et", "e"), HEX),  # EMAIL_SHA256 ("+suffix" removed)
         "phone": (("pd",), HEX),  # PHONE_SHA256: E.164 digits without "+" (TikTok's hashed example, see above)
@@ -257,6 +276,34 @@ class TikTokAdapter(HttpAdapter):
     def _id_list(*ids: str) -> str:
         """TikTok takes list parameters of GET calls as a JSON array in the query string."""
         return jsonlib.dumps([str(i) for i in ids])
+
+    # Sign-in with TikTok ------------------------------------------------------------------------
+    @classmethod
+    def oauth_authorization_url(cls, *, client: tuple[str, str], redirect_uri: str, state: str,
+                                code_verifier: str | None) -> str:
+        # TikTok's own parameter names (app_id, no response_type or scope): not an RFC 6749 authorization request.
+        query = urlencode({"app_id": client[0], "state": state, "redirect_uri": redirect_uri})
+        return f"{cls.oauth_authorize_endpoint()}?{query}"
+
+    @classmethod
+    def oauth_exchange(cls, *, code: str, redirect_uri: str, code_verifier: str | None,
+                       client: tuple[str, str]) -> OAuthGrant:
+        with cls({}) as adapter:
+            data = adapter.call("POST", "/oauth2/access_token/",
+                                json={"app_id": client[0], "secret": client[1], "auth_code": code})
+        token = str(data.get("access_token") or "")
+        if not token:
+            raise PermanentError(f"{cls.name}: the sign-in answered no access token; try again.")
+        return OAuthGrant(secrets={"access_token": token},
+                          scopes=frozenset(str(s) for s in data.get("scope") or []),
+                          details={"advertiser_ids": [str(a) for a in data.get("advertiser_ids") or []]})
+
+    @classmethod
+    def oauth_accounts(cls, *, grant: OAuthGrant, client: tuple[str, str]) -> list[OAuthAccount]:
+        with cls({"access_token": grant.secrets.get("access_token", "")}) as adapter:
+            data = adapter.call("GET", "/oauth2/advertiser/get/", params={"app_id": client[0], "secret": client[1]})
+        return [OAuthAccount(id=str(row["advertiser_id"]), name=str(row.get("advertiser_name") or row["advertiser_id"]))
+                for row in data.get("list") or [] if isinstance(row, dict) and row.get("advertiser_id")]
 
     # The interface ----------------------------------------------------------------------
     def validate_credentials(self) -> ValidationResult:

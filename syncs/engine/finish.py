@@ -12,6 +12,7 @@ import logging
 from django.db import connection, transaction
 from django.utils import timezone
 
+from alerts import services as alerts
 from audiences.housekeeping import vacuum_analyze
 from platforms.adapters.base import AudienceStatus, Operation
 from platforms.errors import PlatformError
@@ -96,6 +97,7 @@ def finish(ctx: RunContext) -> None:
             Sync.objects.filter(pk=ctx.sync.pk).update(confirmed_generation=run.audience_generation)
     if updated:
         logger.info("sync run %s ended: %s", ctx.run.pk, status)
+        alerts.run_ended(run_id=ctx.run.pk)  # alert: partly failed / needs attention
 
 
 def _refresh_statistics(run: SyncRun) -> None:

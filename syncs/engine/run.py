@@ -29,6 +29,7 @@ from django.db import DatabaseError, close_old_connections, connection, transact
 from django.db.models import Max, Min, Q
 from django.utils import timezone
 
+from alerts import services as alerts
 from credentials.models import Connection
 from platforms.adapters.base import PlatformAdapter, UploadSession
 from platforms.errors import AuthError, PermanentError, PlatformError, RateLimited, TransientError
@@ -144,6 +145,7 @@ def _hold(ctx: RunContext) -> None:
         status=Status.HELD, error_message=message, heartbeat_at=now)
     if updated:
         logger.info("sync run %s held for review (%s to remove of %s)", run.pk, run.to_remove, run.held_before)
+        alerts.run_ended(run_id=run.pk)  # alert: held for review
 
 
 def _send_all(ctx: RunContext) -> None:
@@ -239,6 +241,7 @@ def _end(ctx: RunContext, status: str, message: str = "") -> None:
     )
     if updated:
         logger.info("sync run %s ended: %s", ctx.run.pk, status)
+        alerts.run_ended(run_id=ctx.run.pk)  # alert: failed (other endings raise nothing)
 
 
 def _end_after_db_error(ctx: RunContext) -> None:

@@ -46,7 +46,7 @@ def test_the_periodic_task_runs_the_scheduled_sync_task_with_the_sync_id(user, t
                               schedule="hourly")
     task = sync.periodic_task
     assert task.task == sync_tasks.run_scheduled_sync.name and task.args == f"[{sync.pk}]"
-    assert (task.interval.every, task.interval.period) == (1, "hours")
+    assert (task.crontab.minute, task.crontab.hour, task.crontab.day_of_week) == ("0", "*", "*")  # every hour
 
 
 def test_the_watchdog_task_counts_what_it_failed(user, tiktok_connection, settings):

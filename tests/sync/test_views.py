@@ -48,7 +48,10 @@ def test_create_a_sync_with_a_schedule_over_htmx(alice_client, audience, tiktok_
     assert (sync.mode, sync.schedule) == ("mirror", "daily")
     task = PeriodicTask.objects.get(pk=sync.periodic_task_id)
     assert task.task == "syncs.run_scheduled_sync" and task.args == f"[{sync.pk}]"
-    assert (task.interval.every, task.interval.period) == (1, "days")
+    # Schedules are crontabs in the sync's time zone now (daily at the default 06:00 UTC), no longer intervals.
+    assert task.interval is None
+    assert (task.crontab.minute, task.crontab.hour, task.crontab.day_of_week) == ("0", "6", "*")
+    assert str(task.crontab.timezone) == "UTC"
     html = response.content.decode()
     assert f'id="sync-{sync.pk}"' in html and "Sync now" in html and "Never run" in html
 
@@ -60,7 +63,7 @@ def test_schedule_changes_update_and_delete_the_periodic_task(alice_client, user
     alice_client.post(reverse("sync_update", kwargs={"sync_pk": sync.pk}), {"mode": "add", "schedule": "weekly"},
                       **HX)
     task = PeriodicTask.objects.get(pk=task_pk)
-    assert (task.interval.every, task.interval.period) == (7, "days")
+    assert (task.crontab.minute, task.crontab.hour, task.crontab.day_of_week) == ("0", "6", "1")  # Mondays
     alice_client.post(reverse("sync_update", kwargs={"sync_pk": sync.pk}), {"mode": "add", "schedule": ""}, **HX)
     sync.refresh_from_db()
     assert sync.periodic_task_id is None and not PeriodicTask.objects.filter(pk=task_pk).exists()

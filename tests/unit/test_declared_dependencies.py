@@ -20,8 +20,9 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 OURS = {"activation_manager", "platforms", "credentials", "audiences", "fakes", "tests", "bench", "scripts", "syncs",
-        "sandbox", "manage"}
-PRODUCT = ["activation_manager", "platforms", "credentials", "audiences", "syncs", "sandbox", "fakes", "manage.py"]
+        "sandbox", "manage", "alerts"}
+PRODUCT = ["activation_manager", "platforms", "credentials", "audiences", "syncs", "sandbox", "fakes", "manage.py",
+           "alerts"]
 OTHER = ["tests", "bench", "scripts"]
 
 
