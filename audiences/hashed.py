@@ -34,7 +34,7 @@ _EMPTY_DIGEST = sha256(b"").hexdigest()
 NOT_A_DIGEST = "not a SHA-256 hash (64 hexadecimal characters)"
 DIGEST_OF_NOTHING = "the hash of an empty value"
 # Words in a header that say its values are hashed.
-_HASH_WORDS = re.compile(r"sha-?256|sha256|hashed|hash|sha", re.IGNORECASE)
+_HASH_WORDS = re.compile(r"sha[-_ ]?256|hashed|hash|(?<![a-z])sha(?![a-z])", re.IGNORECASE)
 
 # What a platform does to a key before hashing that a digest cannot undergo, by the stored key its table reads
 # first (the platforms' normalization, docs/platforms.md).
@@ -57,14 +57,15 @@ def is_digest(value: str) -> bool:
 
 def guess_key(header: str, values: list[str]) -> str | None:
     """The mapping key of a column from its header and its first values: the already-hashed form of email or phone
-    when every value is a SHA-256 digest (and the header names the key, or says it is hashed)."""
+    when the header says so ("email_sha256", "hashed_phone") or every value is a SHA-256 digest."""
     plain = matchkeys.guess_key(header)
     digests = bool(values) and all(is_digest(value.strip()) for value in values)
-    if digests or _HASH_WORDS.search(header or ""):
+    says_hashed = _HASH_WORDS.search(header or "") is not None
+    if digests or says_hashed:
         named = plain or matchkeys.guess_key(_HASH_WORDS.sub("", header or ""))
         hashed = f"{named}_sha256"
-        if hashed in KEYS and (digests or not values):
-            return hashed
+        if hashed in KEYS:
+            return hashed  # values that are not digests are dropped, each with its reason
         if digests:
             # An external id may well be a digest (taken as it is); digests of a name or a city cannot be used.
             return plain if plain == "external_id" else None

@@ -68,6 +68,15 @@ from platforms import matchkeys
 
 logger = logging.getLogger(__name__)
 
+# A value the database refuses: Django's DataError, or psycopg's own from a COPY (which Django does not wrap).
+_DATA_ERRORS: tuple[type[Exception], ...] = (DataError,)
+try:
+    import psycopg
+
+    _DATA_ERRORS += (psycopg.DataError,)
+except ImportError:  # SQLite only
+    pass
+
 CHUNK_ROWS = 10_000
 SAMPLE_BYTES = sniffing.SAMPLE_BYTES  # what the sniffer reads (tests shorten it)
 # One field may hold at most this many characters; one physical line at most MAX_LINE_CHARS (longer lines
@@ -394,7 +403,7 @@ class _ColumnTally:
             out.append({
                 "column": self.labels[column], "key": self.keys[column],
                 "used": self.filled[n] - sum(dropped.values()) - self.unused_filled[n],
-                "dropped": dropped, "empty": self.empty[n] - self.unused_empty[n],
+                "dropped": dropped, "empty": self.empty[n],
                 "in_rejected_rows": self.unused_filled[n] + self.unused_empty[n],
             })
         return out
@@ -553,7 +562,7 @@ def _stream(job: ImportJob, audience: Audience, stage: storage.Stage, where: _Wh
                 if cells.__class__ is _BadRecord:
                     counts.unreadable(cells)
                     tally.reject(job.pk, number, [], cells.reason)
-                elif not cells or (len(cells) == 1 and not cells[0].strip()):
+                elif (not cells or (len(cells) == 1 and not cells[0].strip())) and i not in controlled:
                     counts.not_a_record()
                     blanks += 1  # a blank line is no record (it keeps its row number, as in a spreadsheet)
                 elif cells[0].startswith(_OVERSIZE_MARK):
@@ -643,7 +652,7 @@ def _write(job: ImportJob, stage: storage.Stage, members: dict, first_row: dict)
     try:
         with transaction.atomic():
             stage.write(members)
-    except DataError as exc:
+    except _DATA_ERRORS as exc:
         error = type(exc).__name__
         row = _unstorable_row(stage, members, first_row)
         logger.warning("import %s: %s while staging row %s", job.pk, error, row if row is not None else "?")
@@ -657,7 +666,7 @@ def _unstorable_row(stage: storage.Stage, members: dict, first_row: dict) -> int
         try:
             with transaction.atomic():
                 stage.write({person: stored})
-        except DataError:
+        except _DATA_ERRORS:
             refused.append(first_row.get(person))
     return min((row for row in refused if row is not None), default=None)
 

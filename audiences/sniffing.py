@@ -56,8 +56,8 @@ SINGLE_BYTE_LABELS = {
     "mac-roman": "Western European (Mac OS Roman)",
     "cp1250": "Central European (Windows-1250)",
     "iso8859-2": "Central European (ISO-8859-2)",
-    "cp1257": "Baltic (Windows-1257)",
     "cp1254": "Turkish (Windows-1254)",
+    "cp1257": "Baltic (Windows-1257)",
     "cp1251": "Cyrillic (Windows-1251)",
     "cp1253": "Greek (Windows-1253)",
 }
@@ -127,11 +127,9 @@ _LANGUAGES = {
         "hungarian": "áéíóöőúüű", "croatian": "čćđšž", "slovene": "čšž", "romanian": "ăâîșțşţ",
         "german": "äöüß", "albanian": "çë", "sorbian": "čćěłńóřšźž",
     },
-    "baltic": {
-        "lithuanian": "ąčęėįšųūž", "latvian": "āčēģīķļņšūž", "estonian": "äõöüšž", "polish": "ąćęłńóśźż",
-        "german": "äöüß", "swedish": "åäöé", "danish": "æøåé", "finnish": "åäöšž",
-    },
-    "turkish": {"turkish": "çğıöşüâîû", "german": "äöüß", "french": "àâçéèêëîïôùûü", "spanish": "áéíñóúü"},
+    "baltic": {"lithuanian": "ąčęėįšųūž", "latvian": "āčēģīķļņšūž", "estonian": "äõöüšž", "german": "äöüß"},
+    # "İ" (dotted capital I) lowercases to two characters: it stands for itself.
+    "turkish": {"turkish": "çğıİöşüâîû", "german": "äöüß", "french": "àâçéèêëîïôùûü", "spanish": "áéíñóúü"},
     "cyrillic": {
         "russian": "абвгдеёжзийклмнопрстуфхцчшщъыьэюя", "ukrainian": "абвгґдеєжзиіїйклмнопрстуфхцчшщьюя",
         "belarusian": "абвгдеёжзійклмнопрстуўфхцчшыьэюя", "bulgarian": "абвгдежзийклмнопрстуфхцчшщъьюя",
@@ -146,13 +144,17 @@ _GROUP_OF = {
 }
 _GROUP_LETTERS = {group: _letters(*languages.values()) for group, languages in _LANGUAGES.items()}
 _GROUP_ALPHABETS = {group: [frozenset(a) for a in languages.values()] for group, languages in _LANGUAGES.items()}
-# Punctuation and symbols ordinary text carries: they speak for no encoding, and against none.
-_COMMON_MARKS = frozenset("\u00a0«»‘’‚“”„–—…•·°€£¥¢©®™§¶†‡‰¿¡×÷½¼¾²³¹µ\u2009\u202f")
+# Punctuation and symbols ordinary text carries: they speak for no encoding, and against none. Those of the first
+# set also stand inside words (l’école, D’Artagnan, Catalan l·l); the others not before a lowercase letter ("£ukasz"
+# and "Wi¶niewski" are Polish read as Latin-1).
+_IN_WORD_MARKS = frozenset("’‘·\u00a0")
+_COMMON_MARKS = _IN_WORD_MARKS | frozenset("«»‚“”„–—…•°€£¥¢©®™§¶†‡‰¿¡×÷½¼¾²³¹\u2009\u202f")
 # A word holding a non-ASCII byte: the letters around it come along, so it can be read as a word.
 _HIGH_WORD = re.compile(rb"[A-Za-z\x80-\xff]*[\x80-\xff][A-Za-z\x80-\xff]*")
 
 
-def _char_score(ch: str, letters: frozenset, after_lower: bool) -> int:
+def _char_score(ch: str, letters: frozenset, previous: str, following: str) -> int:
+    """How well one non-ASCII character of a word reads in a script group (see the module docstring)."""
     code = ord(ch)
     if 0x2500 <= code <= 0x25FF:  # box drawing, block elements, geometric shapes (DOS code pages)
         return -10
@@ -160,28 +162,44 @@ def _char_score(ch: str, letters: frozenset, after_lower: bool) -> int:
     if category[0] == "C":  # a control character, or no character at all
         return -10
     if category[0] == "L":
-        score = 2 if ch.lower() in letters else -3
-        if after_lower and ch.isupper():
+        score = 2 if ch.lower() in letters or ch in letters else -3
+        if previous.islower() and ch.isupper():
             score -= 2  # "LefŠvre": a capital inside a lowercase word is a misread letter
         return score
-    if ch in _COMMON_MARKS:
+    if ch in _IN_WORD_MARKS or (ch in _COMMON_MARKS and not following.islower()):
         return 0
-    return -2  # ¤ ¦ ¨ ´ ¸ ˘ ˇ ...: symbols that turn up where a letter was misread
+    return -2  # ¤ ¦ ¨ ´ ¸ ˘ ˇ, or a symbol before a lowercase letter: where a letter was misread
 
 
 def _word_score(word: str, group: str) -> int:
-    letters, score, previous = _GROUP_LETTERS[group], 0, ""
+    letters, score = _GROUP_LETTERS[group], 0
     accented = set()
-    for ch in word:
+    for index, ch in enumerate(word):
         if ord(ch) > 127:
-            score += _char_score(ch, letters, previous.islower())
+            score += _char_score(ch, letters, word[index - 1] if index else "", word[index + 1:index + 2])
             if ch.isalpha():
-                accented.add(ch.lower())
-        previous = ch
+                accented.add(ch if ch == "İ" else ch.lower())
     if accented:
         # A word's accented letters should all belong to one language ("Dvoøák" belongs to none).
         score += 2 if any(accented <= alphabet for alphabet in _GROUP_ALPHABETS[group]) else -2
     return score
+
+
+def _reads_perfectly(word: str, group: str) -> bool:
+    """Every non-ASCII character of the word reads in the group at its best: letters of one of its languages, no
+    capital inside lowercase, marks where marks go."""
+    letters, accented = _GROUP_LETTERS[group], set()
+    for index, ch in enumerate(word):
+        if ord(ch) <= 127:
+            continue
+        previous, following = (word[index - 1] if index else ""), word[index + 1:index + 2]
+        if ch.isalpha():
+            if _char_score(ch, letters, previous, following) != 2:
+                return False
+            accented.add(ch.lower())
+        elif _char_score(ch, letters, previous, following) != 0:
+            return False
+    return not accented or any(accented <= alphabet for alphabet in _GROUP_ALPHABETS[group])
 
 
 # Distinct high-byte words scored per candidate (the most frequent): enough to tell, cheap on a 1 MB sample.
@@ -216,22 +234,7 @@ def single_byte_encoding(sample: bytes) -> str:
 def _all_western(words: list[tuple[bytes, int]]) -> bool:
     """Whether every high-byte word reads, in Windows-1252, as Western European: letters of its languages (all of a
     word's accented letters from one language) and common punctuation, nothing else."""
-    letters, alphabets = _GROUP_LETTERS["western"], _GROUP_ALPHABETS["western"]
-    for raw, _ in words:
-        word = raw.decode("cp1252")
-        accented, previous = set(), ""
-        for ch in word:
-            if ord(ch) > 127:
-                if ch.isalpha():
-                    if ch.lower() not in letters or (previous.islower() and ch.isupper()):
-                        return False
-                    accented.add(ch.lower())
-                elif ch not in _COMMON_MARKS:
-                    return False
-            previous = ch
-        if accented and not any(accented <= alphabet for alphabet in alphabets):
-            return False
-    return True
+    return all(_reads_perfectly(raw.decode("cp1252"), "western") for raw, _ in words)
 
 
 def _mostly_utf8(sample: bytes) -> bool:
