@@ -185,6 +185,12 @@ class ImportJob(models.Model):
 
         return encoding_label(self.encoding) if self.encoding else ""
 
+    @property
+    def person_key_label(self) -> str:
+        from platforms.matchkeys import PERSON_KEY_LABELS
+
+        return PERSON_KEY_LABELS.get(self.person_key, self.person_key)
+
 
 class RejectedRow(models.Model):
     """One of the first rejections of an import: where and why, never the raw value."""
