@@ -343,6 +343,7 @@ class _Tally:
     reasons: Counter = field(default_factory=Counter)  # rejected rows by their reason: each row once
     rejected_rows: list = field(default_factory=list)
     rejected_kept: int = 0
+    columns: _ColumnTally | None = None  # the values' counts, per mapped column
 
     def reject(self, job_id, row_number: int, problems: list[tuple[str, str]], reason: str):
         """A rejected row: counted once, under ``reason``; each of its ``problems`` (column, reason) listed."""
@@ -517,7 +518,8 @@ def _stream(job: ImportJob, audience: Audience, stage: storage.Stage, where: _Wh
     hashed_columns = [(i, keys[i], hashed.KEYS[keys[i]][1]) for i in mapped if keys[i] in hashed.KEYS]
     region = audience.default_country or None
     bad_text = BAD_TEXT_REASON.format(encoding=encoding_label(job.encoding))
-    tally, counts = _Tally(), _ColumnTally(mapped, keys, labels)
+    counts = _ColumnTally(mapped, keys, labels)
+    tally = _Tally(columns=counts)
     order = matchkeys.person_order(job.person_key or audience.person_key or default_person_key(keys))
     person_id, identifiable, prepare_rows = matchkeys.person_id, matchkeys.is_identifiable, matchkeys.prepare_rows
     merge = storage.merge_into
@@ -581,7 +583,7 @@ def _stream(job: ImportJob, audience: Audience, stage: storage.Stage, where: _Wh
                 if tally.rejected_rows:
                     RejectedRow.objects.bulk_create(tally.rejected_rows)
                     tally.rejected_rows = []
-                _checkpoint(job, tally, raw.tell(), counts)
+                _checkpoint(job, tally, raw.tell())
             del members, first_row
     if tally.rows_total == 0:
         raise UnusableFile("The file has a header row but no data rows.")
@@ -705,13 +707,13 @@ def _bad_text_column(cells: list[str], mapped: list[int]) -> int | None:
     return None
 
 
-def _checkpoint(job: ImportJob, tally: _Tally, position: int, counts: _ColumnTally | None = None) -> None:
+def _checkpoint(job: ImportJob, tally: _Tally, position: int) -> None:
     if Audience.objects.filter(pk=job.audience_id, status=Audience.Status.DELETING).exists():
         raise UnusableFile(AUDIENCE_DELETED)  # stop here: the deletion waits for this import to end
     job.rows_total, job.rows_imported = tally.rows_total, tally.rows_valid
     job.rows_rejected = tally.rows_rejected
     job.rejections_by_reason = dict(tally.reasons.most_common())
-    job.column_counts = counts.as_list() if counts is not None else job.column_counts
+    job.column_counts = tally.columns.as_list() if tally.columns is not None else job.column_counts
     job.bytes_processed = min(position, job.size_bytes or position)
     job.heartbeat_at = timezone.now()
     ImportJob.objects.filter(pk=job.pk).update(
