@@ -130,3 +130,17 @@ def test_blank_lines_and_unreadable_rows_keep_the_columns_adding_up(run_file, mo
     for column in job.column_counts:
         assert column["used"] + sum(column["dropped"].values()) + column["empty"] + column["in_rejected_rows"] == 3
     assert counts_of(job)["email"]["in_rejected_rows"] == 1
+
+
+def test_a_name_and_address_counts_where_the_platform_matches_on_it(run_file, french):
+    job = run_file("first_name;last_name;postal_code;country;city\n"
+                   "Anne;Martin;75001;FR;Paris\n"       # Google (full address) and Meta
+                   "Paul;Durand;;FR;Lyon\n"             # Meta only (name and city): Google needs the postal code
+                   "Marie;Lefèvre;69001;;\n",           # Meta (name and postal code); Google lacks the country
+                   target=french)
+    assert job.rows_imported == 3
+    french.refresh_from_db()
+    assert french.platform_coverage["meta"] == 3
+    # Google's address match takes first and last name, country and postal code: all four.
+    assert french.platform_coverage["google_dm"] == french.platform_coverage["google_ads"] == 1
+    assert french.platform_coverage["linkedin"] == 0
