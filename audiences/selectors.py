@@ -144,6 +144,8 @@ _NAME_AND_ADDRESS = "first and last name with postal code, city and date of birt
 
 def person_key_fallback(person_key: str, mapping: dict[str, str]) -> str:
     """The rule for rows without the person key, in words, naming only the keys this file has."""
+    if person_key not in _PERSON_WORDS:  # no column identifies a person on its own
+        return f"Each row is identified by its {_NAME_AND_ADDRESS}."
     present = {hashed.base_key(key) for key in mapping.values() if key}
     stored = {"x": "external_id", "e": "email", "p": "phone", "m": "maid"}
     fallbacks = [stored[k] for k in matchkeys.person_order(person_key)[1:] if stored[k] in present]

@@ -177,8 +177,8 @@ def import_mapping(request, import_pk):
             messages.success(request, f"Importing “{job.original_filename}” into {job.audience.name}.")
             return _redirect(request, detail)
     person_key = (options.data.get("person_key") if bound is not None else None) or options["person_key"].initial
-    notes = selectors.mapping_notes(job=job, headers=read.headers, mapping=mapping, person_key=person_key) \
-        if person_key in matchkeys.PERSON_KEYS else None
+    notes = selectors.mapping_notes(job=job, headers=read.headers, mapping=mapping,
+                                    person_key=person_key if person_key in matchkeys.PERSON_KEYS else "")
     samples = sniffing.sample_values(read.rows, len(read.headers))
     columns = [(form[f"col_{i}"], header, samples[i]) for i, header in enumerate(read.headers)]
     return render(request, "audiences/import_mapping.html", {

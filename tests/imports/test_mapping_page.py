@@ -188,3 +188,17 @@ def test_the_preview_trigger_and_the_no_script_button_are_on_the_page(alice_clie
     page = alice_client.get(upload(alice_client, FRENCH)).content.decode()
     assert 'hx-trigger="change from:closest form"' in page and "hx-vals='{\"preview\": \"1\"}'" in page
     assert 'name="preview" value="1"' in page
+
+
+def test_a_file_without_an_identifying_column_says_how_rows_are_told_apart(alice_client, user,
+                                                                            django_capture_on_commit_callbacks):
+    url = upload(alice_client, "prenom;nom;ville\nZoé;Martin;Sète\nAnne;Durand;Lyon\n".encode())
+    page = alice_client.get(url).content.decode()
+    assert person_key_options(page) == [("", True)]
+    assert "Each row is identified by its first and last name with postal code, city and date of birth." in page
+    job = ImportJob.objects.get()
+    response = post_mapping(alice_client, url, {f"col_{i}": k for i, k in job.column_mapping.items()},
+                            django_capture_on_commit_callbacks)
+    assert response.status_code == 302
+    job.refresh_from_db()
+    assert job.status == ImportJob.Status.SUCCEEDED and job.rows_imported == 2
