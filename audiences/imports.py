@@ -23,26 +23,30 @@ newlines counts once).
 
 from __future__ import annotations
 
-import csv
-import io
 import logging
 import os
-import re
 import traceback
 from collections import Counter
-from collections.abc import Iterator
 from contextlib import suppress
 from dataclasses import dataclass, field
-from itertools import islice
 from pathlib import Path
 
 from django.db import DatabaseError, DataError, transaction
-from django.db.models import Count, Q
+from django.db.models import Q
 from django.utils import timezone
 
 from audiences import hashed, sniffing, storage
+from audiences.coverage import key_coverage
 from audiences.housekeeping import vacuum_analyze
 from audiences.models import Audience, ImportJob, Member, RejectedRow
+from audiences.reading import FIELD_TOO_LARGE, OVERSIZE_MARK, BadRecord, RecordReader  # noqa: F401
+from audiences.reports import (  # noqa: F401 - part of this module's interface
+    dropped_by_reason,
+    progress_percent,
+    rejections_csv_rows,
+    spreadsheet_safe,
+    summary,
+)
 from audiences.sniffing import (  # noqa: F401 - part of this module's interface
     CONTROL_CHARS,
     DELIMITER_LABELS,
@@ -90,7 +94,6 @@ MEMORY_BUDGET_MB = 200
 NO_KEY_REASON = "no usable match key"
 BAD_TEXT_REASON = "text is not valid {encoding} (mixed encodings?)"
 CONTROL_REASON = "holds a control character (such as a NUL byte)"
-FIELD_TOO_LARGE = "field too large"
 LINE_TOO_LONG = "line too long"
 UNEXPECTED_FAILURE = "The import failed unexpectedly; nothing was changed. Try again, or contact support."
 AUDIENCE_DELETED = "The audience was deleted while this file was importing."
@@ -102,10 +105,6 @@ MAPPING_KEYS: tuple[str, ...] = (*matchkeys.KEYS, *hashed.KEYS)
 # The keys that identify a person on their own, in the order a rejected row's reason is taken from.
 _IDENTIFYING = ("email", "email_sha256", "phone", "phone_sha256", "maid", "external_id")
 
-# A marker the line reader yields in place of an over-long line (private-use characters never in real data).
-_OVERSIZE_MARK = "\ue000\ue001oversize\ue001\ue000"
-# Undecodable bytes (U+FFFD after decoding with errors="replace") or control characters somewhere in a line.
-_ODD_TEXT = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ufffd]").search
 
 
 def key_label(key: str) -> str:
@@ -263,72 +262,7 @@ def start_import(job: ImportJob, mapping: dict[str, str] | None = None, *, enque
 
 
 # ---------------------------------------------------------------------------------------------------------
-# Reading the file
-
-
-class _LineReader:
-    """Physical lines of a text stream, each at most MAX_LINE_CHARS: a longer line is consumed in pieces
-    and replaced by a marker line, so no line is ever held whole in memory. Notes whether a line held
-    undecodable bytes (U+FFFD after decoding with errors="replace") or control characters."""
-
-    def __init__(self, text: io.TextIOBase, max_chars: int):
-        self.text, self.max_chars = text, max_chars
-        self.saw_bad_text = False
-        self.saw_controls = False
-
-    def __iter__(self) -> Iterator[str]:
-        readline, limit, odd = self.text.readline, self.max_chars, _ODD_TEXT
-        while line := readline(limit):
-            if len(line) == limit and not line.endswith(("\n", "\r")):
-                while (rest := readline(limit)) and len(rest) == limit and not rest.endswith(("\n", "\r")):
-                    pass
-                yield _OVERSIZE_MARK + "\n"
-                continue
-            if odd(line) is not None:
-                if "\ufffd" in line:
-                    self.saw_bad_text = True
-                if CONTROL_CHARS.search(line) is not None:
-                    self.saw_controls = True
-            yield line
-
-
-class _BadRecord(list):
-    """Stands in (as an empty row) for a record the CSV reader could not read."""
-
-    def __init__(self, reason: str):
-        super().__init__()
-        self.reason = reason
-
-
-class _RecordReader:
-    """Data records of the stored file in chunks (lists of cell lists), header skipped. The csv reader
-    is driven from C (list.extend over islice); a record it cannot read becomes a _BadRecord in place."""
-
-    def __init__(self, raw, *, encoding: str, delimiter: str):
-        self.text = io.TextIOWrapper(raw, encoding=encoding or "utf-8", errors="replace", newline="")
-        self.lines = _LineReader(self.text, MAX_LINE_CHARS)
-        self.reader = csv.reader(self.lines, delimiter=delimiter or ",")
-        self.previous_limit = None
-
-    def __enter__(self):
-        self.previous_limit = csv.field_size_limit(FIELD_LIMIT)
-        self.read(1)  # the header row
-        return self
-
-    def __exit__(self, *exc):
-        csv.field_size_limit(self.previous_limit)
-        if not self.text.buffer.closed:
-            self.text.detach()  # leave the binary file open: the caller reads its position for progress
-
-    def read(self, n: int) -> list:
-        out: list = []
-        while len(out) < n:
-            try:
-                out.extend(islice(self.reader, n - len(out)))
-                break  # n records, or the end of the file
-            except csv.Error as exc:  # the records before it are already in ``out``
-                out.append(_BadRecord(FIELD_TOO_LARGE if "field limit" in str(exc) else f"unreadable CSV ({exc})"))
-        return out
+# Counting what the file holds
 
 
 @dataclass
@@ -419,57 +353,6 @@ def _is_blank(cells: list, column: int) -> bool:
 # Running an import
 
 
-# Keys that, beside a first and last name, let a platform match a person on a name: any one of them where the platform
-# takes them (Meta); a platform whose composite has none of the optional ones matches on the full address only
-# (Google: first and last name, country and postal code, all four).
-_NAME_DETAILS = frozenset({"city", "dob_year", "dob_month", "dob_day"})
-
-
-def _present(adapter, key: str) -> Q:
-    """The member carries a value for ``key`` in any column the platform's chain reads."""
-    condition = Q()
-    for column in adapter.match_keys[key][0]:
-        condition |= Q(**{f"{column}__isnull": False})
-    return condition
-
-
-def _usable(adapter) -> Q | None:
-    """Members the platform can match: one of its identifier keys, or its name-and-address composite."""
-    condition = Q()
-    for key in adapter.identifier_keys:
-        condition |= _present(adapter, key)
-    composite = [key for key in adapter.composite_identifier if key in adapter.match_keys]
-    if {"first_name", "last_name"} <= set(composite):
-        names = _present(adapter, "first_name") & _present(adapter, "last_name")
-        details = [key for key in composite if key not in ("first_name", "last_name", "first_initial", "country",
-                                                            "state", "gender")]
-        if _NAME_DETAILS & set(composite):  # a name with any one detail
-            any_detail = Q()
-            for key in details:
-                any_detail |= _present(adapter, key)
-            condition |= names & any_detail
-        else:  # the whole address
-            for key in composite:
-                names &= _present(adapter, key)
-            condition |= names
-    return condition or None
-
-
-def key_coverage(audience_id: int) -> tuple[dict[str, int], dict[str, int]]:
-    """(members carrying each match key, members each platform can use by the keys it takes), in one query."""
-    from platforms.adapters.registry import all_adapter_classes
-
-    members = Member.objects.filter(audience_id=audience_id)
-    aggregates = {key: Count("person", filter=Q(**{f"{short}__isnull": False})) for key, short in matchkeys._COVERAGE}
-    aggregates["name_zip"] = Count("person", filter=Q(fn__isnull=False, ln__isnull=False, z__isnull=False))
-    usable = {code: _usable(adapter) for code, adapter in all_adapter_classes().items()}
-    counts = members.aggregate(**aggregates, **{f"platform_{code}": Count("person", filter=q)
-                                                for code, q in usable.items() if q is not None})
-    coverage = {key: counts[key] for key in [*(k for k, _ in matchkeys._COVERAGE), "name_zip"] if counts[key]}
-    platforms = {code: counts.get(f"platform_{code}") or 0 for code in usable}
-    return coverage, platforms
-
-
 def run_import(job_id: int) -> ImportJob | None:
     """Import one queued job (the Celery task's body). Idempotent: a finished job is left alone; a job
     found RUNNING (its worker died) restarts from the beginning of the file (nothing of it was applied)."""
@@ -552,8 +435,9 @@ def _stream(job: ImportJob, audience: Audience, stage: storage.Stage, where: _Wh
     person_id, identifiable, prepare_rows = matchkeys.person_id, matchkeys.is_identifiable, matchkeys.prepare_rows
     merge = storage.merge_into
     base = 1  # spreadsheet row number of the record before the chunk (the header is row 1)
-    with open(job.stored_path, "rb") as raw, _RecordReader(raw, encoding=job.encoding,
-                                                           delimiter=job.delimiter) as records:
+    with open(job.stored_path, "rb") as raw, RecordReader(raw, encoding=job.encoding, delimiter=job.delimiter,
+                                                          field_limit=FIELD_LIMIT,
+                                                          max_line_chars=MAX_LINE_CHARS) as records:
         while chunk := records.read(CHUNK_ROWS):
             where.first, where.last = base + 1, base + len(chunk)
             check_text, records.lines.saw_bad_text = records.lines.saw_bad_text, False
@@ -589,13 +473,13 @@ def _stream(job: ImportJob, audience: Audience, stage: storage.Stage, where: _Wh
                     continue
                 # The rare path: work out why this record gives no member.
                 cells, number = chunk[i], base + i + 1
-                if cells.__class__ is _BadRecord:
+                if cells.__class__ is BadRecord:
                     counts.unreadable(cells)
                     tally.reject(job.pk, number, [], cells.reason)
                 elif (not cells or (len(cells) == 1 and not cells[0].strip())) and i not in controlled:
                     counts.not_a_record()
                     blanks += 1  # a blank line is no record (it keeps its row number, as in a spreadsheet)
-                elif cells[0].startswith(_OVERSIZE_MARK):
+                elif cells[0].startswith(OVERSIZE_MARK):
                     counts.unreadable(cells)
                     tally.reject(job.pk, number, [], LINE_TOO_LONG)
                 else:
@@ -868,57 +752,6 @@ def requeue_stale_imports(*, stale_after_seconds: int = 600) -> list[int]:
         logger.warning("import %s: no heartbeat, re-queued", job_id)
         transaction.on_commit(lambda job_id=job_id: import_audience.delay(job_id))
     return ids
-
-
-# ---------------------------------------------------------------------------------------------------------
-# Reports
-
-
-_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
-
-
-def spreadsheet_safe(value) -> str:
-    """A cell a spreadsheet will not run as a formula (OWASP CSV injection: prefix with a quote)."""
-    text = "" if value is None else str(value)
-    return "'" + text if text.startswith(_FORMULA_STARTS) else text
-
-
-def rejections_csv_rows(job: ImportJob) -> Iterator[list[str]]:
-    yield ["row", "column", "reason"]
-    for row in job.rejected_rows.all().iterator():
-        yield [str(row.row_number), spreadsheet_safe(row.column), spreadsheet_safe(row.reason)]
-
-
-def progress_percent(job: ImportJob) -> int:
-    if job.status == ImportJob.Status.SUCCEEDED:
-        return 100
-    if not job.size_bytes:
-        return 0
-    return min(99, int(job.bytes_processed * 100 / job.size_bytes))
-
-
-def summary(job: ImportJob) -> dict:
-    """The command's JSON line."""
-    return {
-        "audience_id": job.audience_id,
-        "rows": job.rows_total,
-        "imported": job.rows_imported,
-        "rejected": job.rows_rejected,
-        "duplicates": job.rows_duplicate,
-        "rejections_by_reason": job.rejections_by_reason,
-        "encoding": job.encoding,
-        "person_key": job.person_key,
-        "dropped_by_reason": dropped_by_reason(job),
-    }
-
-
-def dropped_by_reason(job: ImportJob) -> dict[str, int]:
-    """Values dropped (from rows imported or rejected), by "column: reason", most first."""
-    counted = Counter()
-    for column in job.column_counts or ():
-        for reason, count in column["dropped"].items():
-            counted[f"{column['column']}: {reason}"] += count
-    return dict(counted.most_common())
 
 
 def sample_file_path() -> Path:
