@@ -25,6 +25,7 @@ install: $(INSTALLED)
 # them cleanly (scripts/run_dev.py).
 run: $(INSTALLED) .env
 	@mkdir -p var/broker/queue var/broker/control var/broker/processed var/uploads
+	@chmod 0700 var/uploads  # customer files: the owner only (audiences/uploads.py keeps it so)
 	$(PY) manage.py migrate --noinput
 	$(PY) manage.py first_run --url http://127.0.0.1:$(WEB_PORT)/
 	exec $(PY) scripts/run_dev.py Procfile.dev

@@ -130,12 +130,20 @@ STORAGES = {
         else "django.contrib.staticfiles.storage.StaticFilesStorage"
     },
 }
-# Uploaded customer files live outside any served directory and are deleted after import.
+# Uploaded customer files live outside any served directory (mode 0700, files 0600) and are deleted after import,
+# or after UPLOAD_PENDING_HOURS when nobody mapped their columns (audiences/uploads.py).
 UPLOAD_DIR = Path(env.str("UPLOAD_DIR", default=str(VAR_DIR / "uploads")))
-FILE_UPLOAD_TEMP_DIR = None
 FILE_UPLOAD_MAX_MEMORY_SIZE = 2 * 1024 * 1024
 DATA_UPLOAD_MAX_MEMORY_SIZE = 2 * 1024 * 1024
 MAX_UPLOAD_BYTES = env.int("MAX_UPLOAD_BYTES", default=5 * 1024**3)
+UPLOAD_PENDING_HOURS = env.float("UPLOAD_PENDING_HOURS", default=24)
+# The size limit is enforced while the body streams in; a file too large for memory is spooled into UPLOAD_DIR
+# itself (never the system's temporary folder), then moved into place.
+FILE_UPLOAD_HANDLERS = [
+    "audiences.uploads.UploadSizeLimitHandler",
+    "django.core.files.uploadhandler.MemoryFileUploadHandler",
+    "audiences.uploads.UploadDirFileHandler",
+]
 
 # Credentials: comma-separated Fernet keys, newest first. The first encrypts, all decrypt.
 CREDENTIALS_KEYS = env.list("CREDENTIALS_KEYS", default=[])

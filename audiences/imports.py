@@ -1,16 +1,21 @@
 """The audience import: store an upload, sniff it, map its columns, and stream it into hashed members.
 
-Flow: ``create_import`` stores the upload under ``settings.UPLOAD_DIR`` (chunked, size-capped) and sniffs
-encoding, delimiter and header (``sniff``); an unusable file fails the job at once with one clear message.
-``start_import`` checks the column mapping and queues the Celery task, which calls ``run_import``:
-the file is read in chunks of ``CHUNK_ROWS`` rows, each chunk goes through ``matchkeys.prepare_rows``
-(normalize + SHA-256); each row becomes a person (``matchkeys.person_id`` by the audience's person key), rows
-of the same person are merged (the first row is kept, later ones add only the keys it lacks), and the people
-are staged (audiences.storage.Stage). When the whole file is in, ``storage.apply_stage`` makes them the
-audience's membership in one transaction: joins, updates (a person whose phone changed), leavers. A failure
-leaves the membership as it was; a re-run of the same job starts over from the beginning of the file. The
-upload is deleted at the end, success or failure. Nothing raw is logged or stored: rejected rows keep the row
-number, the column's header and the reason, never the value.
+Flow: ``create_import`` stores the upload under ``settings.UPLOAD_DIR`` (audiences.uploads) and sniffs encoding,
+delimiter and header (audiences.sniffing); an unusable file fails the job at once with one clear message. A
+re-import starts from the audience's last mapping. ``start_import`` checks the column mapping, the encoding and
+the person key and queues the Celery task, which calls ``run_import``: the file is read in chunks of
+``CHUNK_ROWS`` rows; cells holding control characters are dropped (with a reason), already-hashed columns are
+checked (audiences.hashed), each chunk goes through ``matchkeys.prepare_rows`` (normalize + SHA-256); each row
+becomes a person (``matchkeys.person_id`` by the person key), rows of the same person are merged (the first row is
+kept, later ones add only the keys it lacks), and the people are staged (audiences.storage.Stage). When the whole
+file is in, ``storage.apply_stage`` makes them the audience's membership in one transaction: joins, updates (a
+person whose phone changed), leavers. A failure leaves the membership as it was; a re-run of the same job starts
+over from the beginning of the file. The upload is deleted at the end, success or failure.
+
+What the import counts, and in what: rows (read, imported, merged into an earlier row of the same person,
+rejected, each rejected row once under its reason) and values, per mapped column (used, dropped by reason, empty,
+in rejected rows: the four add up to the rows read). Nothing raw is logged or stored: rejected rows keep the row
+number, the column's header and the reason, never the value; database errors are logged by class and row number.
 
 Row numbers are spreadsheet rows: the header is row 1, the first data record row 2 (a record with quoted
 newlines counts once).
@@ -18,36 +23,66 @@ newlines counts once).
 
 from __future__ import annotations
 
-import codecs
-import csv
-import io
 import logging
 import os
-import shutil
 import traceback
-import uuid
 from collections import Counter
-from collections.abc import Iterator
 from contextlib import suppress
 from dataclasses import dataclass, field
-from itertools import islice
 from pathlib import Path
 
-from django.conf import settings
-from django.db import DatabaseError, transaction
-from django.db.models import Count, Q
+from django.db import DatabaseError, DataError, transaction
+from django.db.models import Q
 from django.utils import timezone
 
-from audiences import storage
+from audiences import hashed, sniffing, storage
+from audiences.coverage import key_coverage
 from audiences.housekeeping import vacuum_analyze
 from audiences.models import Audience, ImportJob, Member, RejectedRow
+from audiences.reading import FIELD_TOO_LARGE, OVERSIZE_MARK, BadRecord, RecordReader  # noqa: F401
+from audiences.reports import (  # noqa: F401 - part of this module's interface
+    dropped_by_reason,
+    progress_percent,
+    rejections_csv_rows,
+    spreadsheet_safe,
+    summary,
+)
+from audiences.sniffing import (  # noqa: F401 - part of this module's interface
+    CONTROL_CHARS,
+    DELIMITER_LABELS,
+    ENCODING_CHOICES,
+    ENCODING_LABELS,
+    MAX_COLUMNS,
+    Sniffed,
+    column_label,
+    detect_delimiter,
+    detect_encoding,
+    encoding_label,
+    guess_mapping,
+)
+from audiences.uploads import (  # noqa: F401 - part of this module's interface
+    UnusableFile,
+    copy_chunks,
+    delete_upload,
+    store_django_upload,
+    store_upload,
+    upload_dir,
+)
 from platforms import matchkeys
 
 logger = logging.getLogger(__name__)
 
+# A value the database refuses: Django's DataError, or psycopg's own from a COPY (which Django does not wrap).
+_DATA_ERRORS: tuple[type[Exception], ...] = (DataError,)
+try:
+    import psycopg
+
+    _DATA_ERRORS += (psycopg.DataError,)
+except ImportError:  # SQLite only
+    pass
+
 CHUNK_ROWS = 10_000
-SAMPLE_BYTES = 1024 * 1024  # what the sniffer reads
-MAX_COLUMNS = 500
+SAMPLE_BYTES = sniffing.SAMPLE_BYTES  # what the sniffer reads (tests shorten it)
 # One field may hold at most this many characters; one physical line at most MAX_LINE_CHARS (longer lines
 # are skipped in pieces, never read whole), so a 200 MB single-field file costs a few MB of memory.
 FIELD_LIMIT = 64 * 1024
@@ -58,292 +93,87 @@ MAX_REJECTED_ROWS = 1_000
 MEMORY_BUDGET_MB = 200
 NO_KEY_REASON = "no usable match key"
 BAD_TEXT_REASON = "text is not valid {encoding} (mixed encodings?)"
-FIELD_TOO_LARGE = "field too large"
+CONTROL_REASON = "holds a control character (such as a NUL byte)"
 LINE_TOO_LONG = "line too long"
 UNEXPECTED_FAILURE = "The import failed unexpectedly; nothing was changed. Try again, or contact support."
 AUDIENCE_DELETED = "The audience was deleted while this file was importing."
+UNSTORABLE_ROW = ("Row {row} holds a value the database refused ({error}), so nothing was imported and nothing "
+                  "changed. Fix or remove that row and upload the file again.")
 
-# A marker the line reader yields in place of an over-long line (private-use characters never in real data).
-_OVERSIZE_MARK = "\ue000\ue001oversize\ue001\ue000"
-
-ENCODING_LABELS = {
-    "utf-8": "UTF-8",
-    "utf-8-sig": "UTF-8 with BOM",
-    "utf-16": "UTF-16",
-    "utf-16-le": "UTF-16 (little-endian)",
-    "utf-16-be": "UTF-16 (big-endian)",
-    "utf-32": "UTF-32",
-    "cp1252": "Windows-1252 / Latin-1",
-    "latin-1": "Latin-1 (ISO-8859-1)",
-}
-DELIMITER_LABELS = {",": "comma", ";": "semicolon", "\t": "tab", "|": "pipe"}
-_DELIMITERS = (",", ";", "\t", "|")
-# Single-byte encodings charset-normalizer may name that we accept for a non-UTF file.
-_LEGACY_ENCODINGS = {"cp1252", "latin_1", "iso8859_15", "cp1250", "iso8859_2", "cp1257", "iso8859_9", "cp1254"}
-
-_MAGIC = (
-    (b"PK\x03\x04", "This is a ZIP archive (or an Excel .xlsx workbook), not a CSV file. "
-     "Export or unzip it to CSV and upload that."),
-    (b"PK\x05\x06", "This is an empty ZIP archive, not a CSV file."),
-    (b"\x1f\x8b", "This is a gzip-compressed file, not a CSV file. Decompress it and upload the CSV."),
-    (b"\xd0\xcf\x11\xe0", "This is an old Excel (.xls) workbook, not a CSV file. Save it as CSV and upload that."),
-    (b"%PDF", "This is a PDF document, not a CSV file."),
-    (b"BZh", "This is a bzip2-compressed file, not a CSV file."),
-    (b"7z\xbc\xaf", "This is a 7-Zip archive, not a CSV file."),
-)
+# What a column may be mapped to: the match keys, and the already-hashed forms of some.
+MAPPING_KEYS: tuple[str, ...] = (*matchkeys.KEYS, *hashed.KEYS)
+# The keys that identify a person on their own, in the order a rejected row's reason is taken from.
+_IDENTIFYING = ("email", "email_sha256", "phone", "phone_sha256", "maid", "external_id")
 
 
-class UnusableFile(Exception):  # noqa: N818 - product word: the file cannot be used
-    """The file cannot be imported at all; ``str(exc)`` is the one message shown to the marketer."""
+
+def key_label(key: str) -> str:
+    """A mapping key in words ("Email", "Email (already hashed)")."""
+    return hashed.LABELS.get(key) or matchkeys.KEY_LABELS.get(key, key)
 
 
-@dataclass
-class Sniffed:
-    encoding: str
-    delimiter: str
-    headers: list[str]
-    mapping: dict[str, str] = field(default_factory=dict)  # str(column index) -> key (auto-detected)
-
-
-# ---------------------------------------------------------------------------------------------------------
-# Storing the upload
-
-
-def upload_dir() -> Path:
-    path = Path(settings.UPLOAD_DIR)
-    path.mkdir(parents=True, exist_ok=True, mode=0o700)
-    return path
-
-
-def store_upload(chunks, *, max_bytes: int | None = None) -> tuple[Path, int]:
-    """Write an upload (an iterable of byte chunks) under UPLOAD_DIR with a random name; returns
-    (path, size). Raises UnusableFile past MAX_UPLOAD_BYTES (the partial file is removed)."""
-    limit = settings.MAX_UPLOAD_BYTES if max_bytes is None else max_bytes
-    path = upload_dir() / f"{uuid.uuid4().hex}.csv"
-    size = 0
-    try:
-        with open(path, "xb") as out:
-            for chunk in chunks:
-                size += len(chunk)
-                if size > limit:
-                    raise UnusableFile(f"The file is larger than the {limit // (1024 * 1024):,} MB limit.")
-                out.write(chunk)
-    except BaseException:
-        path.unlink(missing_ok=True)
-        raise
-    return path, size
-
-
-def _store_django_upload(upload) -> tuple[Path, int]:
-    """A big upload Django already spooled to a temporary file is moved, not copied (a multi-GB file is
-    written once); a small in-memory one is written out in chunks."""
-    temporary = getattr(upload, "temporary_file_path", None)
-    if temporary is None:
-        return store_upload(upload.chunks())
-    if upload.size > settings.MAX_UPLOAD_BYTES:
-        raise UnusableFile(f"The file is larger than the {settings.MAX_UPLOAD_BYTES // (1024 * 1024):,} MB limit.")
-    path = upload_dir() / f"{uuid.uuid4().hex}.csv"
-    shutil.move(temporary(), path)  # Django ignores the missing temporary file when it closes the upload
-    os.chmod(path, 0o600)
-    return path, path.stat().st_size
-
-
-def _copy_chunks(path: Path, size: int = 1024 * 1024):
-    with open(path, "rb") as src:
-        while chunk := src.read(size):
-            yield chunk
-
-
-def delete_upload(job: ImportJob) -> None:
-    """Remove the job's stored file (idempotent) and forget its path."""
-    if job.stored_path:
-        try:
-            Path(job.stored_path).unlink(missing_ok=True)
-        except OSError:
-            logger.warning("import %s: could not delete the uploaded file", job.pk)
-        job.stored_path = ""
-        ImportJob.objects.filter(pk=job.pk).update(stored_path="")
-
-
-# ---------------------------------------------------------------------------------------------------------
-# Sniffing
-
-
-def detect_encoding(sample: bytes) -> str:
-    """The codec for a file starting with ``sample``: BOMs first, then UTF-16 without BOM, UTF-8, and a
-    legacy single-byte encoding (charset-normalizer's guess among western ones, else Windows-1252)."""
-    if sample.startswith(codecs.BOM_UTF8):
-        return "utf-8-sig"
-    if sample.startswith((codecs.BOM_UTF32_LE, codecs.BOM_UTF32_BE)):
-        return "utf-32"
-    if sample.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
-        return "utf-16"
-    if b"\x00" in sample[:4096]:
-        head = sample[:4096]
-        half = max(len(head) // 2, 1)
-        even, odd = head[0::2].count(0), head[1::2].count(0)
-        if odd > 0.4 * half and even < 0.05 * half:
-            return "utf-16-le"
-        if even > 0.4 * half and odd < 0.05 * half:
-            return "utf-16-be"
-    try:
-        # final=False: the sample may end in the middle of a multi-byte character.
-        codecs.getincrementaldecoder("utf-8")().decode(sample, final=False)
-        return "utf-8"
-    except UnicodeDecodeError:
-        pass
-    try:
-        from charset_normalizer import from_bytes
-
-        best = from_bytes(sample[:65536]).best()
-        if best is not None and best.encoding in _LEGACY_ENCODINGS:
-            return codecs.lookup(best.encoding).name
-    except Exception:  # noqa: BLE001 - a guess only; fall back below
-        logger.debug("charset detection failed; falling back to Windows-1252")
-    try:
-        sample.decode("cp1252")
-        return "cp1252"
-    except UnicodeDecodeError:
-        return "latin-1"
-
-
-def _looks_binary(text: str) -> bool:
-    if not text:
-        return False
-    controls = sum(1 for ch in text[:65536] if ch < " " and ch not in "\t\r\n")
-    return controls > max(8, len(text[:65536]) // 50)
-
-
-def _looks_html(text: str) -> bool:
-    head = text.lstrip()[:2048].lower()
-    return head.startswith(("<!doctype html", "<html", "<?xml", "<head", "<body")) or "<html" in head[:512]
-
-
-def detect_delimiter(lines: list[str]) -> str:
-    """Comma, semicolon, tab or pipe: the one that splits the first records into the most columns, most
-    consistently (quoted fields respected). csv.Sniffer alone is fooled by commas inside fields."""
-    text = "".join(lines)
-    best, best_score = ",", (0.0, 0)
-    for delimiter in _DELIMITERS:
-        try:
-            counts = [len(row) for row in islice(csv.reader(io.StringIO(text, newline=""), delimiter=delimiter), 50)
-                      if row]
-        except csv.Error:
-            continue
-        if not counts or counts[0] < 2:
-            continue
-        header_width = counts[0]
-        agreement = sum(1 for c in counts if c == header_width) / len(counts)
-        score = (agreement, header_width)
-        if score > best_score:
-            best, best_score = delimiter, score
-    if best_score == (0.0, 0):
-        try:
-            return csv.Sniffer().sniff(text[:65536], delimiters="".join(_DELIMITERS)).delimiter
-        except csv.Error:
-            return ","
-    return best
-
-
-def guess_mapping(headers: list[str]) -> dict[str, str]:
-    """Auto-map headers to match keys ({str(index): key}); a key goes to its first column only."""
-    mapping, used = {}, set()
-    for index, header in enumerate(headers):
-        key = matchkeys.guess_key(header)
-        if key and key not in used:
-            mapping[str(index)] = key
-            used.add(key)
-    return mapping
-
-
-def _looks_like_data(cells: list[str]) -> bool:
-    for cell in cells:
-        value = cell.strip()
-        if "@" in value and "." in value:
-            return True
-        digits = sum(ch.isdigit() for ch in value)
-        if value and digits >= 6 and digits >= len(value) * 0.6:
-            return True
-    return False
-
-
-def sniff(path: Path | str) -> Sniffed:
-    """Encoding, delimiter and header row of the file at ``path``; UnusableFile with one clear message
-    when it cannot be a CSV (empty, binary, archive, HTML, no header, too many columns)."""
-    with open(path, "rb") as raw:
-        sample = raw.read(SAMPLE_BYTES)
-        at_end = not raw.read(1)
-    if not sample.strip(b" \t\r\n\x00\xef\xbb\xbf\xff\xfe"):
-        raise UnusableFile("The file is empty.")
-    for magic, message in _MAGIC:
-        if sample.startswith(magic):
-            raise UnusableFile(message)
-    encoding = detect_encoding(sample)
-    text = codecs.getincrementaldecoder(encoding)(errors="replace").decode(sample, final=at_end)
-    if _looks_binary(text):
-        raise UnusableFile("This file is not text (it looks like a binary file), so it cannot be a CSV.")
-    if _looks_html(text):
-        raise UnusableFile("This file is a web page (HTML), not a CSV. Download the data itself as CSV.")
-    # Whole lines only: the last one in the sample may be cut.
-    lines = text.splitlines(keepends=True)
-    if not at_end and len(lines) > 1:
-        lines = lines[:-1]
-    if len(lines) == 1 and not at_end and len(lines[0]) >= len(text):
-        raise UnusableFile("The first line is over 1 MB long: this is not a CSV header row.")
-    delimiter = detect_delimiter(lines[:200])
-    try:
-        headers = next(csv.reader(io.StringIO("".join(lines[:200]), newline=""), delimiter=delimiter), None)
-    except csv.Error:
-        headers = None
-    headers = [h.strip().lstrip("\ufeff") for h in headers] if headers else []
-    if not any(headers):
-        raise UnusableFile("The first row is empty: the file needs a header row naming its columns.")
-    if len(headers) > MAX_COLUMNS:
-        raise UnusableFile(f"The file has {len(headers):,} columns; at most {MAX_COLUMNS} are supported.")
-    mapping = guess_mapping(headers)
-    if not mapping and _looks_like_data(headers):
-        raise UnusableFile(
-            "The first row looks like data, not column names. Add a header row (for example: email,phone,zip)."
-        )
-    if len(lines) < 2 and at_end:
-        raise UnusableFile("The file has a header row but no data rows.")
-    return Sniffed(encoding=encoding, delimiter=delimiter, headers=headers, mapping=mapping)
-
-
-def column_label(headers: list[str], index: int) -> str:
-    header = headers[index] if index < len(headers) else ""
-    return header or f"column {index + 1}"
+def sniff(path: Path | str, *, encoding: str | None = None) -> Sniffed:
+    """Encoding, delimiter and header row of the file at ``path`` (audiences.sniffing.sniff)."""
+    return sniffing.sniff(path, encoding=encoding, sample_bytes=SAMPLE_BYTES)
 
 
 # ---------------------------------------------------------------------------------------------------------
 # Creating and starting an import
 
 
-def create_import(*, owner, audience: Audience, chunks=None, filename: str, upload=None) -> ImportJob:
-    """Store the upload (``chunks`` of bytes, or a Django ``upload``) and sniff it. The job is UPLOADED
-    (ready for mapping) or FAILED with a message; a failed file is deleted at once."""
-    job = ImportJob(owner=owner, audience=audience, original_filename=(filename or "upload.csv")[:255])
+UNSTORABLE_HEADER = ("The file's header row could not be stored. Open the file in a spreadsheet, save it as CSV "
+                     "(UTF-8) and upload that.")
+
+
+def create_import(*, owner, audience: Audience, chunks=None, filename: str, upload=None,
+                  encoding: str | None = None) -> ImportJob:
+    """Store the upload (``chunks`` of bytes, or a Django ``upload``) and sniff it (in ``encoding`` when given).
+    The job is UPLOADED (ready for mapping, starting from the audience's last mapping on a re-import) or FAILED
+    with a message; a failed file is deleted at once."""
+    name = CONTROL_CHARS.sub("", filename or "").strip() or "upload.csv"
+    job = ImportJob(owner=owner, audience=audience, original_filename=name[:255])
     try:
-        path, size = _store_django_upload(upload) if upload is not None else store_upload(chunks)
+        path, size = store_django_upload(upload) if upload is not None else store_upload(chunks)
     except UnusableFile as exc:
         return _failed_before_start(job, str(exc))
     job.stored_path, job.size_bytes = str(path), size
     try:
-        sniffed = sniff(path)
-    except UnusableFile as exc:
+        sniffed = sniff(path, encoding=encoding)
+    except (UnusableFile, ValueError) as exc:
         path.unlink(missing_ok=True)
         job.stored_path = ""
         return _failed_before_start(job, str(exc))
-    job.encoding, job.delimiter, job.headers = sniffed.encoding, sniffed.delimiter, sniffed.headers
-    job.column_mapping = {str(i): sniffed.mapping.get(str(i), "") for i in range(len(sniffed.headers))}
-    job.save()
+    _take_sniffed(job, sniffed, audience)
+    try:
+        with transaction.atomic():
+            job.save()
+    except DatabaseError as exc:  # never the value in the log: the error's text may quote the header
+        logger.warning("upload for audience %s: %s while saving the job", audience.pk, type(exc).__name__)
+        path.unlink(missing_ok=True)
+        job.stored_path, job.headers, job.column_mapping = "", [], {}
+        return _failed_before_start(job, UNSTORABLE_HEADER)
     return job
 
 
-def create_import_from_path(*, owner, audience: Audience, path: Path | str, filename: str | None = None):
+def initial_mapping(audience: Audience, sniffed: Sniffed) -> dict[str, str]:
+    """The mapping a file starts from: the audience's last mapping where the headers match (a re-import), else
+    the guess from headers and values."""
+    mapping = sniffed.mapping
+    if audience.last_mapping:
+        mapping = sniffing.remembered_mapping(sniffed.headers, audience.last_mapping, mapping)
+    return {str(i): mapping.get(str(i), "") for i in range(len(sniffed.headers))}
+
+
+def _take_sniffed(job: ImportJob, sniffed: Sniffed, audience: Audience) -> None:
+    job.encoding, job.delimiter, job.headers = sniffed.encoding, sniffed.delimiter, sniffed.headers
+    job.column_mapping = initial_mapping(audience, sniffed)
+
+
+def create_import_from_path(*, owner, audience: Audience, path: Path | str, filename: str | None = None,
+                            encoding: str | None = None):
     """``create_import`` for a file on disk (the command, the bundled sample): it is copied, never moved."""
-    return create_import(owner=owner, audience=audience, chunks=_copy_chunks(Path(path)),
-                         filename=filename or Path(path).name)
+    return create_import(owner=owner, audience=audience, chunks=copy_chunks(Path(path)),
+                         filename=filename or Path(path).name, encoding=encoding)
 
 
 def _failed_before_start(job: ImportJob, message: str) -> ImportJob:
@@ -355,32 +185,74 @@ def _failed_before_start(job: ImportJob, message: str) -> ImportJob:
     return job
 
 
+def read_as(job: ImportJob, encoding: str) -> Sniffed:
+    """The pending upload read in another encoding (headers, delimiter, first rows; nothing saved): what the
+    mapping page shows when the marketer picks an encoding. ValueError for an unknown encoding, UnusableFile when
+    the file cannot be read that way."""
+    if not job.stored_path or not Path(job.stored_path).exists():
+        raise UnusableFile("The uploaded file is no longer available; upload it again.")
+    return sniff(job.stored_path, encoding=encoding)
+
+
+def change_encoding(job: ImportJob, sniffed: Sniffed) -> None:
+    """Take the file as read in ``sniffed.encoding`` (see ``read_as``): headers and delimiter follow; the mapping
+    is kept when the columns are the same, guessed again otherwise. Saved."""
+    same_columns = len(sniffed.headers) == len(job.headers) and sniffed.delimiter == job.delimiter
+    mapping = dict(job.column_mapping)
+    _take_sniffed(job, sniffed, job.audience)
+    if same_columns:
+        job.column_mapping = mapping
+    job.save(update_fields=["encoding", "delimiter", "headers", "column_mapping"])
+
+
 def clean_mapping(job: ImportJob, mapping: dict[str, str]) -> dict[str, str]:
-    """Validate {str(index): key or ""}; UnusableFile if nothing maps, ValueError on a bad or doubled key."""
+    """Validate {str(index): key or ""}; UnusableFile if nothing maps, ValueError on a bad or doubled key (a key
+    and its already-hashed form count as one)."""
     cleaned, used = {}, {}
     for index in range(len(job.headers)):
         key = (mapping.get(str(index)) or "").strip()
-        if key and key not in matchkeys.KEYS:
+        if key and key not in MAPPING_KEYS:
             raise ValueError(f"{column_label(job.headers, index)}: unknown match key {key!r}")
-        if key and key in used:
+        base = hashed.base_key(key)
+        if key and base in used:
             raise ValueError(
-                f"{matchkeys.KEY_LABELS[key]} is mapped twice ({column_label(job.headers, used[key])} and "
+                f"{matchkeys.KEY_LABELS[base]} is mapped twice ({column_label(job.headers, used[base])} and "
                 f"{column_label(job.headers, index)}); map it to one column."
             )
         if key:
-            used[key] = index
+            used[base] = index
         cleaned[str(index)] = key
     if not used:
         raise UnusableFile("No column is mapped to a match key: map at least one column (email, phone, ...).")
     return cleaned
 
 
-def start_import(job: ImportJob, mapping: dict[str, str] | None = None, *, enqueue: bool = True) -> ImportJob:
-    """Fix the mapping, mark the job QUEUED and queue the Celery task once the transaction commits."""
+def mapped_person_keys(mapping: dict[str, str]) -> list[str]:
+    """The person keys a mapping offers (a column maps to the key or its already-hashed form), in PERSON_KEYS order."""
+    present = {hashed.base_key(key) for key in mapping.values() if key}
+    return [key for key in matchkeys.PERSON_KEYS if key in present]
+
+
+def clean_person_key(mapping: dict[str, str], person_key: str) -> str:
+    """ValueError unless ``person_key`` is a person key some column maps to."""
+    if person_key not in matchkeys.PERSON_KEYS:
+        raise ValueError(f"unknown person key {person_key!r} (one of {', '.join(matchkeys.PERSON_KEYS)})")
+    if person_key not in mapped_person_keys(mapping):
+        raise ValueError(f"No column is mapped to {matchkeys.PERSON_KEY_LABELS[person_key]}, so it cannot say who a "
+                         "member is. Map a column to it, or choose another person key.")
+    return person_key
+
+
+def start_import(job: ImportJob, mapping: dict[str, str] | None = None, *, enqueue: bool = True,
+                 person_key: str | None = None) -> ImportJob:
+    """Fix the mapping (and the person key, when given), mark the job QUEUED and queue the Celery task once the
+    transaction commits."""
     job.column_mapping = clean_mapping(job, job.column_mapping if mapping is None else mapping)
+    if person_key:
+        job.person_key = clean_person_key(job.column_mapping, person_key)
     job.status = ImportJob.Status.QUEUED
     job.error_message = ""
-    job.save(update_fields=["column_mapping", "status", "error_message"])
+    job.save(update_fields=["column_mapping", "person_key", "status", "error_message"])
     Audience.objects.filter(pk=job.audience_id).update(status=Audience.Status.IMPORTING, updated_at=timezone.now())
     if enqueue:
         from audiences.tasks import import_audience
@@ -390,118 +262,95 @@ def start_import(job: ImportJob, mapping: dict[str, str] | None = None, *, enque
 
 
 # ---------------------------------------------------------------------------------------------------------
-# Reading the file
-
-
-class _LineReader:
-    """Physical lines of a text stream, each at most MAX_LINE_CHARS: a longer line is consumed in pieces
-    and replaced by a marker line, so no line is ever held whole in memory. Notes whether a line held
-    undecodable bytes (U+FFFD after decoding with errors="replace")."""
-
-    def __init__(self, text: io.TextIOBase, max_chars: int):
-        self.text, self.max_chars = text, max_chars
-        self.saw_bad_text = False
-
-    def __iter__(self) -> Iterator[str]:
-        readline, limit = self.text.readline, self.max_chars
-        while line := readline(limit):
-            if len(line) == limit and not line.endswith(("\n", "\r")):
-                while (rest := readline(limit)) and len(rest) == limit and not rest.endswith(("\n", "\r")):
-                    pass
-                yield _OVERSIZE_MARK + "\n"
-                continue
-            if "\ufffd" in line:
-                self.saw_bad_text = True
-            yield line
-
-
-class _BadRecord(list):
-    """Stands in (as an empty row) for a record the CSV reader could not read."""
-
-    def __init__(self, reason: str):
-        super().__init__()
-        self.reason = reason
-
-
-class _RecordReader:
-    """Data records of the stored file in chunks (lists of cell lists), header skipped. The csv reader
-    is driven from C (list.extend over islice); a record it cannot read becomes a _BadRecord in place."""
-
-    def __init__(self, raw, *, encoding: str, delimiter: str):
-        self.text = io.TextIOWrapper(raw, encoding=encoding or "utf-8", errors="replace", newline="")
-        self.lines = _LineReader(self.text, MAX_LINE_CHARS)
-        self.reader = csv.reader(self.lines, delimiter=delimiter or ",")
-        self.previous_limit = None
-
-    def __enter__(self):
-        self.previous_limit = csv.field_size_limit(FIELD_LIMIT)
-        self.read(1)  # the header row
-        return self
-
-    def __exit__(self, *exc):
-        csv.field_size_limit(self.previous_limit)
-        if not self.text.buffer.closed:
-            self.text.detach()  # leave the binary file open: the caller reads its position for progress
-
-    def read(self, n: int) -> list:
-        out: list = []
-        while len(out) < n:
-            try:
-                out.extend(islice(self.reader, n - len(out)))
-                break  # n records, or the end of the file
-            except csv.Error as exc:  # the records before it are already in ``out``
-                out.append(_BadRecord(FIELD_TOO_LARGE if "field limit" in str(exc) else f"unreadable CSV ({exc})"))
-        return out
+# Counting what the file holds
 
 
 @dataclass
 class _Tally:
+    """The import's counts: rows, and the first rejections to keep (RejectedRow objects not yet saved)."""
+
     rows_total: int = 0
     rows_valid: int = 0
     rows_imported: int = 0
     rows_rejected: int = 0
     rows_duplicate: int = 0
-    reasons: Counter = field(default_factory=Counter)
-    rejected_rows: list = field(default_factory=list)  # RejectedRow objects not yet saved
+    reasons: Counter = field(default_factory=Counter)  # rejected rows by their reason: each row once
+    rejected_rows: list = field(default_factory=list)
     rejected_kept: int = 0
+    columns: _ColumnTally | None = None  # the values' counts, per mapped column
 
-    def reject(self, job_id, row_number: int, column: str, reason: str, *, count_row: bool = True):
-        label = f"{column}: {reason}" if column else reason
-        self.reasons[label] += 1
-        if count_row:
-            self.rows_rejected += 1
-        if self.rejected_kept < MAX_REJECTED_ROWS:
-            self.rejected_kept += 1
-            self.rejected_rows.append(
-                RejectedRow(import_job_id=job_id, row_number=row_number, column=column[:255], reason=reason[:255])
-            )
+    def reject(self, job_id, row_number: int, problems: list[tuple[str, str]], reason: str):
+        """A rejected row: counted once, under ``reason``; each of its ``problems`` (column, reason) listed."""
+        self.rows_rejected += 1
+        self.reasons[reason] += 1
+        for column, problem in problems or [("", reason)]:
+            if self.rejected_kept < MAX_REJECTED_ROWS:
+                self.rejected_kept += 1
+                self.rejected_rows.append(RejectedRow(import_job_id=job_id, row_number=row_number,
+                                                      column=column[:255], reason=problem[:255]))
+
+
+class _ColumnTally:
+    """Per mapped column, what became of its values (one per row read): used, dropped by reason, empty, or in a
+    rejected row. Most cells are counted in bulk per chunk (filled or empty); the rare rows with a problem
+    adjust the counts of their own cells."""
+
+    def __init__(self, mapped: list[int], keys: list[str | None], labels: dict[int, str]):
+        self.mapped = mapped
+        self.slot = {column: n for n, column in enumerate(mapped)}
+        self.keys, self.labels = keys, labels
+        width = len(mapped)
+        self.filled, self.empty = [0] * width, [0] * width
+        self.dropped = [Counter() for _ in range(width)]
+        self.unused_filled, self.unused_empty = [0] * width, [0] * width
+
+    def count(self, chunk: list) -> None:
+        for n, column in enumerate(self.mapped):
+            cells = [row[column] if column < len(row) else "" for row in chunk]
+            empty = cells.count("") + sum(map(str.isspace, cells))
+            self.empty[n] += empty
+            self.filled[n] += len(cells) - empty
+
+    def not_a_record(self) -> None:
+        """A blank line: counted empty in bulk, not a row at all."""
+        for n in range(len(self.mapped)):
+            self.empty[n] -= 1
+
+    def unreadable(self, cells: list) -> None:
+        """A row that could not be read (too long, bad CSV): all its cells are in a rejected row."""
+        for n, column in enumerate(self.mapped):
+            if _is_blank(cells, column):
+                self.empty[n] -= 1
+                self.unused_empty[n] += 1
+            else:
+                self.unused_filled[n] += 1
+
+    def drop(self, column: int, reason: str) -> None:
+        self.dropped[self.slot[column]][reason] += 1
+
+    def unused(self, column: int) -> None:
+        self.unused_filled[self.slot[column]] += 1
+
+    def as_list(self) -> list[dict]:
+        out = []
+        for n, column in enumerate(self.mapped):
+            dropped = dict(self.dropped[n].most_common())
+            out.append({
+                "column": self.labels[column], "key": self.keys[column],
+                "used": self.filled[n] - sum(dropped.values()) - self.unused_filled[n],
+                "dropped": dropped, "empty": self.empty[n],
+                "in_rejected_rows": self.unused_filled[n] + self.unused_empty[n],
+            })
+        return out
+
+
+def _is_blank(cells: list, column: int) -> bool:
+    cell = cells[column] if column < len(cells) else ""
+    return not cell or cell.isspace()
 
 
 # ---------------------------------------------------------------------------------------------------------
 # Running an import
-
-
-def key_coverage(audience_id: int) -> tuple[dict[str, int], dict[str, int]]:
-    """(members carrying each match key, members each platform can use by the keys it takes), in one query."""
-    from platforms.adapters.registry import all_adapter_classes
-
-    members = Member.objects.filter(audience_id=audience_id)
-    aggregates = {key: Count("person", filter=Q(**{f"{short}__isnull": False})) for key, short in matchkeys._COVERAGE}
-    aggregates["name_zip"] = Count("person", filter=Q(fn__isnull=False, ln__isnull=False, z__isnull=False))
-    usable = {}
-    for code, adapter in all_adapter_classes().items():
-        condition = Q()
-        for key in adapter.identifier_keys:
-            for column in adapter.match_keys[key][0]:
-                condition |= Q(**{f"{column}__isnull": False})
-        if adapter.composite_identifier:
-            condition |= Q(**{f"{adapter.match_keys[key][0][0]}__isnull": False
-                              for key in adapter.composite_identifier[:2]})
-        usable[code] = Count("person", filter=condition) if condition else None
-    counts = members.aggregate(**aggregates, **{f"platform_{code}": q for code, q in usable.items() if q is not None})
-    coverage = {key: counts[key] for key in [*(k for k, _ in matchkeys._COVERAGE), "name_zip"] if counts[key]}
-    platforms = {code: counts.get(f"platform_{code}") or 0 for code in usable}
-    return coverage, platforms
 
 
 def run_import(job_id: int) -> ImportJob | None:
@@ -533,15 +382,16 @@ def run_import(job_id: int) -> ImportJob | None:
         logger.info("import %s: restarting from the beginning of the file", job.pk)
         RejectedRow.objects.filter(import_job=job).delete()
     stage = storage.Stage()
+    where = _Where()
     try:
         stage.create()
-        _stream(job, audience, stage)
+        _stream(job, audience, stage, where)
     except UnusableFile as exc:
         _fail(job, str(exc))
     except Exception as exc:
-        # The class and the frames only: a database error's text may quote a row's values.
-        logger.error("import %s failed (%s) at\n%s", job.pk, type(exc).__name__,
-                     "".join(traceback.format_tb(exc.__traceback__)[-5:]))
+        # The class, the rows and the frames only: a database error's text may quote a row's values.
+        logger.error("import %s failed (%s) in rows %s-%s at\n%s", job.pk, type(exc).__name__, where.first,
+                     where.last, "".join(traceback.format_tb(exc.__traceback__)[-5:]))
         _fail(job, UNEXPECTED_FAILURE)
     finally:
         with suppress(DatabaseError):
@@ -553,71 +403,100 @@ def run_import(job_id: int) -> ImportJob | None:
     return job
 
 
-def _stream(job: ImportJob, audience: Audience, stage: storage.Stage) -> None:
+@dataclass
+class _Where:
+    """The rows of the chunk being imported (spreadsheet numbers), for the log when something fails."""
+
+    first: int = 0
+    last: int = 0
+
+
+def _stream(job: ImportJob, audience: Audience, stage: storage.Stage, where: _Where) -> None:
     if not job.stored_path or not Path(job.stored_path).exists():
         raise UnusableFile("The uploaded file is no longer available; upload it again.")
     keys: list[str | None] = [None] * len(job.headers)
-    columns: dict[str, str] = {}
+    labels: dict[int, str] = {}
     for index, key in job.column_mapping.items():
         if key and int(index) < len(keys):
             keys[int(index)] = key
-            columns[key] = column_label(job.headers, int(index))
+            labels[int(index)] = column_label(job.headers, int(index))
     if not any(keys):
         raise UnusableFile("No column is mapped to a match key.")
     mapped = [i for i, key in enumerate(keys) if key]
+    column_of = {keys[i]: i for i in mapped}
+    # matchkeys reads the plain columns; the already-hashed ones are checked here (audiences.hashed).
+    plain = [key if key in matchkeys.KEYS else None for key in keys]
+    hashed_columns = [(i, keys[i], hashed.KEYS[keys[i]][1]) for i in mapped if keys[i] in hashed.KEYS]
     region = audience.default_country or None
-    bad_text = BAD_TEXT_REASON.format(encoding=ENCODING_LABELS.get(job.encoding, job.encoding))
-    tally = _Tally()
+    bad_text = BAD_TEXT_REASON.format(encoding=encoding_label(job.encoding))
+    counts = _ColumnTally(mapped, keys, labels)
+    tally = _Tally(columns=counts)
     order = matchkeys.person_order(job.person_key or audience.person_key or default_person_key(keys))
     person_id, identifiable, prepare_rows = matchkeys.person_id, matchkeys.is_identifiable, matchkeys.prepare_rows
     merge = storage.merge_into
     base = 1  # spreadsheet row number of the record before the chunk (the header is row 1)
-    with open(job.stored_path, "rb") as raw, _RecordReader(raw, encoding=job.encoding,
-                                                           delimiter=job.delimiter) as records:
+    with open(job.stored_path, "rb") as raw, RecordReader(raw, encoding=job.encoding, delimiter=job.delimiter,
+                                                          field_limit=FIELD_LIMIT,
+                                                          max_line_chars=MAX_LINE_CHARS) as records:
         while chunk := records.read(CHUNK_ROWS):
+            where.first, where.last = base + 1, base + len(chunk)
             check_text, records.lines.saw_bad_text = records.lines.saw_bad_text, False
+            check_controls, records.lines.saw_controls = records.lines.saw_controls, False
+            counts.count(chunk)
+            # Cells with control characters are emptied before normalizing and dropped with a reason.
+            controlled = _empty_control_cells(chunk, mapped) if check_controls else {}
             members: dict[bytes, dict] = {}  # person -> stored, the first row of a person kept
+            first_row: dict[bytes, int] = {}
             blanks = 0
-            results = prepare_rows(chunk, keys, default_region=region)
+            results = prepare_rows(chunk, plain, default_region=region)
+            if hashed_columns:
+                _take_hashed(chunk, results, hashed_columns)
+            for i, columns in controlled.items():
+                results[i].rejections.extend((keys[column], CONTROL_REASON) for column in columns)
             for i in range(len(results)):
                 record, results[i] = results[i], None
                 stored = record.stored
                 if identifiable(stored) and not (check_text and _bad_text_column(chunk[i], mapped) is not None):
                     tally.rows_valid += 1
+                    if record.rejections:  # values dropped from a row that is kept
+                        for key, reason in record.rejections:
+                            column = column_of[key]
+                            if not _is_blank(chunk[i], column) or column in controlled.get(i, ()):
+                                counts.drop(column, reason)
                     person = person_id(stored, order)
                     kept = members.get(person)
                     if kept is None:
                         members[person] = stored
+                        first_row[person] = base + i + 1
                     else:
                         merge(kept, stored)
                     continue
                 # The rare path: work out why this record gives no member.
                 cells, number = chunk[i], base + i + 1
-                if cells.__class__ is _BadRecord:
-                    tally.reject(job.pk, number, "", cells.reason)
-                elif not cells or (len(cells) == 1 and not cells[0].strip()):
+                if cells.__class__ is BadRecord:
+                    counts.unreadable(cells)
+                    tally.reject(job.pk, number, [], cells.reason)
+                elif (not cells or (len(cells) == 1 and not cells[0].strip())) and i not in controlled:
+                    counts.not_a_record()
                     blanks += 1  # a blank line is no record (it keeps its row number, as in a spreadsheet)
-                elif cells[0].startswith(_OVERSIZE_MARK):
-                    tally.reject(job.pk, number, "", LINE_TOO_LONG)
-                elif check_text and (bad := _bad_text_column(cells, mapped)) is not None:
-                    tally.reject(job.pk, number, columns[keys[bad]], bad_text)
-                elif record.rejections:
-                    for n, (key, reason) in enumerate(record.rejections):
-                        tally.reject(job.pk, number, columns.get(key, key), reason, count_row=n == 0)
+                elif cells[0].startswith(OVERSIZE_MARK):
+                    counts.unreadable(cells)
+                    tally.reject(job.pk, number, [], LINE_TOO_LONG)
                 else:
-                    tally.reject(job.pk, number, "", NO_KEY_REASON)
+                    _reject(job, tally, counts, number, cells, record, keys, labels, column_of,
+                            controlled.get(i, ()), bad_text if check_text else None)
             tally.rows_total += len(chunk) - blanks
             base += len(chunk)
             del results, chunk
             if _resident_mb() > MEMORY_BUDGET_MB:
                 matchkeys.clear_value_caches()
             with transaction.atomic():
-                stage.write(members)
+                _write(job, stage, members, first_row)
                 if tally.rejected_rows:
                     RejectedRow.objects.bulk_create(tally.rejected_rows)
                     tally.rejected_rows = []
                 _checkpoint(job, tally, raw.tell())
-            del members
+            del members, first_row
     if tally.rows_total == 0:
         raise UnusableFile("The file has a header row but no data rows.")
     if tally.rows_valid == 0:
@@ -628,13 +507,88 @@ def _stream(job: ImportJob, audience: Audience, stage: storage.Stage) -> None:
         )
     tally.rows_imported = stage.count()
     tally.rows_duplicate = tally.rows_valid - tally.rows_imported
-    _succeed(job, audience, tally, stage, person_key=_person_key_of(order))
+    _succeed(job, audience, tally, stage, counts, person_key=_person_key_of(order))
+
+
+def _reject(job, tally, counts, number, cells, record, keys, labels, column_of, controlled, bad_text) -> None:
+    """A readable row that gives no member: its values are dropped (the bad ones, by reason) or in a rejected row
+    (the good ones); the row is counted once, under its first identifying key's problem, else "no usable match
+    key", or the undecodable column when the row holds bytes the encoding cannot read."""
+    problems = {}  # column -> reason, for its non-blank cells
+    for key, reason in record.rejections:
+        column = column_of[key]
+        if column not in problems and (not _is_blank(cells, column) or column in controlled):
+            problems[column] = reason
+    undecodable = _bad_text_column(cells, list(labels)) if bad_text else None
+    if undecodable is not None:
+        problems = {undecodable: bad_text, **{c: r for c, r in problems.items() if c != undecodable}}
+    for column in labels:
+        if column in problems:
+            counts.drop(column, problems[column])
+        elif not _is_blank(cells, column):
+            counts.unused(column)
+    if undecodable is not None:
+        reason = f"{labels[undecodable]}: {bad_text}"
+    else:
+        first = next((column_of[key] for key in _IDENTIFYING if column_of.get(key) in problems), None)
+        reason = f"{labels[first]}: {problems[first]}" if first is not None else NO_KEY_REASON
+    tally.reject(job.pk, number, [(labels[c], r) for c, r in problems.items()], reason)
+
+
+def _empty_control_cells(chunk: list, mapped: list[int]) -> dict[int, list[int]]:
+    """Empty the mapped cells that hold control characters; returns {row index in chunk: [columns]}."""
+    found: dict[int, list[int]] = {}
+    search = CONTROL_CHARS.search
+    for i, cells in enumerate(chunk):
+        for column in mapped:
+            if column < len(cells) and search(cells[column]) is not None:
+                cells[column] = ""
+                found.setdefault(i, []).append(column)
+    return found
+
+
+def _take_hashed(chunk: list, results: list, hashed_columns: list[tuple[int, str, str]]) -> None:
+    """Put the already-hashed columns' digests into the prepared records (or their problems)."""
+    for column, key, stored_key in hashed_columns:
+        entries = hashed.column([cells[column] if column < len(cells) else None for cells in chunk])
+        for record, entry in zip(results, entries, strict=True):
+            if entry is None:
+                continue
+            if entry.__class__ is bytes:
+                record.stored[stored_key] = entry
+            else:
+                record.rejections.append((key, entry))
+
+
+def _write(job: ImportJob, stage: storage.Stage, members: dict, first_row: dict) -> None:
+    """Stage one chunk's people. Should the database refuse a value (it never sees a control character, but
+    still), the row that holds it is found and named, and the import stops: nothing raw in the log or message."""
+    try:
+        with transaction.atomic():
+            stage.write(members)
+    except _DATA_ERRORS as exc:
+        error = type(exc).__name__
+        row = _unstorable_row(stage, members, first_row)
+        logger.warning("import %s: %s while staging row %s", job.pk, error, row if row is not None else "?")
+        raise UnusableFile(UNSTORABLE_ROW.format(row=row if row is not None else "?", error=error)) from None
+
+
+def _unstorable_row(stage: storage.Stage, members: dict, first_row: dict) -> int | None:
+    """The first row whose person the stage refuses, tried one by one (each in its own savepoint)."""
+    refused = []
+    for person, stored in members.items():
+        try:
+            with transaction.atomic():
+                stage.write({person: stored})
+        except _DATA_ERRORS:
+            refused.append(first_row.get(person))
+    return min((row for row in refused if row is not None), default=None)
 
 
 def default_person_key(keys) -> str:
     """The person key a file suggests: its external id column when it has one, else email, else phone, else
-    the mobile advertiser id."""
-    present = set(keys) if not isinstance(keys, dict) else set(keys.values())
+    the mobile advertiser id (a column already hashed counts as its key)."""
+    present = {hashed.base_key(key) for key in (keys.values() if isinstance(keys, dict) else keys) if key}
     for key in matchkeys.PERSON_KEYS:
         if key in present:
             return key
@@ -671,24 +625,27 @@ def _checkpoint(job: ImportJob, tally: _Tally, position: int) -> None:
     job.rows_total, job.rows_imported = tally.rows_total, tally.rows_valid
     job.rows_rejected = tally.rows_rejected
     job.rejections_by_reason = dict(tally.reasons.most_common())
+    job.column_counts = tally.columns.as_list() if tally.columns is not None else job.column_counts
     job.bytes_processed = min(position, job.size_bytes or position)
     job.heartbeat_at = timezone.now()
     ImportJob.objects.filter(pk=job.pk).update(
         rows_total=job.rows_total, rows_imported=job.rows_imported, rows_rejected=job.rows_rejected,
-        rejections_by_reason=job.rejections_by_reason, bytes_processed=job.bytes_processed,
-        heartbeat_at=job.heartbeat_at,
+        rejections_by_reason=job.rejections_by_reason, column_counts=job.column_counts,
+        bytes_processed=job.bytes_processed, heartbeat_at=job.heartbeat_at,
     )
 
 
-def _succeed(job: ImportJob, audience: Audience, tally: _Tally, stage: storage.Stage, *, person_key: str) -> None:
+def _succeed(job: ImportJob, audience: Audience, tally: _Tally, stage: storage.Stage, counts: _ColumnTally, *,
+             person_key: str) -> None:
     now = timezone.now()
     with transaction.atomic():
         applied = apply(audience_id=audience.pk, stage=stage, generation=job.target_generation, person_key=person_key,
                         mapping=mapping_by_header(job))
         ImportJob.objects.filter(pk=job.pk).update(
             status=ImportJob.Status.SUCCEEDED, finished_at=now, heartbeat_at=now, bytes_processed=job.size_bytes,
-            rows_imported=tally.rows_imported, rows_duplicate=tally.rows_duplicate,
-            members_joined=applied.joined, members_changed=applied.changed, members_left=applied.left,
+            rows_imported=tally.rows_imported, rows_duplicate=tally.rows_duplicate, person_key=person_key,
+            column_counts=counts.as_list(), members_joined=applied.joined, members_changed=applied.changed,
+            members_left=applied.left,
         )
         # The file goes with the commit that makes the job succeed, never after it (a worker stopped right after
         # the commit would leave it): should this commit fail, the job fails too, asking for the file again.
@@ -761,8 +718,8 @@ def import_records(*, audience: Audience, records, person_key: str | None = None
 
 
 def mapping_by_header(job: ImportJob) -> dict[str, str]:
-    """The job's mapping by column header (what a re-import starts from)."""
-    return {column_label(job.headers, int(index)): key for index, key in job.column_mapping.items() if key}
+    """The job's mapping by column header, "" for a column left out (what a re-import starts from)."""
+    return {column_label(job.headers, int(index)): key or "" for index, key in job.column_mapping.items()}
 
 
 def _fail(job: ImportJob, message: str) -> None:
@@ -795,45 +752,6 @@ def requeue_stale_imports(*, stale_after_seconds: int = 600) -> list[int]:
         logger.warning("import %s: no heartbeat, re-queued", job_id)
         transaction.on_commit(lambda job_id=job_id: import_audience.delay(job_id))
     return ids
-
-
-# ---------------------------------------------------------------------------------------------------------
-# Reports
-
-
-_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
-
-
-def spreadsheet_safe(value) -> str:
-    """A cell a spreadsheet will not run as a formula (OWASP CSV injection: prefix with a quote)."""
-    text = "" if value is None else str(value)
-    return "'" + text if text.startswith(_FORMULA_STARTS) else text
-
-
-def rejections_csv_rows(job: ImportJob) -> Iterator[list[str]]:
-    yield ["row", "column", "reason"]
-    for row in job.rejected_rows.all().iterator():
-        yield [str(row.row_number), spreadsheet_safe(row.column), spreadsheet_safe(row.reason)]
-
-
-def progress_percent(job: ImportJob) -> int:
-    if job.status == ImportJob.Status.SUCCEEDED:
-        return 100
-    if not job.size_bytes:
-        return 0
-    return min(99, int(job.bytes_processed * 100 / job.size_bytes))
-
-
-def summary(job: ImportJob) -> dict:
-    """The command's JSON line."""
-    return {
-        "audience_id": job.audience_id,
-        "rows": job.rows_total,
-        "imported": job.rows_imported,
-        "rejected": job.rows_rejected,
-        "duplicates": job.rows_duplicate,
-        "rejections_by_reason": job.rejections_by_reason,
-    }
 
 
 def sample_file_path() -> Path:

@@ -32,7 +32,8 @@ class Audience(models.Model):
     # Which key says who a member is across imports (platforms.matchkeys.PERSON_KEYS); chosen on the mapping page
     # of the first import and remembered.
     person_key = models.CharField(max_length=16, blank=True, default="")
-    # The last import's mapping, by column header (header -> match key): a re-import starts from it.
+    # The last import's mapping, by column header (header -> match key, "" for a column left out): a re-import
+    # starts from it.
     last_mapping = models.JSONField(default=dict, blank=True)
     # MemberChange rows hold every change of every generation after this one (None: none recorded).
     changes_recorded_from = models.PositiveIntegerField(null=True, blank=True)
@@ -135,6 +136,8 @@ class ImportJob(models.Model):
         RUNNING = "running", "Importing"
         SUCCEEDED = "succeeded", "Imported"
         FAILED = "failed", "Failed"
+        # Waited too long for its mapping: the file was deleted (audiences.uploads.expire_pending_uploads).
+        EXPIRED = "expired", "Expired"
 
     owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="import_jobs")
     audience = models.ForeignKey(Audience, on_delete=models.CASCADE, related_name="imports")
@@ -161,7 +164,11 @@ class ImportJob(models.Model):
     members_joined = models.PositiveIntegerField(default=0)
     members_changed = models.PositiveIntegerField(default=0)
     members_left = models.PositiveIntegerField(default=0)
+    # Rejected rows by reason: each rejected row counted once.
     rejections_by_reason = models.JSONField(default=dict, blank=True)
+    # Per mapped column, in file order, what became of its values (one per row read): {"column", "key", "used",
+    # "dropped": {reason: values}, "empty", "in_rejected_rows"}.
+    column_counts = models.JSONField(default=list, blank=True)
     error_message = models.TextField(blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     started_at = models.DateTimeField(null=True, blank=True)
@@ -170,6 +177,19 @@ class ImportJob(models.Model):
 
     class Meta:
         ordering = ["-created_at", "-id"]
+
+    @property
+    def encoding_label(self) -> str:
+        """The encoding the file is read in, in words ("Western European (Windows-1252)")."""
+        from audiences.sniffing import encoding_label
+
+        return encoding_label(self.encoding) if self.encoding else ""
+
+    @property
+    def person_key_label(self) -> str:
+        from platforms.matchkeys import PERSON_KEY_LABELS
+
+        return PERSON_KEY_LABELS.get(self.person_key, self.person_key)
 
 
 class RejectedRow(models.Model):

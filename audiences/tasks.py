@@ -4,7 +4,7 @@ audiences.imports / audiences.services; each is safe to run twice."""
 from celery import shared_task
 from django.conf import settings
 
-from audiences import imports, services
+from audiences import imports, services, uploads
 from platforms.errors import RateLimited, TransientError
 
 
@@ -20,6 +20,12 @@ def import_audience(import_job_id: int) -> None:
 def requeue_stale_imports() -> None:
     """Watchdog: restart imports whose worker died and whose message was not re-delivered."""
     imports.requeue_stale_imports(stale_after_seconds=getattr(settings, "IMPORT_STALE_AFTER", 600))
+
+
+@shared_task(name="audiences.expire_pending_uploads", ignore_result=True)
+def expire_pending_uploads() -> None:
+    """Delete uploads still waiting for their column mapping after UPLOAD_PENDING_HOURS; their jobs expire."""
+    uploads.expire_pending_uploads()
 
 
 @shared_task(name="audiences.purge_audience", bind=True, acks_late=True, ignore_result=True, max_retries=60,

@@ -8,12 +8,13 @@ from django.db.models import OuterRef, Subquery
 from django.http import Http404, StreamingHttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
+from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from django_htmx.http import HttpResponseClientRedirect
 
 from activation_manager.selectors import deleted_audiences
-from audiences import imports, services
-from audiences.forms import AudienceUploadForm, MappingForm, ReimportForm
+from audiences import hashed, imports, selectors, services, sniffing
+from audiences.forms import AudienceUploadForm, ImportOptionsForm, MappingForm, ReimportForm
 from audiences.models import Audience, ImportJob, PlatformDeletion
 from audiences.services import destination
 from platforms import matchkeys
@@ -49,6 +50,14 @@ def _create_import(request, form, audience):
     return imports.create_import_from_path(owner=request.user, audience=audience, path=imports.sample_file_path())
 
 
+def _upload_refused(request) -> str:
+    """The message of an upload stopped at the size limit while it streamed in (audiences.uploads)."""
+    if request.method != "POST":
+        return ""
+    request.POST  # noqa: B018 - parsing the body runs the upload handlers
+    return getattr(request, "upload_refused", "")
+
+
 AUDIENCES_PER_PAGE = 50
 
 
@@ -68,7 +77,7 @@ def audience_list(request):
 
 @require_http_methods(["GET", "POST"])
 def audience_create(request):
-    form = AudienceUploadForm(request.POST or None, request.FILES or None)
+    form = AudienceUploadForm(request.POST or None, request.FILES or None, upload_refused=_upload_refused(request))
     if request.method == "POST" and form.is_valid():
         # No transaction around the file copy (a big upload would hold SQLite's write lock): an unusable
         # file deletes the audience it was meant to create instead.
@@ -92,7 +101,8 @@ def audience_create(request):
 @require_http_methods(["GET", "POST"])
 def audience_import(request, audience_pk):
     audience = get_object_or_404(Audience.objects.visible(), pk=audience_pk, owner=request.user)
-    form = ReimportForm(request.POST or None, request.FILES or None, audience=audience)
+    form = ReimportForm(request.POST or None, request.FILES or None, audience=audience,
+                        upload_refused=_upload_refused(request))
     if request.method == "POST" and form.is_valid():
         if ImportJob.objects.filter(audience=audience, status__in=[ImportJob.Status.QUEUED,
                                                                     ImportJob.Status.RUNNING]).exists():
@@ -109,27 +119,90 @@ def audience_import(request, audience_pk):
     return render(request, "audiences/audience_import.html", {"form": form, "audience": audience})
 
 
+@never_cache  # the page shows values from the file: no browser or proxy keeps a copy
 @require_http_methods(["GET", "POST"])
 def import_mapping(request, import_pk):
+    """The mapping page: the file as read (encoding in words, three values per column), which key each column holds,
+    the person key, and what the import would change, before anything is imported. A POST with ``preview`` (sent
+    by the page whenever a choice changes) only shows the result of the choices."""
     job = get_object_or_404(_own_imports(), pk=import_pk, owner=request.user)
     detail = reverse("audience_detail", kwargs={"audience_pk": job.audience_id})
     if job.status != ImportJob.Status.UPLOADED:
         return _redirect(request, detail)
-    form = MappingForm(request.POST or None, job=job)
-    if request.method == "POST" and form.is_valid():
+    posted = request.POST if request.method == "POST" else None
+    preview = posted is not None and bool(posted.get("preview"))
+    notice = ""
+    encoding = job.encoding
+    if posted is not None and posted.get("encoding"):
         try:
-            imports.start_import(job, form.mapping())
+            encoding = sniffing.canonical_encoding(posted["encoding"])
+        except ValueError:
+            notice, preview = "Choose one of the encodings listed.", True
+    missing = ""
+    try:
+        read = imports.read_as(job, encoding)
+    except imports.UnusableFile as exc:
+        if encoding != job.encoding:
+            notice = f"Read as {sniffing.encoding_label(encoding)}, the file cannot be used: {exc}"
+            encoding, preview = job.encoding, True
+        try:
+            read = imports.read_as(job, encoding)
+        except imports.UnusableFile as exc:  # the file itself is gone: the page can still say so, but not import
+            missing = notice = str(exc)
+            read = sniffing.Sniffed(encoding=job.encoding, delimiter=job.delimiter, headers=job.headers)
+    same_columns = len(read.headers) == len(job.headers)
+    if not same_columns:
+        notice = (f"Read as {sniffing.encoding_label(encoding)}, the file has {len(read.headers)} columns instead of "
+                  f"{len(job.headers)}: they were matched again from their headers.")
+        preview = True
+    # What the page starts from: the choices just made, else the job's (the guess, or the last import's mapping).
+    if posted is not None and same_columns:
+        mapping = {str(i): key if (key := posted.get(f"col_{i}", "")) in imports.MAPPING_KEYS else ""
+                   for i in range(len(read.headers))}
+    elif same_columns:
+        mapping = dict(job.column_mapping)
+    else:
+        mapping = imports.initial_mapping(job.audience, read)
+    bound = posted if posted is not None and not preview else None
+    form = MappingForm(bound, job=job, headers=read.headers,
+                       initial={f"col_{i}": key for i, key in mapping.items()})
+    options = ImportOptionsForm(bound, job=job, mapping=mapping, initial={
+        "encoding": encoding, "person_key": _person_key_choice(job, mapping, posted),
+        "confirm_reidentify": bool(posted and posted.get("confirm_reidentify"))})
+    if bound is not None and form.is_valid() & options.is_valid():
+        try:
+            if missing:
+                raise imports.UnusableFile(missing)
+            if encoding != job.encoding or read.headers != job.headers:
+                imports.change_encoding(job, read)
+            imports.start_import(job, form.mapping(), person_key=options.cleaned_data["person_key"] or None)
         except (ValueError, imports.UnusableFile) as exc:
             form.add_error(None, str(exc))
         else:
             messages.success(request, f"Importing “{job.original_filename}” into {job.audience.name}.")
             return _redirect(request, detail)
-    columns = [(form[f"col_{i}"], header) for i, header in enumerate(job.headers)]
+    person_key = (options.data.get("person_key") if bound is not None else None) or options["person_key"].initial
+    notes = selectors.mapping_notes(job=job, headers=read.headers, mapping=mapping,
+                                    person_key=person_key if person_key in matchkeys.PERSON_KEYS else "")
+    samples = sniffing.sample_values(read.rows, len(read.headers))
+    columns = [(form[f"col_{i}"], header, samples[i]) for i, header in enumerate(read.headers)]
     return render(request, "audiences/import_mapping.html", {
-        "form": form, "job": job, "audience": job.audience, "columns": columns,
-        "encoding_label": imports.ENCODING_LABELS.get(job.encoding, job.encoding),
-        "delimiter_label": imports.DELIMITER_LABELS.get(job.delimiter, repr(job.delimiter)),
+        "form": form, "options": options, "job": job, "audience": job.audience, "columns": columns,
+        "notes": notes, "notice": notice, "encoding": encoding,
+        "encoding_label": sniffing.encoding_label(encoding), "detected_label": sniffing.encoding_label(job.encoding),
+        "delimiter_label": sniffing.DELIMITER_LABELS.get(read.delimiter, repr(read.delimiter)),
+        "hashed_expected": hashed.EXPECTED_FORM,
     })
+
+
+def _person_key_choice(job, mapping: dict[str, str], posted) -> str:
+    """The person key the page shows: the one just chosen, else the job's, else the audience's, else the file's
+    suggestion, among the keys the mapping offers."""
+    offered = imports.mapped_person_keys(mapping)
+    for key in ((posted or {}).get("person_key"), job.person_key, job.audience.person_key):
+        if key in offered:
+            return key
+    return imports.default_person_key(mapping) if offered else ""
 
 
 def _progress_context(job):
@@ -183,10 +256,18 @@ def audience_detail(request, audience_pk):
     context = {"audience": audience, "latest": latest, "pending": pending, "coverage": coverage,
                "panel": sync_selectors.audience_sync_panel(audience),
                "platforms": [p for p, _ in platforms], "key_rows": key_rows, "platform_copies": platform_copies}
+    context.update(_import_counts_context(audience))
     if latest:
         context.update(_progress_context(latest))
         context["audience"] = audience
     return render(request, "audiences/audience_detail.html", context)
+
+
+def _import_counts_context(audience) -> dict:
+    """What the audience page's per-column and per-platform tables show (their partials)."""
+    imported = audience.imports.filter(status=ImportJob.Status.SUCCEEDED).first()
+    return {"counted_import": imported, "column_counts": selectors.column_counts(imported),
+            "platform_coverage": selectors.platform_coverage(audience) if audience.member_count else []}
 
 
 class _Echo:

@@ -4,6 +4,9 @@
 if (window.htmx) {
   window.htmx.config.includeIndicatorStyles = false;
   window.htmx.config.allowEval = false;
+  // Settling copies an old element's attributes onto its replacement; a "style" attribute (which the browser or a
+  // tool may leave on an element, e.g. style="") would be an inline style the policy blocks. We never use one.
+  window.htmx.config.attributesToSettle = ["class", "width", "height"];
 }
 
 // Show/hide toggles for secret inputs; works for content swapped in by htmx too.
@@ -39,3 +42,31 @@ document.addEventListener("submit", function (event) {
   const form = event.target.closest("form[data-confirm]");
   if (form && !window.confirm(form.getAttribute("data-confirm"))) event.preventDefault();
 });
+
+// Customer file inputs carry the upload limit (data-max-bytes): a file over it is refused here, before a byte is
+// sent (the server stops such an upload at the limit anyway, audiences/uploads.py).
+document.addEventListener("change", function (event) {
+  const input = event.target;
+  if (!input.matches || !input.matches("input[type=file][data-max-bytes]")) return;
+  const limit = Number(input.getAttribute("data-max-bytes"));
+  const file = input.files && input.files[0];
+  const tooLarge = Boolean(file && limit && file.size > limit);
+  input.setCustomValidity(tooLarge ? input.getAttribute("data-too-large") : "");
+  const field = input.closest(".field");
+  let note = field && field.querySelector(".size-error");
+  if (tooLarge && field && !note) {
+    note = document.createElement("p");
+    note.className = "errorlist size-error";
+    note.setAttribute("role", "alert");
+    field.appendChild(note);
+  }
+  if (note) note.textContent = tooLarge ? input.getAttribute("data-too-large") : "";
+  if (field) field.classList.toggle("has-error", tooLarge);
+});
+document.addEventListener("submit", function (event) {
+  const input = event.target.querySelector && event.target.querySelector("input[type=file][data-max-bytes]");
+  if (input && input.validationMessage && !event.submitter?.hasAttribute("formnovalidate")) {
+    event.preventDefault();
+    event.stopImmediatePropagation();
+  }
+}, true);

@@ -25,7 +25,9 @@ def test_sample_file_imports_with_map_and_prints_json(user):
                        "--map", "Cust Ref=external_id", "--json")
     assert code == 0
     summary = json.loads(out.strip().splitlines()[-1])
-    assert set(summary) == {"audience_id", "rows", "imported", "rejected", "duplicates", "rejections_by_reason"}
+    # "encoding", "dropped_by_reason" and "person_key" joined the line with the import-tells-the-truth issue.
+    assert set(summary) == {"audience_id", "rows", "imported", "rejected", "duplicates", "rejections_by_reason",
+                            "encoding", "dropped_by_reason", "person_key"}
     audience = Audience.objects.get(pk=summary["audience_id"])
     assert summary["rows"] == 3000 and summary["imported"] == audience.member_count > 2500
     assert summary["rejected"] > 0 and sum(summary["rejections_by_reason"].values()) >= summary["rejected"]
@@ -76,3 +78,68 @@ def test_map_can_ignore_a_column_and_bad_arguments_are_errors(user, tmp_path):
         call_command("import_audience", str(path), "--owner", "nobody", "--name", "N")
     with pytest.raises(CommandError, match="country"):
         call_command("import_audience", str(path), "--owner", "alice", "--name", "N", "--country", "XX")
+
+
+def test_reimport_into_an_existing_audience_keeps_its_mapping_and_person_key(user, tmp_path):
+    first = tmp_path / "first.csv"
+    first.write_text("Cust Ref,email\nC1,a@example.com\nC2,b@example.com\n")
+    code, out, _ = run(str(first), "--owner", "alice", "--name", "N", "--country", "US",
+                       "--map", "Cust Ref=external_id", "--person-key", "external_id", "--json")
+    assert code == 0
+    audience = Audience.objects.get()
+    assert audience.person_key == "external_id" and audience.last_mapping == {"Cust Ref": "external_id",
+                                                                            "email": "email"}
+    second = tmp_path / "second.csv"
+    second.write_text("Cust Ref,email\nC1,a.new@example.com\nC3,c@example.com\n")
+    code, out, err = run(str(second), "--audience", str(audience.pk), "--json")
+    assert code == 0 and err == ""
+    summary = json.loads(out.strip().splitlines()[-1])
+    assert summary["person_key"] == "external_id" and summary["imported"] == 2
+    audience.refresh_from_db()
+    assert audience.member_count == 2 and Audience.objects.count() == 1
+    job = audience.imports.first()
+    assert job.column_mapping == {"0": "external_id", "1": "email"}
+    # C1 kept its identity (a changed email is an update), C2 left, C3 joined.
+    assert (job.members_joined, job.members_changed, job.members_left) == (1, 1, 1)
+
+
+def test_reimport_map_overrides_and_a_person_key_change_is_warned(user, tmp_path):
+    path = tmp_path / "f.csv"
+    path.write_text("Cust Ref,email,phone\nC1,a@example.com,+14155550100\nC2,b@example.com,+14155550101\n")
+    run(str(path), "--owner", "alice", "--name", "N", "--country", "US", "--map", "Cust Ref=external_id")
+    audience = Audience.objects.get()
+    assert audience.person_key == "external_id"
+    code, out, err = run(str(path), "--audience", str(audience.pk), "--map", "phone=ignore", "--person-key", "email")
+    assert code == 0
+    assert "the person key changes from External ID to Email: all 2 members are re-identified" in err
+    assert "column 'phone' (Phone) is not mapped: 2 members lose it" in err
+    audience.refresh_from_db()
+    assert audience.person_key == "email" and "phone" not in audience.key_coverage
+
+
+def test_encoding_option_reads_the_file_that_way(user, tmp_path):
+    path = tmp_path / "f.csv"
+    path.write_bytes("email;nom\nmarie@free.fr;Lefèvre\n".encode("latin-1"))
+    code, out, _ = run(str(path), "--owner", "alice", "--name", "N", "--country", "FR", "--json")
+    assert json.loads(out.strip().splitlines()[-1])["encoding"] == "cp1252"
+    assert "Western European (Windows-1252)" in out
+    code, out, _ = run(str(path), "--owner", "alice", "--name", "M", "--country", "FR", "--encoding", "cp1250",
+                       "--json")
+    assert code == 0 and json.loads(out.strip().splitlines()[-1])["encoding"] == "cp1250"
+    with pytest.raises(CommandError, match="--encoding"):
+        call_command("import_audience", str(path), "--owner", "alice", "--name", "N", "--encoding", "klingon")
+
+
+def test_audience_and_person_key_arguments_are_checked(user, other_user, tmp_path):
+    path = tmp_path / "f.csv"
+    path.write_text("email\na@example.com\n")
+    with pytest.raises(CommandError, match="no audience 999"):
+        call_command("import_audience", str(path), "--audience", "999")
+    theirs = Audience.objects.create(owner=other_user, name="Bob's", default_country="US")
+    with pytest.raises(CommandError, match=f"no audience {theirs.pk} of alice"):
+        call_command("import_audience", str(path), "--audience", str(theirs.pk), "--owner", "alice")
+    with pytest.raises(CommandError, match="needs --owner and --name"):
+        call_command("import_audience", str(path), "--owner", "alice")
+    code, out, err = run(str(path), "--owner", "alice", "--name", "N", "--country", "US", "--person-key", "phone")
+    assert code == 2 and "No column is mapped to Phone" in err
+    assert not Audience.objects.filter(owner=user).exists()
