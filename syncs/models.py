@@ -4,6 +4,7 @@ each sync has confirmed on its platform."""
 import datetime
 
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.db import models
 
 
@@ -59,6 +60,23 @@ class Sync(models.Model):
 
     def __str__(self):
         return f"{self.audience} → {self.connection}"
+
+    OWNERS_DIFFER = ("A sync sends an audience with a connection's credentials: the audience, the connection and "
+                     "the sync must belong to the same user.")
+
+    def clean(self):
+        super().clean()
+        if self.audience_id and self.connection_id and not self._owners_match():
+            raise ValidationError({"connection": self.OWNERS_DIFFER})
+
+    def _owners_match(self) -> bool:
+        return self.owner_id == self.audience.owner_id == self.connection.owner_id
+
+    def save(self, *args, **kwargs):
+        # Whatever the path (a service, the admin, the shell): never one user's audience through another's account.
+        if not self._owners_match():
+            raise ValidationError(self.OWNERS_DIFFER)
+        super().save(*args, **kwargs)
 
 
 class SyncRun(models.Model):
@@ -117,6 +135,10 @@ class SyncRun(models.Model):
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
     heartbeat_at = models.DateTimeField(null=True, blank=True)
+    # The worker's lease (activation_manager.leases): bumped by every claim; a worker writes only while the row
+    # still carries the number it claimed. takeovers: how often a silent worker's run was handed to another.
+    lease = models.PositiveIntegerField(default=0, editable=False)
+    takeovers = models.PositiveSmallIntegerField(default=0, editable=False)
 
     class Meta:
         ordering = ["-created_at", "-id"]

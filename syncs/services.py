@@ -13,7 +13,7 @@ from django.db import IntegrityError, transaction
 
 from audiences.models import Audience
 from credentials.models import Connection
-from syncs.models import Sync
+from syncs.models import Sync, SyncMember, SyncRun
 
 logger = logging.getLogger(__name__)
 
@@ -162,6 +162,44 @@ def clean_threshold(value: object) -> int:
     if not 0 <= threshold <= 100:
         raise SyncError("The hold threshold is a whole percentage between 0 and 100.", field="hold_threshold")
     return threshold
+
+
+CHANGE_CONNECTION_WARNING = (
+    "This sync already has an audience on {platform} ({audience_id}). With another connection, the next run creates "
+    "a new audience there and sends everyone again; the old audience stays on {platform} as it is, and this sync "
+    "forgets it. Confirm to change the connection."
+)
+
+
+def change_connection(*, sync: Sync, connection, confirmed: bool = False) -> Sync:
+    """Point the sync at another of its owner's connections. What the sync knew about the old platform audience
+    (its id, who it holds, the confirmed generation) no longer describes anything the new connection holds, so it
+    is cleared — after the caller confirmed it, when there was a platform audience (``CHANGE_CONNECTION_WARNING``).
+    Refused while a run is queued, running or held."""
+    from syncs.engine.checkpoint import drop_unheld_versions
+
+    if connection.pk == sync.connection_id:
+        return sync
+    if connection.owner_id != sync.owner_id:
+        raise SyncError(Sync.OWNERS_DIFFER, field="connection")
+    if sync.runs.filter(status__in=SyncRun.PENDING_STATUSES).exists():
+        raise SyncError("A run of this sync is queued, running or held: wait for it or cancel it first.",
+                        field="connection")
+    knows = bool(sync.platform_audience_id) or SyncMember.objects.filter(sync_id=sync.pk).exists()
+    if knows and not confirmed:
+        raise SyncError(CHANGE_CONNECTION_WARNING.format(platform=sync.connection.platform.name,
+                                                         audience_id=sync.platform_audience_id or "not named yet"),
+                        field="confirm")
+    with transaction.atomic():
+        Sync.objects.select_for_update().filter(pk=sync.pk).first()
+        SyncMember.objects.filter(sync_id=sync.pk).delete()
+        sync.connection = connection
+        sync.platform_audience_id = ""
+        sync.confirmed_generation = None
+        sync.save(update_fields=["connection", "platform_audience_id", "confirmed_generation", "updated_at"])
+        drop_unheld_versions(sync.audience_id, None)  # versions kept only for what this sync held
+    logger.info("sync %s now sends to connection %s (platform audience forgotten)", sync.pk, connection.pk)
+    return sync
 
 
 def delete_sync(*, sync: Sync) -> None:
