@@ -9,6 +9,8 @@ from pathlib import Path
 
 import environ
 
+from activation_manager import schedules as _schedules
+
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = BASE_DIR / "var"
 
@@ -154,7 +156,10 @@ REDIS_URL = env.str("REDIS_URL", default="")
 CELERY_BROKER_DIR = Path(env.str("CELERY_BROKER_DIR", default=str(VAR_DIR / "broker"))).resolve()
 if REDIS_URL:
     CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default=REDIS_URL)
-    CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 3600}
+    # Longer than the longest task time limit (an import: 6 h 5 min): Redis re-delivers an unacknowledged message
+    # after this long, and must never do so under a worker still running it. A worker that died is noticed much
+    # sooner by its job's lease (activation_manager.leases).
+    CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 7 * 3600}
 else:
     CELERY_BROKER_URL = "filesystem://"
     for _folder in ("queue", "control", "processed"):
@@ -176,6 +181,13 @@ CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_TASK_ALWAYS_EAGER = env.bool("CELERY_TASK_ALWAYS_EAGER", default=False)
 CELERY_TASK_EAGER_PROPAGATES = True
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
+# Two queues: "bulk" for the long jobs (imports, sync runs, purges), "default" for everything short (watchdogs,
+# revalidation, alerts, platform deletions), each with its own workers, so throttled syncs sleeping in their slots
+# never hold up a watchdog. Every system schedule is declared in activation_manager/schedules.py.
+CELERY_TASK_DEFAULT_QUEUE = "default"
+CELERY_TASK_ROUTES = {name: {"queue": "bulk"} for name in (
+    "audiences.import_audience", "audiences.purge_audience", "syncs.run_sync")}
+CELERY_BEAT_SCHEDULE = _schedules.SYSTEM_SCHEDULES
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 
@@ -211,10 +223,16 @@ GOOGLE_OAUTH_TOKEN_URL = _endpoint(
 )
 PLATFORM_HTTP_TIMEOUT = env.float("PLATFORM_HTTP_TIMEOUT", default=30.0)
 
-# Sync engine. A run whose worker sent no heartbeat for SYNC_STALE_AFTER seconds is marked failed by the
-# watchdog (and can be resumed); platform calls are retried up to PLATFORM_RETRY_ATTEMPTS times.
-SYNC_STALE_AFTER = env.int("SYNC_STALE_AFTER", default=600)
+# Background jobs (activation_manager.leases): a working job beats every JOB_HEARTBEAT_SECONDS, from a helper
+# thread too while it waits on a platform or a long statement. A sync run or an import silent for its *_STALE_AFTER
+# seconds is handed to another worker by the watchdog (every minute), at most JOB_MAX_TAKEOVERS times.
+JOB_HEARTBEAT_SECONDS = env.float("JOB_HEARTBEAT_SECONDS", default=20.0)
+JOB_MAX_TAKEOVERS = env.int("JOB_MAX_TAKEOVERS", default=3)
+SYNC_STALE_AFTER = env.int("SYNC_STALE_AFTER", default=120)
+IMPORT_STALE_AFTER = env.int("IMPORT_STALE_AFTER", default=120)
+# A queued run no worker picked up within this long fails (are the workers running?).
 SYNC_QUEUED_STALE_AFTER = env.int("SYNC_QUEUED_STALE_AFTER", default=3600)
+# Platform calls are retried up to PLATFORM_RETRY_ATTEMPTS times.
 PLATFORM_RETRY_ATTEMPTS = env.int("PLATFORM_RETRY_ATTEMPTS", default=8)
 PLATFORM_RETRY_BASE_SECONDS = env.float("PLATFORM_RETRY_BASE_SECONDS", default=1.0)
 PLATFORM_RETRY_MAX_SECONDS = env.float("PLATFORM_RETRY_MAX_SECONDS", default=60.0)

@@ -31,10 +31,13 @@ from contextlib import suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from django.conf import settings
 from django.db import DatabaseError, DataError, transaction
 from django.db.models import Q
 from django.utils import timezone
 
+from activation_manager import leases
+from activation_manager.leases import JobKind, Lease, LeaseLost
 from audiences import hashed, sniffing, storage
 from audiences.coverage import key_coverage
 from audiences.housekeeping import vacuum_analyze
@@ -354,28 +357,25 @@ def _is_blank(cells: list, column: int) -> bool:
 
 
 def run_import(job_id: int) -> ImportJob | None:
-    """Import one queued job (the Celery task's body). Idempotent: a finished job is left alone; a job
-    found RUNNING (its worker died) restarts from the beginning of the file (nothing of it was applied)."""
+    """Import one queued job (the Celery task's body). Idempotent: a finished job, or one running under a live
+    worker, is left alone; one whose worker went silent is taken over (activation_manager.leases) and restarts
+    from the beginning of the file (nothing of it was applied: the changes apply in one transaction at the end)."""
+    lease = leases.claim(IMPORT_JOB, job_id, stale_after=settings.IMPORT_STALE_AFTER,
+                         max_takeovers=settings.JOB_MAX_TAKEOVERS)
+    if lease is None:
+        return ImportJob.objects.filter(pk=job_id).first()
     with transaction.atomic():
-        job = ImportJob.objects.select_for_update().select_related("audience").filter(pk=job_id).first()
-        if job is None or job.status not in (ImportJob.Status.QUEUED, ImportJob.Status.RUNNING):
-            return job
+        job = ImportJob.objects.select_for_update().select_related("audience").get(pk=job_id)
         audience = Audience.objects.select_for_update().get(pk=job.audience_id)
         if audience.status == Audience.Status.DELETING:
-            ImportJob.objects.filter(pk=job.pk).update(status=ImportJob.Status.FAILED, error_message=AUDIENCE_DELETED,
-                                                       finished_at=timezone.now())
+            lease.release(ImportJob.Status.FAILED, error_message=AUDIENCE_DELETED, finished_at=timezone.now())
             job.refresh_from_db()
             return job
-        restarting = job.status == ImportJob.Status.RUNNING or job.target_generation is not None
-        job.target_generation = audience.generation + 1
-        job.status = ImportJob.Status.RUNNING
-        job.started_at = timezone.now()
-        job.heartbeat_at = job.started_at
-        job.rows_total = job.rows_imported = job.rows_rejected = job.rows_duplicate = 0
-        job.bytes_processed = 0
-        job.rejections_by_reason = {}
-        job.error_message = ""
-        job.save()
+        restarting = job.target_generation is not None
+        lease.write(target_generation=audience.generation + 1, started_at=timezone.now(), rows_total=0,
+                    rows_imported=0, rows_rejected=0, rows_duplicate=0, bytes_processed=0, rejections_by_reason={},
+                    error_message="")
+        job.refresh_from_db()
         audience.status = Audience.Status.IMPORTING
         audience.save(update_fields=["status", "updated_at"])
     if restarting:
@@ -385,14 +385,17 @@ def run_import(job_id: int) -> ImportJob | None:
     where = _Where()
     try:
         stage.create()
-        _stream(job, audience, stage, where)
+        _stream(job, audience, stage, where, lease)
+    except LeaseLost:
+        logger.warning("import %s: taken over by another worker; this one stops", job.pk)
+        return ImportJob.objects.filter(pk=job_id).first()
     except UnusableFile as exc:
-        _fail(job, str(exc))
+        _fail(job, str(exc), lease)
     except Exception as exc:
         # The class, the rows and the frames only: a database error's text may quote a row's values.
         logger.error("import %s failed (%s) in rows %s-%s at\n%s", job.pk, type(exc).__name__, where.first,
                      where.last, "".join(traceback.format_tb(exc.__traceback__)[-5:]))
-        _fail(job, UNEXPECTED_FAILURE)
+        _fail(job, UNEXPECTED_FAILURE, lease)
     finally:
         with suppress(DatabaseError):
             stage.drop()
@@ -411,7 +414,7 @@ class _Where:
     last: int = 0
 
 
-def _stream(job: ImportJob, audience: Audience, stage: storage.Stage, where: _Where) -> None:
+def _stream(job: ImportJob, audience: Audience, stage: storage.Stage, where: _Where, lease: Lease) -> None:
     if not job.stored_path or not Path(job.stored_path).exists():
         raise UnusableFile("The uploaded file is no longer available; upload it again.")
     keys: list[str | None] = [None] * len(job.headers)
@@ -495,7 +498,7 @@ def _stream(job: ImportJob, audience: Audience, stage: storage.Stage, where: _Wh
                 if tally.rejected_rows:
                     RejectedRow.objects.bulk_create(tally.rejected_rows)
                     tally.rejected_rows = []
-                _checkpoint(job, tally, raw.tell())
+                _checkpoint(job, tally, raw.tell(), lease)
             del members, first_row
     if tally.rows_total == 0:
         raise UnusableFile("The file has a header row but no data rows.")
@@ -507,7 +510,7 @@ def _stream(job: ImportJob, audience: Audience, stage: storage.Stage, where: _Wh
         )
     tally.rows_imported = stage.count()
     tally.rows_duplicate = tally.rows_valid - tally.rows_imported
-    _succeed(job, audience, tally, stage, counts, person_key=_person_key_of(order))
+    _succeed(job, audience, tally, stage, counts, lease, person_key=_person_key_of(order))
 
 
 def _reject(job, tally, counts, number, cells, record, keys, labels, column_of, controlled, bad_text) -> None:
@@ -619,7 +622,7 @@ def _bad_text_column(cells: list[str], mapped: list[int]) -> int | None:
     return None
 
 
-def _checkpoint(job: ImportJob, tally: _Tally, position: int) -> None:
+def _checkpoint(job: ImportJob, tally: _Tally, position: int, lease: Lease) -> None:
     if Audience.objects.filter(pk=job.audience_id, status=Audience.Status.DELETING).exists():
         raise UnusableFile(AUDIENCE_DELETED)  # stop here: the deletion waits for this import to end
     job.rows_total, job.rows_imported = tally.rows_total, tally.rows_valid
@@ -627,26 +630,27 @@ def _checkpoint(job: ImportJob, tally: _Tally, position: int) -> None:
     job.rejections_by_reason = dict(tally.reasons.most_common())
     job.column_counts = tally.columns.as_list() if tally.columns is not None else job.column_counts
     job.bytes_processed = min(position, job.size_bytes or position)
-    job.heartbeat_at = timezone.now()
-    ImportJob.objects.filter(pk=job.pk).update(
+    lease.write(
         rows_total=job.rows_total, rows_imported=job.rows_imported, rows_rejected=job.rows_rejected,
         rejections_by_reason=job.rejections_by_reason, column_counts=job.column_counts,
-        bytes_processed=job.bytes_processed, heartbeat_at=job.heartbeat_at,
+        bytes_processed=job.bytes_processed,
     )
 
 
-def _succeed(job: ImportJob, audience: Audience, tally: _Tally, stage: storage.Stage, counts: _ColumnTally, *,
-             person_key: str) -> None:
-    now = timezone.now()
-    with transaction.atomic():
+def _succeed(job: ImportJob, audience: Audience, tally: _Tally, stage: storage.Stage, counts: _ColumnTally,
+             lease: Lease, *, person_key: str) -> None:
+    # Applying ten million people is one long transaction: the lease beats from a helper thread meanwhile.
+    with lease.keep_alive(), transaction.atomic():
         applied = apply(audience_id=audience.pk, stage=stage, generation=job.target_generation, person_key=person_key,
                         mapping=mapping_by_header(job))
-        ImportJob.objects.filter(pk=job.pk).update(
-            status=ImportJob.Status.SUCCEEDED, finished_at=now, heartbeat_at=now, bytes_processed=job.size_bytes,
+        succeeded = lease.release(
+            ImportJob.Status.SUCCEEDED, finished_at=timezone.now(), bytes_processed=job.size_bytes,
             rows_imported=tally.rows_imported, rows_duplicate=tally.rows_duplicate, person_key=person_key,
             column_counts=counts.as_list(), members_joined=applied.joined, members_changed=applied.changed,
             members_left=applied.left,
         )
+        if not succeeded:
+            raise LeaseLost()  # taken over meanwhile: roll the apply back, the new worker imports the file
         # The file goes with the commit that makes the job succeed, never after it (a worker stopped right after
         # the commit would leave it): should this commit fail, the job fails too, asking for the file again.
         delete_upload(job)
@@ -722,11 +726,9 @@ def mapping_by_header(job: ImportJob) -> dict[str, str]:
     return {column_label(job.headers, int(index)): key or "" for index, key in job.column_mapping.items()}
 
 
-def _fail(job: ImportJob, message: str) -> None:
-    now = timezone.now()
-    ImportJob.objects.filter(pk=job.pk).update(
-        status=ImportJob.Status.FAILED, error_message=message, finished_at=now, heartbeat_at=now
-    )
+def _fail(job: ImportJob, message: str, lease: Lease) -> None:
+    if not lease.release(ImportJob.Status.FAILED, error_message=message, finished_at=timezone.now()):
+        return  # no longer ours: the worker that took it over decides
     audience = Audience.objects.get(pk=job.audience_id)
     if audience.status != Audience.Status.DELETING:
         audience.status = Audience.Status.READY if audience.generation else Audience.Status.FAILED
@@ -734,24 +736,45 @@ def _fail(job: ImportJob, message: str) -> None:
     logger.info("import %s failed: %s", job.pk, message)
 
 
-def requeue_stale_imports(*, stale_after_seconds: int = 600) -> list[int]:
-    """Re-queue imports whose worker stopped: RUNNING without a heartbeat, or QUEUED and never started, for
-    ``stale_after_seconds``. The task restarts them cleanly. Returns the job ids re-queued."""
+# An import as a background job (activation_manager.leases).
+IMPORT_JOB = JobKind(model=ImportJob, running=ImportJob.Status.RUNNING, claimable=(ImportJob.Status.QUEUED,),
+                     label="import")
+TAKEN_OVER_TOO_OFTEN = ("The worker importing this file stopped responding {times} times, so it was not started "
+                        "again. Upload the file again to import it.")
+
+
+def requeue_stale_imports(*, stale_after_seconds: int | None = None, now=None) -> list[int]:
+    """The import watchdog (every minute). A running import whose worker went silent for IMPORT_STALE_AFTER seconds
+    is handed to another worker (it restarts from the top of the file), at most JOB_MAX_TAKEOVERS times, then fails;
+    a queued import whose message was lost (no worker started it within that time) is queued again. Returns the
+    ids handed on or queued again."""
     from audiences.tasks import import_audience
 
-    cutoff = timezone.now() - timezone.timedelta(seconds=stale_after_seconds)
-    stale = ImportJob.objects.filter(
-        Q(status=ImportJob.Status.RUNNING, heartbeat_at__lt=cutoff)
-        | Q(status=ImportJob.Status.QUEUED, started_at__isnull=True, created_at__lt=cutoff)
-        | Q(status=ImportJob.Status.QUEUED, heartbeat_at__lt=cutoff)
+    stale_after = stale_after_seconds if stale_after_seconds is not None else settings.IMPORT_STALE_AFTER
+    now = now or timezone.now()
+    outcome = leases.take_over_silent(
+        IMPORT_JOB, stale_after=stale_after, max_takeovers=settings.JOB_MAX_TAKEOVERS, queued=ImportJob.Status.QUEUED,
+        requeue=lambda pk: import_audience.delay(pk), failed=ImportJob.Status.FAILED, now=now,
+        give_up=lambda pk: {"finished_at": now,
+                            "error_message": TAKEN_OVER_TOO_OFTEN.format(times=settings.JOB_MAX_TAKEOVERS)},
     )
-    ids = list(stale.values_list("pk", flat=True))
-    for job_id in ids:
+    for job in ImportJob.objects.filter(pk__in=outcome.failed).select_related("audience"):
+        delete_upload(job)
+        audience = job.audience
+        if audience.status == Audience.Status.IMPORTING:
+            audience.status = Audience.Status.READY if audience.generation else Audience.Status.FAILED
+            audience.save(update_fields=["status", "updated_at"])
+    cutoff = now - timezone.timedelta(seconds=stale_after)
+    lost = (Q(status=ImportJob.Status.QUEUED, started_at__isnull=True, created_at__lt=cutoff)
+            | Q(status=ImportJob.Status.QUEUED, heartbeat_at__lt=cutoff))
+    queued = []
+    for job_id in ImportJob.objects.filter(lost).values_list("pk", flat=True):
         # The heartbeat moves on so the next watchdog pass leaves it alone while the new task starts.
-        ImportJob.objects.filter(pk=job_id).update(heartbeat_at=timezone.now())
-        logger.warning("import %s: no heartbeat, re-queued", job_id)
-        transaction.on_commit(lambda job_id=job_id: import_audience.delay(job_id))
-    return ids
+        if ImportJob.objects.filter(lost, pk=job_id).update(heartbeat_at=now):
+            queued.append(job_id)
+            logger.warning("import %s: queued but never started, queued again", job_id)
+            transaction.on_commit(lambda job_id=job_id: import_audience.delay(job_id))
+    return sorted(outcome.requeued + queued)
 
 
 def sample_file_path() -> Path:

@@ -174,6 +174,9 @@ class ImportJob(models.Model):
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
     heartbeat_at = models.DateTimeField(null=True, blank=True)
+    # The worker's lease and how often a silent worker's import was handed to another (activation_manager.leases).
+    lease = models.PositiveIntegerField(default=0, editable=False)
+    takeovers = models.PositiveSmallIntegerField(default=0, editable=False)
 
     class Meta:
         ordering = ["-created_at", "-id"]

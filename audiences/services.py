@@ -4,6 +4,7 @@ background) and deleting the audiences its syncs created on the platforms."""
 from __future__ import annotations
 
 import logging
+from contextlib import suppress
 from dataclasses import dataclass, field
 from datetime import timedelta
 
@@ -12,6 +13,7 @@ from django.db import connection as db
 from django.db import transaction
 from django.utils import timezone
 
+from activation_manager import leases
 from audiences import storage
 from audiences.models import Audience, ImportJob, Member, MemberChange, MemberVersion, PlatformDeletion
 from credentials.models import Connection
@@ -166,14 +168,16 @@ def purge_audience(*, audience_id: int) -> bool:
     audience = Audience.objects.filter(pk=audience_id, status=Audience.Status.DELETING).first()
     if audience is None:
         return True
-    fresh = timezone.now() - timedelta(seconds=settings.SYNC_STALE_AFTER)
+    fresh = timezone.now() - timedelta(seconds=settings.IMPORT_STALE_AFTER)
     if audience.imports.filter(status=ImportJob.Status.RUNNING, heartbeat_at__gte=fresh).exists():
         return False
+    deletion = leases.Lease(DELETION_JOB, audience_id, None)
     slices = [(SyncMember, "sync_id", sync_id) for sync_id in audience.syncs.values_list("pk", flat=True)]
     slices += [(model, "audience_id", audience_id) for model in (Member, MemberVersion, MemberChange)]
     for model, column, value in slices:
         while storage.delete_slice(model, column, value, limit=PURGE_SLICE):
-            Audience.objects.filter(pk=audience_id).update(updated_at=timezone.now())
+            with suppress(leases.LeaseLost):
+                deletion.beat()  # seen alive by the watchdog
     for job in audience.imports.exclude(stored_path=""):
         imports.delete_upload(job)
     audience.delete()  # what is left (syncs, runs, batches, import reports) is small
@@ -220,17 +224,20 @@ def reclaim_space() -> int:
     return given_back
 
 
+# An audience's deletion as a background job (activation_manager.leases): "deleting" until its purge is done,
+# ``updated_at`` its heartbeat. No lease number: two purges of one audience delete the same slices, harmlessly.
+DELETION_JOB = leases.JobKind(model=Audience, running=Audience.Status.DELETING, claimable=(),
+                              heartbeat_field="updated_at", lease_field=None, takeovers_field=None,
+                              label="audience deletion")
+
+
 def requeue_stale_deletions(*, now=None) -> list[int]:
     """Audiences left "deleting" without progress for SYNC_STALE_AFTER seconds (their purge task was lost with
     its worker, or gave up waiting on an import): queue the purge again."""
-    cutoff = (now or timezone.now()) - timedelta(seconds=settings.SYNC_STALE_AFTER)
-    stale = list(Audience.objects.filter(status=Audience.Status.DELETING, updated_at__lt=cutoff)
-                 .values_list("pk", flat=True))
-    for audience_id in stale:
-        Audience.objects.filter(pk=audience_id).update(updated_at=timezone.now())
-        _queue_purge(audience_id)
-        logger.warning("audience %s: deletion had stalled, queued again", audience_id)
-    return stale
+    outcome = leases.take_over_silent(
+        DELETION_JOB, stale_after=settings.SYNC_STALE_AFTER, max_takeovers=0, queued=Audience.Status.DELETING,
+        requeue=_queue_purge, failed=Audience.Status.DELETING, give_up=dict, now=now)
+    return sorted(outcome.requeued)
 
 
 def _queue_platform_delete(connection_id: int, platform_audience_id: str, deletion_id: int | None = None) -> None:

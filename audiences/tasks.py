@@ -2,7 +2,6 @@
 audiences.imports / audiences.services; each is safe to run twice."""
 
 from celery import shared_task
-from django.conf import settings
 
 from audiences import imports, services, uploads
 from platforms.errors import RateLimited, TransientError
@@ -19,7 +18,7 @@ def import_audience(import_job_id: int) -> None:
 @shared_task(name="audiences.requeue_stale_imports", ignore_result=True)
 def requeue_stale_imports() -> None:
     """Watchdog: restart imports whose worker died and whose message was not re-delivered."""
-    imports.requeue_stale_imports(stale_after_seconds=getattr(settings, "IMPORT_STALE_AFTER", 600))
+    imports.requeue_stale_imports()
 
 
 @shared_task(name="audiences.expire_pending_uploads", ignore_result=True)

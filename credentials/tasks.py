@@ -12,14 +12,16 @@ from credentials.selectors import connection_ids_to_revalidate
 logger = logging.getLogger(__name__)
 
 
-@shared_task(acks_late=True, soft_time_limit=120, time_limit=180, ignore_result=True)
+@shared_task(name="credentials.revalidate_connection", acks_late=True, soft_time_limit=120, time_limit=180,
+             ignore_result=True)
 def revalidate_connection(connection_id: int) -> str:
     """Check one connection (safe to run twice: each run just checks again)."""
     outcome = services.revalidate_connection(connection_id=connection_id)
     return outcome.result
 
 
-@shared_task(acks_late=True, soft_time_limit=60, time_limit=120, ignore_result=True)
+@shared_task(name="credentials.revalidate_all_connections", acks_late=True, soft_time_limit=60, time_limit=120,
+             ignore_result=True)
 def revalidate_all_connections() -> int:
     """Beat entry point: one revalidate_connection task per active or error connection."""
     ids = connection_ids_to_revalidate()

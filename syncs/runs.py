@@ -10,9 +10,11 @@ from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
+from activation_manager import leases
 from alerts import services as alerts
 from audiences.models import Audience
 from credentials.models import Connection
+from syncs.engine.context import RUN_JOB
 from syncs.models import Sync, SyncRun
 from syncs.services import SyncError
 
@@ -25,8 +27,9 @@ PENDING = SyncRun.PENDING_STATUSES
 FINISHED = (Status.SUCCEEDED, Status.PARTIAL, Status.FAILED, Status.CANCELLED, Status.ATTENTION)
 
 STALE_MESSAGE = (
-    "The worker stopped responding (no heartbeat for {minutes} minutes). Nothing after the last sent batch "
-    "was lost: resume the run to continue from the first unsent batch."
+    "The worker running this run stopped responding {times} times (no heartbeat for {minutes} minutes each time); "
+    "it was not handed to another worker again. Nothing after the last sent batch was lost: resume the run to "
+    "continue from the first unsent batch."
 )
 
 
@@ -162,7 +165,7 @@ def resume_run(*, run: SyncRun) -> SyncRun:
         updated = SyncRun.objects.filter(pk=run.pk, status=Status.FAILED).update(
             # heartbeat_at marks when it was queued again (see fail_stale_runs)
             status=Status.QUEUED, error_message="", finished_at=None, cancel_requested=False,
-            heartbeat_at=timezone.now()
+            heartbeat_at=timezone.now(), takeovers=0,  # the marketer's resume: automatic takeovers start again
         )
         if updated:
             _queue(run)
@@ -171,38 +174,34 @@ def resume_run(*, run: SyncRun) -> SyncRun:
     return run
 
 
-def fail_stale_runs(*, now=None) -> list[int]:
-    """The watchdog: running runs without a heartbeat for SYNC_STALE_AFTER seconds, and queued runs no worker
-    picked up within SYNC_QUEUED_STALE_AFTER, become failed with a message saying how to resume them.
+def watchdog(*, now=None) -> leases.Takeovers:
+    """The watchdog (every minute).
 
-    A queued run's ``heartbeat_at`` is when it was (re)queued (None: at creation).
+    - A running run whose worker went silent for SYNC_STALE_AFTER seconds (killed, or its machine gone) is handed
+      to another worker, which continues from the last sent batch: at most JOB_MAX_TAKEOVERS times, then it
+      fails with a message saying how to resume it.
+    - A queued run no worker picked up within SYNC_QUEUED_STALE_AFTER fails (are the workers running?). A queued
+      run's ``heartbeat_at`` is when it was (re)queued (None: at creation).
     """
     now = now or timezone.now()
-    stale_after = settings.SYNC_STALE_AFTER
-    running_cutoff = now - timedelta(seconds=stale_after)
-    queued_cutoff = now - timedelta(seconds=settings.SYNC_QUEUED_STALE_AFTER)
-    silent = Q(status=Status.RUNNING) & (
-        Q(heartbeat_at__lt=running_cutoff) | Q(heartbeat_at__isnull=True, created_at__lt=running_cutoff)
+    outcome = leases.take_over_silent(
+        RUN_JOB, stale_after=settings.SYNC_STALE_AFTER, max_takeovers=settings.JOB_MAX_TAKEOVERS,
+        queued=Status.QUEUED, requeue=lambda pk: enqueue_run(pk), failed=Status.FAILED, now=now,
+        give_up=lambda pk: {"finished_at": now, "error_message": STALE_MESSAGE.format(
+            times=settings.JOB_MAX_TAKEOVERS, minutes=max(1, round(settings.SYNC_STALE_AFTER / 60)))},
     )
+    queued_cutoff = now - timedelta(seconds=settings.SYNC_QUEUED_STALE_AFTER)
     waiting = Q(status=Status.QUEUED) & (
         Q(heartbeat_at__lt=queued_cutoff) | Q(heartbeat_at__isnull=True, created_at__lt=queued_cutoff)
     )
-    messages = {
-        "silent": (silent, STALE_MESSAGE.format(minutes=max(1, round(stale_after / 60)))),
-        "waiting": (waiting, QUEUED_STALE_MESSAGE.format(minutes=max(1, round(settings.SYNC_QUEUED_STALE_AFTER / 60)))),
-    }
-    failed: list[int] = []
-    for condition, message in messages.values():
-        ids = list(SyncRun.objects.filter(condition).values_list("pk", flat=True))
-        if not ids:
-            continue
-        # The condition again in the UPDATE: a heartbeat (or a claim) that arrived meanwhile keeps the run alive.
-        SyncRun.objects.filter(condition, pk__in=ids).update(status=Status.FAILED, finished_at=now,
-                                                              error_message=message)
-        failed += list(SyncRun.objects.filter(pk__in=ids, status=Status.FAILED, finished_at=now)
-                       .values_list("pk", flat=True))
-    if failed:
-        logger.warning("watchdog failed %s stale sync run(s): %s", len(failed), failed)
-    for run_id in failed:
-        alerts.run_ended(run_id=run_id)  # alert: failed (the worker stopped)
-    return sorted(failed)
+    message = QUEUED_STALE_MESSAGE.format(minutes=max(1, round(settings.SYNC_QUEUED_STALE_AFTER / 60)))
+    for pk in SyncRun.objects.filter(waiting).values_list("pk", flat=True):
+        # The condition again in the UPDATE: a claim that arrived meanwhile keeps the run.
+        if SyncRun.objects.filter(waiting, pk=pk).update(status=Status.FAILED, finished_at=now,
+                                                         error_message=message):
+            outcome.failed.append(pk)
+    if outcome.failed:
+        logger.warning("watchdog failed %s sync run(s): %s", len(outcome.failed), outcome.failed)
+    for run_id in outcome.failed:
+        alerts.run_ended(run_id=run_id)  # alert: failed (the worker stopped, or none picked the run up)
+    return outcome

@@ -25,7 +25,8 @@ def run_scheduled_sync(sync_id: int) -> int | None:
 
 @shared_task(name="syncs.watchdog", acks_late=True, ignore_result=True, soft_time_limit=60, time_limit=120)
 def watchdog() -> int:
-    """The watchdog (every minute): runs without a heartbeat for SYNC_STALE_AFTER become failed and resumable,
-    and audience deletions that stalled are queued again."""
+    """The watchdog (every minute): runs whose worker went silent are handed to another worker (syncs.runs.watchdog),
+    and audience deletions that stalled are queued again. Returns how many runs it handed on or failed."""
     audience_services.requeue_stale_deletions()
-    return len(runs.fail_stale_runs())
+    outcome = runs.watchdog()
+    return len(outcome.requeued) + len(outcome.failed)

@@ -84,10 +84,11 @@ def test_ctrl_c_stops_web_worker_beat_and_sandbox_cleanly_and_exits_0(tmp_path):
     try:
         web = f"http://127.0.0.1:{env['WEB_PORT']}/healthz"
         _wait_until(lambda: _answers(web), timeout=90, what="the web process", log=log)
-        _wait_until(lambda: re.search(r"celery@\S+ ready", log.read_text(errors="replace"))
+        _wait_until(lambda: re.search(r"default@\S+ ready", log.read_text(errors="replace"))
+                    and re.search(r"bulk@\S+ ready", log.read_text(errors="replace"))
                     and "Sandbox platforms: HTTP on" in log.read_text(errors="replace")
                     and "beat: Starting" in log.read_text(errors="replace"),
-                    timeout=90, what="the worker, beat and the sandbox", log=log)
+                    timeout=90, what="both workers, beat and the sandbox", log=log)
         started = time.monotonic()
         os.killpg(runner.pid, signal.SIGINT)
         returncode = runner.wait(timeout=60)
@@ -98,7 +99,8 @@ def test_ctrl_c_stops_web_worker_beat_and_sandbox_cleanly_and_exits_0(tmp_path):
             runner.wait()
     output = log.read_text(errors="replace")
     assert returncode == 0, output[-4000:]
-    assert "worker: Warm shutdown" in output
+    assert "worker: Warm shutdown" in output  # both workers: the default queue's and the bulk queue's
+    assert re.search(r"default@\S+ ready", output) and re.search(r"bulk@\S+ ready", output)
     assert re.search(r"system +\| stopped$", output, re.M)
     for bad in ("ERROR", "Traceback", "killing", "SIGKILL", "exit code"):
         assert bad not in output, f"{bad!r} in the output:\n{output[-4000:]}"

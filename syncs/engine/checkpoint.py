@@ -16,7 +16,7 @@ from django.db.models import F
 from django.utils import timezone
 
 from audiences import storage
-from syncs.engine.context import LeaseLost, RunContext
+from syncs.engine.context import RunContext
 from syncs.engine.read import BatchRead, persons_of
 from syncs.models import SyncBatch, SyncMember, SyncRun
 
@@ -40,10 +40,7 @@ def checkpoint_sent(ctx: RunContext, batch: SyncBatch, *, attempts: int, read: B
         counters["sent"] = F("sent") + sent
     with transaction.atomic():
         generation = ctx.lock_audience()
-        updated = SyncRun.objects.filter(pk=ctx.run.pk, status=Status.RUNNING, heartbeat_at=ctx.lease).update(
-            heartbeat_at=now, **counters)
-        if not updated:
-            raise LeaseLost()
+        ctx.lease.write(**counters)
         SyncBatch.objects.filter(pk=batch.pk).update(status=SyncBatch.Status.SENT, sent_at=now, attempts=attempts,
                                                      persons=b"")
         if batch.kind == Kind.REMOVE:
@@ -57,19 +54,13 @@ def checkpoint_sent(ctx: RunContext, batch: SyncBatch, *, attempts: int, read: B
             hold(ctx.sync.pk, read.versions)
             if generation != ctx.run.audience_generation:
                 keep_replaced(ctx.audience.pk, read)
-    ctx.lease = now
 
 
 def checkpoint_failed(ctx: RunContext, batch: SyncBatch, *, attempts: int, message: str) -> None:
-    now = timezone.now()
     with transaction.atomic():
-        updated = SyncRun.objects.filter(pk=ctx.run.pk, status=Status.RUNNING, heartbeat_at=ctx.lease).update(
-            heartbeat_at=now, done_batches=F("done_batches") + 1)
-        if not updated:
-            raise LeaseLost()
+        ctx.lease.write(done_batches=F("done_batches") + 1)
         SyncBatch.objects.filter(pk=batch.pk).update(
             status=SyncBatch.Status.FAILED, attempts=attempts, error_message=ctx.safe(message)[:2000])
-    ctx.lease = now
     logger.warning("sync run %s: batch %s failed permanently", ctx.run.pk, batch.seq)
 
 

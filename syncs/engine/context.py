@@ -8,8 +8,8 @@ import time
 from collections.abc import Callable
 
 from django.db import transaction
-from django.utils import timezone
 
+from activation_manager.leases import JobKind, Lease, LeaseLost
 from audiences.models import Audience
 from credentials.scrub import scrub
 from platforms.adapters.base import PlatformAdapter
@@ -24,8 +24,9 @@ Status = SyncRun.Status
 PAUSE_SLICE = 60.0
 
 
-class LeaseLost(Exception):  # noqa: N818 - the product's word
-    """Another worker (or the watchdog) took the run: stop without writing anything more."""
+# A run as a background job (activation_manager.leases): queued -> running, taken over when its worker goes silent.
+RUN_JOB = JobKind(model=SyncRun, running=Status.RUNNING, claimable=(Status.QUEUED,), label="sync run")
+__all__ = ["RUN_JOB", "LeaseLost", "RunContext", "Stop"]
 
 
 class Stop(Exception):  # noqa: N818
@@ -36,10 +37,10 @@ class Stop(Exception):  # noqa: N818
 
 
 class RunContext:
-    """One run being executed by this worker. ``lease`` is the heartbeat timestamp this worker wrote last: every
-    write to the run applies only while the row still carries it (see ``heartbeat``)."""
+    """One run being executed by this worker. Every write to the run goes through ``lease``, so it applies only
+    while this worker still holds the run (see activation_manager.leases)."""
 
-    def __init__(self, run: SyncRun, *, lease, adapter: PlatformAdapter | None = None,
+    def __init__(self, run: SyncRun, *, lease: Lease, adapter: PlatformAdapter | None = None,
                  sleep: Callable[[float], None] = time.sleep, limiter: RateLimiter | None = None):
         self.run = run
         self.sync = run.sync
@@ -64,7 +65,7 @@ class RunContext:
         return self._adapter
 
     def close(self) -> None:
-        """Release what the adapter holds open (Google's gRPC channel)."""
+        """Release what the adapter holds open (a gRPC channel, an HTTP session)."""
         if self._adapter is not None:
             close = getattr(self._adapter, "close", None)
             if callable(close):
@@ -83,19 +84,14 @@ class RunContext:
 
         def attempt():
             self.limiter.acquire()
-            return fn()
+            with self.lease.keep_alive():  # a slow platform answer must not look like a dead worker
+                return fn()
 
         return self.policy.call(attempt)
 
     def heartbeat(self, **fields) -> None:
-        """Renew the lease (and write ``fields``); raises LeaseLost if the run is no longer ours."""
-        now = timezone.now()
-        updated = SyncRun.objects.filter(pk=self.run.pk, status=Status.RUNNING, heartbeat_at=self.lease).update(
-            heartbeat_at=now, **fields
-        )
-        if not updated:
-            raise LeaseLost()
-        self.lease = now
+        """Beat (and write ``fields``); raises LeaseLost if the run is no longer ours."""
+        self.lease.write(**fields)
 
     def update_run(self, **fields) -> None:
         """Write ``fields`` on the run (inside the caller's transaction) and renew the lease."""
@@ -106,7 +102,8 @@ class RunContext:
         remaining = float(seconds)
         while remaining > 0:
             step = min(remaining, PAUSE_SLICE)
-            self._sleep(step)
+            with self.lease.keep_alive():
+                self._sleep(step)
             remaining -= step
             if remaining > 0:
                 self.heartbeat()

@@ -89,8 +89,7 @@ def finish(ctx: RunContext) -> None:
                    "audience on the platform before the next run. " + message).strip()
     now = timezone.now()
     with transaction.atomic():
-        updated = SyncRun.objects.filter(pk=ctx.run.pk, status=Status.RUNNING, heartbeat_at=ctx.lease).update(
-            status=status, finished_at=now, heartbeat_at=now, error_message=message, **figures)
+        updated = ctx.lease.release(status, finished_at=now, error_message=message, **figures)
         if updated and status == Status.SUCCEEDED and run.leaves_exact:
             # Every batch went through: the platform holds exactly this generation, so the next run can plan from
             # the changes the next import records.

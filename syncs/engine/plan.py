@@ -31,7 +31,7 @@ from django.db import connection, transaction
 from audiences import storage
 from audiences.models import Audience
 from platforms.adapters.base import Operation
-from syncs.engine.context import LeaseLost, RunContext
+from syncs.engine.context import RunContext
 from syncs.models import Sync, SyncBatch, SyncMember, SyncRun
 
 logger = logging.getLogger(__name__)
@@ -202,7 +202,8 @@ def plan_run(ctx: RunContext) -> bool:
         ctx.run = run
         return True
     caps = ctx.adapter.capabilities
-    plan, generation = compute(ctx.sync, heartbeat=ctx.heartbeat)
+    with ctx.lease.keep_alive():  # one statement over tens of millions of rows may outlast the stale limit
+        plan, generation = compute(ctx.sync, heartbeat=ctx.heartbeat)
     counts = plan.counts
     mirror = ctx.sync.mode == Sync.Mode.MIRROR
     note = ""
@@ -224,16 +225,12 @@ def plan_run(ctx: RunContext) -> bool:
     size_before = _size_before(ctx) if batches else None
     with transaction.atomic():
         # Written only if this worker still holds the run (and nobody planned it meanwhile).
-        updated = SyncRun.objects.filter(
-            pk=ctx.run.pk, status=Status.RUNNING, heartbeat_at=ctx.lease, audience_generation__isnull=True
-        ).update(
+        ctx.lease.write(
+            where={"audience_generation__isnull": True},
             audience_generation=generation, total_batches=len(batches), to_add=counts.joining,
             to_update=counts.changed, to_remove=counts.leaving if mirror else 0, unchanged=counts.unchanged,
-            held_before=held,
-            size_before=size_before, error_message=note, leaves_exact=exact,
+            held_before=held, size_before=size_before, error_message=note, leaves_exact=exact,
         )
-        if not updated:
-            raise LeaseLost()
         if batches:
             # From the first checkpoint on, what is held is no longer exactly one generation.
             Sync.objects.filter(pk=ctx.sync.pk).update(confirmed_generation=None)

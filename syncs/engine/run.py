@@ -1,7 +1,7 @@
 """One run, end to end (``execute_run``); the stages live in their own modules:
 
-1. **Claim** the run (queued -> running, or take over a "running" run whose worker stopped beating). The heartbeat
-   timestamp this worker wrote is its lease: every later write applies only while the row still carries it.
+1. **Claim** the run (queued -> running, or take over a "running" run whose worker stopped beating: see
+   activation_manager.leases). Every later write applies only while this worker still holds the lease.
 2. **Platform audience**: created on a sync's first run; its id is stored on the sync.
 3. **Plan** (syncs/engine/plan.py): who joins, whose record changed, who left; batches written; a run removing
    more than the sync's hold threshold is held for review here.
@@ -22,20 +22,21 @@ import time
 import traceback
 from collections.abc import Callable, Iterator
 from contextlib import closing
-from datetime import timedelta
 
 from django.conf import settings
 from django.db import DatabaseError, close_old_connections, connection, transaction
-from django.db.models import Max, Min, Q
+from django.db.models import Max, Min
 from django.utils import timezone
 
+from activation_manager import leases
+from activation_manager.leases import Lease
 from alerts import services as alerts
 from credentials.models import Connection
 from platforms.adapters.base import PlatformAdapter, UploadSession
 from platforms.errors import AuthError, PermanentError, PlatformError, RateLimited, TransientError
 from platforms.ratelimit import RateLimiter
 from syncs.engine import checkpoint, finish, plan
-from syncs.engine.context import LeaseLost, RunContext, Stop
+from syncs.engine.context import RUN_JOB, LeaseLost, RunContext, Stop
 from syncs.engine.read import BatchRead, read_batch
 from syncs.models import Sync, SyncBatch, SyncRun
 
@@ -43,7 +44,7 @@ logger = logging.getLogger(__name__)
 
 Status = SyncRun.Status
 Kind = SyncBatch.Kind
-# Meta's session ids are per advertiser and must be unique: derived from the run and the kind.
+# Upload session ids must be unique per ad account on some platforms: derived from the run and the kind.
 SESSION_KIND_OFFSET = {Kind.ADD: 1, Kind.REMOVE: 2, Kind.REPLACE: 3}
 
 
@@ -71,18 +72,13 @@ def execute_run(
     return SyncRun.objects.filter(pk=run_id).first()
 
 
-def claim(run_id: int):
-    """queued -> running, or take over a running run whose heartbeat is stale. Returns the lease timestamp."""
-    now = timezone.now()
-    stale = now - timedelta(seconds=settings.SYNC_STALE_AFTER)
-    claimed = SyncRun.objects.filter(pk=run_id).filter(
-        Q(status=Status.QUEUED) | Q(status=Status.RUNNING, heartbeat_at__lt=stale)
-        | Q(status=Status.RUNNING, heartbeat_at__isnull=True)
-    ).update(status=Status.RUNNING, heartbeat_at=now)
-    if not claimed:
-        return None
-    SyncRun.objects.filter(pk=run_id, started_at__isnull=True).update(started_at=now)
-    return now
+def claim(run_id: int) -> Lease | None:
+    """queued -> running, or take over a running run whose heartbeat is stale (a bounded number of times)."""
+    lease = leases.claim(RUN_JOB, run_id, stale_after=settings.SYNC_STALE_AFTER,
+                         max_takeovers=settings.JOB_MAX_TAKEOVERS)
+    if lease is not None:
+        SyncRun.objects.filter(pk=run_id, started_at__isnull=True).update(started_at=timezone.now())
+    return lease
 
 
 def _execute(ctx: RunContext) -> None:
@@ -140,10 +136,7 @@ def _hold(ctx: RunContext) -> None:
     message = (f"Held for review: this run would remove {run.to_remove:,} of the {run.held_before or 0:,} people "
                f"{ctx.connection.platform.name} holds ({share:.1f} %), more than this sync's "
                f"{ctx.sync.hold_threshold} % threshold. Nothing was sent: confirm to send it, or cancel it.")
-    now = timezone.now()
-    updated = SyncRun.objects.filter(pk=run.pk, status=Status.RUNNING, heartbeat_at=ctx.lease).update(
-        status=Status.HELD, error_message=message, heartbeat_at=now)
-    if updated:
+    if ctx.lease.release(Status.HELD, error_message=message):
         logger.info("sync run %s held for review (%s to remove of %s)", run.pk, run.to_remove, run.held_before)
         alerts.run_ended(run_id=run.pk)  # alert: held for review
 
@@ -172,7 +165,8 @@ def _send_all(ctx: RunContext) -> None:
 
 
 def _end_upload(ctx: RunContext) -> None:
-    """Whatever ended the sending, batches checkpointed as sent must reach the audience (Google Ads' jobs)."""
+    """Whatever ended the sending, batches checkpointed as sent must reach the audience (uploads a platform holds
+    back until the end: ``PlatformAdapter.end_upload``)."""
     try:
         ctx.call(lambda: ctx.adapter.end_upload(ctx.sync.platform_audience_id))
     except PlatformError as exc:
@@ -235,11 +229,7 @@ def _send(ctx: RunContext, batch: SyncBatch, session: UploadSession, read: Batch
 
 def _end(ctx: RunContext, status: str, message: str = "") -> None:
     message = ctx.safe(message)
-    now = timezone.now()
-    updated = SyncRun.objects.filter(pk=ctx.run.pk, heartbeat_at=ctx.lease, status=Status.RUNNING).update(
-        status=status, error_message=message, finished_at=now, heartbeat_at=now
-    )
-    if updated:
+    if ctx.lease.release(status, error_message=message, finished_at=timezone.now()):
         logger.info("sync run %s ended: %s", ctx.run.pk, status)
         alerts.run_ended(run_id=ctx.run.pk)  # alert: failed (other endings raise nothing)
 

@@ -135,8 +135,8 @@ def test_beat_schedule_row_exists_after_migrate():
     from activation_manager.celery import app
 
     task = PeriodicTask.objects.get(name="Re-validate every connection")
-    assert task.enabled and task.task == "credentials.tasks.revalidate_all_connections"
-    assert (task.interval.every, task.interval.period) == (24, "hours")
+    assert task.enabled and task.task == "credentials.revalidate_all_connections"
+    assert task.schedule.run_every == timedelta(hours=24)
     app.loader.import_default_modules()
     assert task.task in app.tasks  # the name beat sends is a registered task
 

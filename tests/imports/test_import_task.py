@@ -4,8 +4,11 @@ Runs on SQLite by default and on PostgreSQL (COPY path) when DATABASE_URL points
 """
 
 import logging
+from datetime import timedelta
 
 import pytest
+from django.conf import settings
+from django.utils import timezone
 
 from audiences import imports
 from audiences import tasks as import_tasks
@@ -152,9 +155,14 @@ def test_worker_dying_mid_import_restarts_cleanly_without_duplicates(user, audie
     assert not Member.objects.filter(audience=audience).exists()
 
     monkeypatch.setattr(imports, "_checkpoint", real_checkpoint)
-    import_tasks.import_audience(job.pk)  # the re-delivered task
+    import_tasks.import_audience(job.pk)  # re-delivered at once: the heartbeat is fresh, it may be a live worker's
     job.refresh_from_db()
-    assert job.status == ImportJob.Status.SUCCEEDED
+    assert job.status == ImportJob.Status.RUNNING and job.takeovers == 0
+    ImportJob.objects.filter(pk=job.pk).update(
+        heartbeat_at=timezone.now() - timedelta(seconds=settings.IMPORT_STALE_AFTER + 1))
+    import_tasks.import_audience(job.pk)  # re-delivered once the worker is silent: taken over
+    job.refresh_from_db()
+    assert job.status == ImportJob.Status.SUCCEEDED and job.takeovers == 1
     assert (job.rows_total, job.rows_imported, job.rows_duplicate) == (50, 50, 0)
     assert members(audience).count() == 50 and Member.objects.filter(audience=audience).count() == 50
 

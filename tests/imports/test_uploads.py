@@ -220,4 +220,4 @@ def test_the_expiry_runs_from_celery_beat(db):
     from django_celery_beat.models import PeriodicTask
 
     task = PeriodicTask.objects.get(task="audiences.expire_pending_uploads")
-    assert task.enabled and task.interval.every == 1 and task.interval.period == "hours"
+    assert task.enabled and task.schedule.run_every == datetime.timedelta(hours=1)

@@ -63,18 +63,3 @@ def test_finished_imports_are_left_alone(queued):
     ImportJob.objects.filter(pk=queued.pk).update(heartbeat_at=timezone.now() - datetime.timedelta(days=1),
                                                   created_at=timezone.now() - datetime.timedelta(days=1))
     assert imports.requeue_stale_imports(stale_after_seconds=600) == []
-
-
-@pytest.mark.django_db
-def test_every_watchdog_is_a_beat_row_after_migrate():
-    from django_celery_beat.models import PeriodicTask
-
-    from activation_manager.celery import app
-
-    app.loader.import_default_modules()
-    for name, task in [("Restart imports whose worker stopped responding", "audiences.requeue_stale_imports"),
-                       ("Fail sync runs whose worker stopped responding", "syncs.watchdog")]:
-        row = PeriodicTask.objects.get(name=name)
-        assert row.enabled and row.task == task and (row.interval.every, row.interval.period) == (1, "minutes")
-        assert task in app.tasks  # the name beat sends is a registered task
-    assert not app.conf.beat_schedule  # one mechanism: rows made by migrations

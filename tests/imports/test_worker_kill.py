@@ -1,6 +1,6 @@
 """An import whose Celery worker is SIGKILLed mid-file: the job is left "running" with its file in place; the
-watchdog re-queues it (IMPORT stale threshold shortened) and a new worker restarts it cleanly: every row
-imported exactly once, no duplicate or orphaned members, the upload deleted at the end.
+watchdog task, sent as beat sends it (IMPORT_STALE_AFTER shortened), hands it to a new worker, which restarts it
+cleanly: every row imported exactly once, no duplicate or orphaned members, the upload deleted at the end.
 
 Runs on PostgreSQL + Redis (CI) and on SQLite + the filesystem broker (``make test``).
 """
@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from audiences import imports
+from audiences import tasks as import_tasks
 from audiences.models import Audience, ImportJob, Member
 from tests.support.worker import celery_worker, stop_worker, wait_for
 
@@ -45,8 +46,8 @@ def test_a_worker_killed_mid_import_restarts_cleanly_without_duplicates(user, tm
     assert stored_file.exists()  # kept for the restart
 
     time.sleep(STALE + 0.5)  # the heartbeat is now older than the (shortened) stale threshold
-    with celery_worker(log_path=None):
-        assert imports.requeue_stale_imports(stale_after_seconds=STALE) == [job.pk]
+    with celery_worker(log_path=None, IMPORT_STALE_AFTER=str(STALE)):
+        import_tasks.requeue_stale_imports.delay()  # as beat sends it every minute (to the default queue)
         wait_for(lambda: ImportJob.objects.get(pk=job.pk).status in {ImportJob.Status.SUCCEEDED,
                                                                      ImportJob.Status.FAILED},
                  timeout=180, message="the re-queued import to finish on the new worker")
@@ -54,6 +55,7 @@ def test_a_worker_killed_mid_import_restarts_cleanly_without_duplicates(user, tm
     job.refresh_from_db()
     audience.refresh_from_db()
     assert job.status == ImportJob.Status.SUCCEEDED, job.error_message
+    assert job.takeovers == 1
     assert (job.rows_total, job.rows_imported, job.rows_rejected, job.rows_duplicate) == (ROWS, ROWS, 0, 0)
     assert audience.member_count == ROWS
     members = Member.objects.filter(audience=audience)

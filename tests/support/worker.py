@@ -55,7 +55,7 @@ def celery_worker(*, log_path: Path | None = None, concurrency: int = 1, **env_o
         process = subprocess.Popen(
             [
                 sys.executable, "-m", "celery", "-A", "activation_manager", "worker",
-                "--loglevel=INFO", f"--concurrency={concurrency}", "--pool=prefork",
+                "--loglevel=INFO", f"--concurrency={concurrency}", "--pool=prefork", "--queues=bulk,default",
                 "--without-heartbeat", "--without-gossip", "--without-mingle",
             ],
             cwd=ROOT, env=worker_env(**env_overrides), stdout=log, stderr=subprocess.STDOUT,

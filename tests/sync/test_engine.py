@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
+from django.db.models import F
 from django.utils import timezone
 
 from credentials.models import Connection, ConnectionEvent
@@ -261,21 +262,75 @@ def test_cancelling_a_queued_run_stops_it_before_it_starts(setup, sleeps, free_l
     assert adapter.calls == []
 
 
-def test_the_watchdog_fails_silent_runs_and_they_resume(setup, sleeps, free_limiter, settings):
+def test_the_watchdog_hands_a_silent_run_to_another_worker_which_continues_from_its_checkpoint(
+        setup, sleeps, free_limiter, settings):
     _, sync, adapter = setup(25)
     run = new_run(sync)
-    old = timezone.now() - timedelta(seconds=settings.SYNC_STALE_AFTER + 60)
-    fresh = new_run(make_sync(sync.owner, make_audience(sync.owner, 1, name="Other"), sync.connection))
-    SyncRun.objects.filter(pk=run.pk).update(status="running", heartbeat_at=old, started_at=old)
-    SyncRun.objects.filter(pk=fresh.pk).update(status="running", heartbeat_at=timezone.now())
-    assert runs.fail_stale_runs() == [run.pk]
+    original = adapter.add_members
+
+    def dies_after_the_first_batch(audience_id, batch, *, session=None):
+        if session.batch_seq == 2:
+            raise KeyboardInterrupt  # the worker is gone mid-batch: nothing after this runs
+        return original(audience_id, batch, session=session)
+
+    adapter.add_members = dies_after_the_first_batch
+    with pytest.raises(KeyboardInterrupt):
+        engine.execute_run(run_id=run.pk, adapter=adapter, sleep=sleeps, limiter=free_limiter)
+    adapter.add_members = original
     run.refresh_from_db()
-    assert run.status == SyncRun.Status.FAILED
-    assert "worker stopped responding" in run.error_message and "resume" in run.error_message
-    assert SyncRun.objects.get(pk=fresh.pk).status == "running"
-    runs.resume_run(run=run)
+    assert (run.status, run.done_batches) == ("running", 1)
+    assert runs.watchdog().requeued == []  # its heartbeat is still fresh
+    later = timezone.now() + timedelta(seconds=settings.SYNC_STALE_AFTER + 1)
+    fresh = new_run(make_sync(sync.owner, make_audience(sync.owner, 1, name="Other"), sync.connection))
+    SyncRun.objects.filter(pk=fresh.pk).update(status="running", heartbeat_at=later)
+    outcome = runs.watchdog(now=later)
+    assert (outcome.requeued, outcome.failed) == ([run.pk], [])
+    run.refresh_from_db()
+    assert (run.status, run.takeovers, run.error_message) == ("queued", 1, "")
+    assert SyncRun.objects.get(pk=fresh.pk).status == "running"  # a live worker's run is left alone
+
     run = engine.execute_run(run_id=run.pk, adapter=adapter, sleep=sleeps, limiter=free_limiter)
     assert run.status == SyncRun.Status.SUCCEEDED and run.sent == 25
+    assert len(adapter.received["add"]) == 25 + 0  # the first batch was confirmed: not sent again
+
+
+def test_a_run_whose_workers_keep_dying_fails_after_the_last_takeover_and_resumes_by_hand(
+        setup, sleeps, free_limiter, settings):
+    _, sync, adapter = setup(5)
+    run = new_run(sync)
+    now = timezone.now()
+    for takeover in range(1, settings.JOB_MAX_TAKEOVERS + 1):
+        SyncRun.objects.filter(pk=run.pk).update(status="running", heartbeat_at=now)
+        now += timedelta(seconds=settings.SYNC_STALE_AFTER + 1)
+        assert runs.watchdog(now=now).requeued == [run.pk]
+        assert SyncRun.objects.get(pk=run.pk).takeovers == takeover
+    SyncRun.objects.filter(pk=run.pk).update(status="running", heartbeat_at=now)
+    now += timedelta(seconds=settings.SYNC_STALE_AFTER + 1)
+    assert runs.watchdog(now=now).failed == [run.pk]
+    run.refresh_from_db()
+    assert run.status == SyncRun.Status.FAILED
+    assert f"stopped responding {settings.JOB_MAX_TAKEOVERS} times" in run.error_message
+    assert "resume" in run.error_message
+    # A redelivered task cannot take it over either: it is failed, not silent.
+    assert engine.execute_run(run_id=run.pk, adapter=adapter, sleep=sleeps, limiter=free_limiter).status == "failed"
+    runs.resume_run(run=run)
+    assert SyncRun.objects.get(pk=run.pk).takeovers == 0  # the marketer's resume: automatic takeovers again
+    run = engine.execute_run(run_id=run.pk, adapter=adapter, sleep=sleeps, limiter=free_limiter)
+    assert run.status == SyncRun.Status.SUCCEEDED and run.sent == 5
+
+
+def test_a_redelivered_task_takes_over_a_silent_run_but_not_one_taken_over_too_often(
+        setup, sleeps, free_limiter, settings):
+    _, sync, adapter = setup(5)
+    run = new_run(sync)
+    silent = timezone.now() - timedelta(seconds=settings.SYNC_STALE_AFTER + 1)
+    SyncRun.objects.filter(pk=run.pk).update(status="running", heartbeat_at=silent,
+                                             takeovers=settings.JOB_MAX_TAKEOVERS)
+    assert engine.execute_run(run_id=run.pk, adapter=adapter, sleep=sleeps, limiter=free_limiter).status == "running"
+    assert adapter.calls == []  # left for the watchdog to fail
+    SyncRun.objects.filter(pk=run.pk).update(takeovers=0)
+    run = engine.execute_run(run_id=run.pk, adapter=adapter, sleep=sleeps, limiter=free_limiter)
+    assert (run.status, run.takeovers) == (SyncRun.Status.SUCCEEDED, 1)
 
 
 def test_a_worker_whose_run_was_taken_over_writes_nothing_more(setup, sleeps, free_limiter):
@@ -284,8 +339,9 @@ def test_a_worker_whose_run_was_taken_over_writes_nothing_more(setup, sleeps, fr
     original = adapter.add_members
 
     def taken_over(audience_id, batch, *, session=None):
-        if session.batch_seq == 2:  # meanwhile: the watchdog failed the run and the user resumed it
-            SyncRun.objects.filter(pk=run.pk).update(status="running", heartbeat_at=timezone.now())
+        if session.batch_seq == 2:  # meanwhile: the watchdog handed the run to another worker, which claimed it
+            SyncRun.objects.filter(pk=run.pk).update(status="running", heartbeat_at=timezone.now(),
+                                                     lease=F("lease") + 1)
         return original(audience_id, batch, session=session)
 
     adapter.add_members = taken_over
@@ -366,11 +422,11 @@ def test_the_watchdog_fails_runs_no_worker_picked_up_but_not_freshly_resumed_one
     long_ago = timezone.now() - timedelta(seconds=settings.SYNC_QUEUED_STALE_AFTER + 60)
     waiting = new_run(sync)
     SyncRun.objects.filter(pk=waiting.pk).update(created_at=long_ago)
-    assert runs.fail_stale_runs() == [waiting.pk]
+    assert runs.watchdog().failed == [waiting.pk]
     waiting.refresh_from_db()
     assert waiting.status == "failed" and "No worker picked this run up" in waiting.error_message
     runs.resume_run(run=waiting)  # queued again now: the watchdog leaves it alone
-    assert runs.fail_stale_runs() == []
+    assert runs.watchdog().failed == []
     assert SyncRun.objects.get(pk=waiting.pk).status == "queued"
 
 

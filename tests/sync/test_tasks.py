@@ -18,9 +18,9 @@ from tests.sync.conftest import make_audience, make_sync
 pytestmark = pytest.mark.django_db
 
 
-def test_the_watchdog_is_scheduled_every_minute_by_a_migration():
+def test_the_watchdog_is_scheduled_every_minute():
     task = PeriodicTask.objects.get(task="syncs.watchdog")
-    assert task.enabled and (task.interval.every, task.interval.period) == (1, "minutes")
+    assert task.enabled and task.schedule.run_every == timedelta(minutes=1)
 
 
 def test_a_scheduled_sync_starts_a_run_unless_one_is_active(user, tiktok_connection, queued):
