@@ -4,7 +4,8 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 PY := $(VENV)/bin/python
 INSTALLED := $(VENV)/.installed
-# The web port of `make run` (the fakes' ports are FAKE_PLATFORMS_URL and GOOGLE_ADS_ENDPOINT, see README).
+# The web port of `make run` (the sandbox's ports are FAKE_PLATFORMS_URL, GOOGLE_ADS_ENDPOINT and
+# GOOGLE_DATAMANAGER_ENDPOINT, see README).
 WEB_PORT ?= 8000
 export WEB_PORT
 
