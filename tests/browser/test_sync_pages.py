@@ -156,8 +156,11 @@ def test_the_run_page_keeps_up_and_a_run_held_for_review_is_confirmed_there(
     run = SyncRun.objects.get(sync=sync)
     # While it runs, its history row says so too, and the platform audience id is there without a reload.
     assert badges(page, run.pk) == ["Running", "Running"]
+    # "Running" shows before the platform audience is created: wait for the id, then check it is the sync's.
+    audience_code = page.locator("#run-progress .platform-audience code")
+    expect(audience_code).to_have_text(re.compile(r"\S+"), timeout=30_000)
     sync.refresh_from_db()
-    expect(page.locator("#run-progress .platform-audience code")).to_have_text(sync.platform_audience_id)
+    assert audience_code.inner_text() == sync.platform_audience_id
     expect(page.locator("#run-progress .run-status")).to_have_text("Succeeded", timeout=60_000)
     expect(page.locator(f"#history-run-{run.pk} .badge")).to_have_text("Succeeded")
     expect(page.locator("#run-progress .sent")).to_have_text("3,000 of 3,000")
