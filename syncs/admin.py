@@ -20,7 +20,9 @@ class SyncAdminForm(forms.ModelForm):
 
     class Meta:
         model = Sync
-        fields = "__all__"
+        fields = ("owner", "audience", "connection", "mode", "schedule", "schedule_time", "schedule_weekday",
+                  "schedule_timezone", "hold_threshold", "platform_audience_id", "confirmed_generation",
+                  "periodic_task")
 
     def clean(self):
         cleaned = super().clean()

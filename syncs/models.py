@@ -64,6 +64,12 @@ class Sync(models.Model):
     OWNERS_DIFFER = ("A sync sends an audience with a connection's credentials: the audience, the connection and "
                      "the sync must belong to the same user.")
 
+    def save(self, *args, **kwargs):
+        # Whatever the path (a service, the admin, the shell): never one user's audience through another's account.
+        if not self._owners_match():
+            raise ValidationError(self.OWNERS_DIFFER)
+        super().save(*args, **kwargs)
+
     def clean(self):
         super().clean()
         if self.audience_id and self.connection_id and not self._owners_match():
@@ -71,12 +77,6 @@ class Sync(models.Model):
 
     def _owners_match(self) -> bool:
         return self.owner_id == self.audience.owner_id == self.connection.owner_id
-
-    def save(self, *args, **kwargs):
-        # Whatever the path (a service, the admin, the shell): never one user's audience through another's account.
-        if not self._owners_match():
-            raise ValidationError(self.OWNERS_DIFFER)
-        super().save(*args, **kwargs)
 
 
 class SyncRun(models.Model):
