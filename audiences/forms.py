@@ -60,6 +60,19 @@ class AudienceUploadForm(UploadFileMixin):
 
     field_order = ["name", "default_country", "description", "file", "use_sample"]
 
+    SAMPLE_NAME = "Sample customers"
+    SAMPLE_COUNTRY = "US"  # the sample file's phones and addresses are mostly American
+
+    def __init__(self, data=None, *args, **kwargs):
+        # "Use the sample file" is a one-click try: what the marketer left blank gets the sample's own values.
+        if data is not None and data.get("use_sample"):
+            data = data.copy()
+            if not data.get("name", "").strip():
+                data["name"] = self.SAMPLE_NAME
+            if not data.get("default_country"):
+                data["default_country"] = self.SAMPLE_COUNTRY
+        super().__init__(data, *args, **kwargs)
+
     def clean_name(self):
         name = self.cleaned_data["name"].strip()
         if not name:

@@ -68,6 +68,20 @@ def test_sample_file_button_creates_an_import(alice_client, user):
     assert job.headers[0] == "E-mail" and job.column_mapping["0"] == "email"
 
 
+def test_sample_file_with_nothing_filled_in_gets_the_samples_name_and_country(alice_client, user):
+    # A newcomer's first click: the button skips the browser's required-field checks (formnovalidate).
+    response = alice_client.post(reverse("audience_create"), {"name": "  ", "default_country": "", "use_sample": "1"})
+    audience = Audience.objects.get(owner=user)
+    assert response.status_code == 302
+    assert (audience.name, audience.default_country) == ("Sample customers", "US")
+
+
+def test_an_upload_without_a_name_is_still_refused(alice_client, user):
+    response = alice_client.post(reverse("audience_create"), {"name": "", "default_country": "",
+                                 "file": SimpleUploadedFile("a.csv", b"email\na@example.com\n")})
+    assert response.status_code == 200 and not Audience.objects.exists()
+
+
 def test_unusable_upload_shows_one_message_and_creates_nothing(alice_client, settings):
     response = upload(alice_client, b"PK\x03\x04" + b"\x00" * 200, name="export.csv")
     assert response.status_code == 200
