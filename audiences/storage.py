@@ -332,10 +332,20 @@ def versions(audience_id: int, pairs: Iterable[tuple[bytes, int]]) -> dict[tuple
     return found
 
 
-def held_values(audience_id: int, candidates: Mapping[tuple[str, ...], set]) -> dict[tuple[str, ...], set]:
+def held_values(audience_id: int, candidates: Mapping[tuple[str, ...], set], *,
+                on_platform_of: int | None = None) -> dict[tuple[str, ...], set]:
     """Which candidate values current members hold, per stored-key chain (the platform's value of a key is the
-    first of its chain's columns a member has): {chain: {values held}}. One scan of the audience on PostgreSQL."""
+    first of its chain's columns a member has): {chain: {values held}}. One scan of the audience on PostgreSQL.
+    ``on_platform_of``: a sync id; only members whose current version that sync's platform holds count."""
     chains = [chain for chain, values in candidates.items() if values]
+    on_platform, extra = "", []
+    if on_platform_of is not None:
+        from syncs.models import SyncMember  # audiences does not import syncs at module level
+
+        on_platform = (f" AND EXISTS (SELECT 1 FROM {qn(SyncMember._meta.db_table)} h "  # noqa: S608 - our tables
+                       f"WHERE h.sync_id = %s AND h.person = {qn(MEMBER)}.person "
+                       f"AND h.generation = {qn(MEMBER)}.generation)")
+        extra = [on_platform_of]
     if not chains:
         return {}
     held: dict[tuple[str, ...], set] = {chain: set() for chain in chains}
@@ -349,8 +359,8 @@ def held_values(audience_id: int, candidates: Mapping[tuple[str, ...], set]) -> 
             selects = ", ".join(expression(chain) for chain in chains)
             matches = " OR ".join(f"{expression(chain)} = ANY(%s)" for chain in chains)
             params = [_pg_array(candidates[chain]) for chain in chains]
-            cursor.execute(f"SELECT {selects} FROM {qn(MEMBER)} WHERE audience_id = %s AND ({matches})",  # noqa: S608
-                           [audience_id, *params])
+            cursor.execute(f"SELECT {selects} FROM {qn(MEMBER)} WHERE audience_id = %s AND ({matches})"  # noqa: S608
+                           f"{on_platform}", [audience_id, *params, *extra])
             for row in cursor.fetchall():
                 for chain, value in zip(chains, row, strict=True):
                     if value is not None and _value(value) in candidates[chain]:
@@ -361,7 +371,8 @@ def held_values(audience_id: int, candidates: Mapping[tuple[str, ...], set]) -> 
                 for piece in pieces(values):
                     cursor.execute(
                         f"SELECT DISTINCT {expression(chain)} FROM {qn(MEMBER)} WHERE audience_id = %s "  # noqa: S608
-                        f"AND {expression(chain)} IN ({', '.join(['%s'] * len(piece))})", [audience_id, *piece])
+                        f"AND {expression(chain)} IN ({', '.join(['%s'] * len(piece))}){on_platform}",
+                        [audience_id, *piece, *extra])
                     held[chain].update(_value(row[0]) for row in cursor.fetchall())
     return held
 

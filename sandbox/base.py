@@ -141,6 +141,41 @@ class FakePlatform:
         raise NotImplementedError
 
 
+# Platforms that match identifiers to their own users (LinkedIn, TikTok) --------------------------------------
+Pair = tuple[str, str]  # (identifier type, value)
+
+
+def add_user(members: set[Pair], users_of: dict[Pair, set[Pair]], pairs: list[Pair]) -> None:
+    """One uploaded row: its identifiers join the audience as those of one platform user.
+
+    The row's user is that of its first identifier (the platform's strongest, email), known or new. An identifier
+    two people share (a household phone) belongs to both of their users."""
+    known = users_of.get(pairs[0])
+    user = min(known) if known else pairs[0]
+    for pair in pairs:
+        users_of.setdefault(pair, set()).add(user)
+    members.update(pairs)
+
+
+def remove_users(members: set[Pair], users_of: dict[Pair, set[Pair]], pairs: list[Pair]) -> None:
+    """A removal removes every user any identifier sent matches, with all of their identifiers (not only the
+    ones sent); an identifier stays while another user still has it."""
+    doomed = set().union(*(users_of[pair] for pair in pairs if pair in members))
+    if not doomed:
+        return
+    for pair in list(members):
+        users = users_of.get(pair, set())
+        if users & doomed:
+            users -= doomed
+            if not users:
+                members.discard(pair)
+
+
+def users_holding(members: set[Pair], users_of: dict[Pair, set[Pair]], matched=lambda pair: True) -> int:
+    """How many users the audience holds (by identifiers that ``matched``)."""
+    return len(set().union(*(users_of.get(pair, set()) for pair in members if matched(pair))))
+
+
 # Mounting with `responses` ----------------------------------------------------------------
 def install_responses(rsps, fake: FakePlatform, base_url: str) -> None:
     """Route every request under ``base_url`` through ``fake`` in a ``responses`` mock."""

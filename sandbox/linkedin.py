@@ -38,7 +38,7 @@ import itertools
 import re
 import time
 
-from sandbox.base import FakePlatform, FakeRequest, FakeResponse
+from sandbox.base import FakePlatform, FakeRequest, FakeResponse, add_user, remove_users, users_holding
 from sandbox.credentials import DEMO_CREDENTIALS, EXPIRED_TOKEN
 from sandbox.oauth import ConsentScreen, signed
 
@@ -77,7 +77,7 @@ class FakeLinkedIn(FakePlatform):
         self.members: dict[str, set[tuple[str, str]]] = {}
         # Which person an identifier belongs to (the first identifier of the element that sent it): figures
         # count people, as LinkedIn's do, not identifiers.
-        self.person_of: dict[str, dict[tuple[str, str], tuple[str, str]]] = {}
+        self.person_of: dict[str, dict[tuple[str, str], set[tuple[str, str]]]] = {}  # id -> its users
         self.add_requests = 0
         self.remove_requests = 0
         self.users_received = 0
@@ -112,12 +112,12 @@ class FakeLinkedIn(FakePlatform):
     def people_count(self, segment_id: str) -> int:
         """People with at least one identifier in the segment."""
         people = self.person_of.get(str(segment_id), {})
-        return len({people[member] for member in self.audience_members(segment_id)})
+        return users_holding(self.audience_members(segment_id), people)
 
     def matched_count(self, segment_id: str) -> int:
         """People with at least one identifier that matches a LinkedIn member."""
         people = self.person_of.get(str(segment_id), {})
-        return len({people[member] for member in self.audience_members(segment_id) if self._matched(member)})
+        return users_holding(self.audience_members(segment_id), people, self._matched)
 
     def _matched(self, member: tuple[str, str]) -> bool:
         digest = hashlib.sha256("|".join(member).encode()).hexdigest()
@@ -370,15 +370,9 @@ class FakeLinkedIn(FakePlatform):
             pairs = [(uid["idType"], uid["idValue"]) for uid in element["userIds"]]
             people = self.person_of[segment_id]
             if element["action"] == "ADD":
-                person = next((people[pair] for pair in pairs if pair in people), pairs[0])
-                for pair in pairs:
-                    people[pair] = person
-                members.update(pairs)
+                add_user(members, people, pairs)
             else:
-                # LinkedIn removes the member a removal's identifiers match: every identifier of that person goes,
-                # not only the ones sent.
-                doomed = {people[pair] for pair in pairs if pair in members}
-                members.difference_update([m for m in members if people.get(m) in doomed])
+                remove_users(members, people, pairs)  # the users they match, with all their ids
             results.append({"status": 201})
         actions = {e.get("action") for e in elements if isinstance(e, dict)}
         self.add_requests += "ADD" in actions

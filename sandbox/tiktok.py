@@ -44,7 +44,7 @@ import json
 import re
 import time
 
-from sandbox.base import FakePlatform, FakeRequest, FakeResponse, Fault
+from sandbox.base import FakePlatform, FakeRequest, FakeResponse, Fault, add_user, remove_users, users_holding
 from sandbox.credentials import DEMO_CREDENTIALS, EXPIRED_TOKEN
 from sandbox.oauth import ConsentScreen, signed
 
@@ -91,7 +91,7 @@ class FakeTikTok(FakePlatform):
         self.audiences: dict[str, dict] = {}
         self.members: dict[str, set[tuple[str, str]]] = {}
         # Which person an id belongs to (the first id of the row that sent it): cover_num counts people.
-        self.person_of: dict[str, dict[tuple[str, str], tuple[str, str]]] = {}
+        self.person_of: dict[str, dict[tuple[str, str], set[tuple[str, str]]]] = {}  # id -> its users
         self.add_requests = 0
         self.remove_requests = 0
         self.rows_received = 0
@@ -110,7 +110,7 @@ class FakeTikTok(FakePlatform):
     def matched_count(self, audience_id: str) -> int:
         """People with at least one id that matches a TikTok user."""
         people = self.person_of.get(str(audience_id), {})
-        return len({people[member] for member in self.audience_members(audience_id) if self._matched(member)})
+        return users_holding(self.audience_members(audience_id), people, self._matched)
 
     def _matched(self, member: tuple[str, str]) -> bool:
         digest = hashlib.sha256("|".join(member).encode()).hexdigest()
@@ -321,15 +321,9 @@ class FakeTikTok(FakePlatform):
         for audience_id, pairs in changes:
             people, members = self.person_of[audience_id], self.members[audience_id]
             if action == "add":
-                person = next((people[pair] for pair in pairs if pair in people), pairs[0])
-                for pair in pairs:
-                    people[pair] = person
-                members.update(pairs)
+                add_user(members, people, pairs)
             else:
-                # TikTok removes the user a removal's ids match: every id of that person goes, not only the ones
-                # sent.
-                doomed = {people[pair] for pair in pairs if pair in members}
-                members.difference_update([m for m in members if people.get(m) in doomed])
+                remove_users(members, people, pairs)  # the users they match, with all their ids
             self.audiences[audience_id]["has_data"] = True
         if action == "add":
             self.add_requests += 1

@@ -167,6 +167,10 @@ class SyncBatch(models.Model):
     # The people of the batch (their 12-byte ids, ascending, concatenated), fixed when the run is planned and
     # emptied once the batch is sent.
     persons = models.BinaryField(default=b"")
+    # A sent removal's versions (12-byte person + 4-byte generation each) that the sync still counts as held: an
+    # identifier they share with a current member stayed on the platform, and that member is not there yet. The
+    # run's end forgets them once it is (syncs.engine.finish.settle); until then the next run plans them again.
+    deferred = models.BinaryField(default=b"")
     attempts = models.PositiveSmallIntegerField(default=0)
     error_message = models.TextField(blank=True)
     sent_at = models.DateTimeField(null=True, blank=True)

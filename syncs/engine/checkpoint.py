@@ -42,9 +42,10 @@ def checkpoint_sent(ctx: RunContext, batch: SyncBatch, *, attempts: int, read: B
         generation = ctx.lock_audience()
         ctx.lease.write(**counters)
         SyncBatch.objects.filter(pk=batch.pk).update(status=SyncBatch.Status.SENT, sent_at=now, attempts=attempts,
-                                                     persons=b"")
+                                                     persons=b"", deferred=encode_versions(read.deferred))
         if batch.kind == Kind.REMOVE:
-            forget(ctx.sync.pk, read.versions)
+            deferred = set(read.deferred)
+            forget(ctx.sync.pk, [pair for pair in read.versions if pair not in deferred])
             drop_unheld_versions(ctx.audience.pk, persons_of(batch))
         else:
             if batch.kind == Kind.REPLACE and batch.seq == 1:
@@ -54,6 +55,40 @@ def checkpoint_sent(ctx: RunContext, batch: SyncBatch, *, attempts: int, read: B
             hold(ctx.sync.pk, read.versions)
             if generation != ctx.run.audience_generation:
                 keep_replaced(ctx.audience.pk, read)
+
+
+def encode_versions(versions: list[tuple[bytes, int]]) -> bytes:
+    return b"".join(person + generation.to_bytes(4, "big") for person, generation in versions)
+
+
+def decode_versions(data: bytes) -> list[tuple[bytes, int]]:
+    data = bytes(data)
+    return [(data[i:i + 12], int.from_bytes(data[i + 12:i + 16], "big")) for i in range(0, len(data), 16)]
+
+
+def settle(ctx: RunContext) -> bool:
+    """At the end of a run, after its adds: forget the removed versions that were kept only because a current
+    member sharing one of their identifiers was not on the platform yet, now that it is. Returns whether every
+    such version was settled (else the next run plans them again, from a full comparison)."""
+    batches = list(SyncBatch.objects.filter(run_id=ctx.run.pk, kind=Kind.REMOVE).exclude(deferred=b"")
+                   .values_list("pk", "deferred"))
+    if not batches:
+        return True
+    from syncs.engine.read import not_yet_covered, shared_identifiers
+
+    with transaction.atomic():
+        if ctx.lock_audience() != ctx.run.audience_generation:
+            return False  # an import changed the members meanwhile: the next run's full comparison decides
+        pairs = sorted({pair for _, data in batches for pair in decode_versions(data)})
+        records = storage.versions(ctx.audience.pk, pairs)
+        _, chains, firsts, held = shared_identifiers(ctx, pairs, records)
+        still = set(not_yet_covered(ctx, pairs, firsts, chains, held))
+        forget(ctx.sync.pk, [pair for pair in pairs if pair not in still])
+        drop_unheld_versions(ctx.audience.pk, sorted({person for person, _ in pairs}))
+        for pk, data in batches:
+            SyncBatch.objects.filter(pk=pk).update(
+                deferred=encode_versions([pair for pair in decode_versions(data) if pair in still]))
+    return not still
 
 
 def checkpoint_failed(ctx: RunContext, batch: SyncBatch, *, attempts: int, message: str) -> None:

@@ -16,6 +16,7 @@ from alerts import services as alerts
 from audiences.housekeeping import vacuum_analyze
 from platforms.adapters.base import AudienceStatus, Operation
 from platforms.errors import PlatformError
+from syncs.engine import checkpoint
 from syncs.engine.context import RunContext
 from syncs.models import Sync, SyncBatch, SyncMember, SyncRun
 
@@ -70,6 +71,7 @@ def _figures(ctx: RunContext) -> dict:
 
 def finish(ctx: RunContext) -> None:
     ctx.heartbeat()
+    settled = checkpoint.settle(ctx)
     run = SyncRun.objects.get(pk=ctx.run.pk)
     _refresh_statistics(run)
     failed = run.batches.filter(status=SyncBatch.Status.FAILED).count()
@@ -90,7 +92,7 @@ def finish(ctx: RunContext) -> None:
     now = timezone.now()
     with transaction.atomic():
         updated = ctx.lease.release(status, finished_at=now, error_message=message, **figures)
-        if updated and status == Status.SUCCEEDED and run.leaves_exact:
+        if updated and status == Status.SUCCEEDED and run.leaves_exact and settled:
             # Every batch went through: the platform holds exactly this generation, so the next run can plan from
             # the changes the next import records.
             Sync.objects.filter(pk=ctx.sync.pk).update(confirmed_generation=run.audience_generation)

@@ -36,6 +36,9 @@ class BatchRead:
     records: dict[tuple[bytes, int], dict] = field(default_factory=dict)
     kept: int = 0  # removal rows with nothing to send
     leavers: int = 0  # people of a remove batch who are no longer members
+    # A remove's versions not to forget yet: they share an identifier with a current member whose current
+    # version the platform does not hold yet, so that identifier is on the platform on their account.
+    deferred: list[tuple[bytes, int]] = field(default_factory=list)
 
 
 def persons_of(batch: SyncBatch) -> list[bytes]:
@@ -85,20 +88,8 @@ def _removals(ctx: RunContext, persons: list[bytes]) -> BatchRead:
     adapter = ctx.adapter
     table = adapter.match_keys
     build = values_function(ctx.code)
-    identifiers = [key for key in adapter.identifier_keys if key in table]
-    chains = {key: table[key][0] for key in identifiers}
-    # The platform's value of each identifier of each stale record, before encoding (the stored value its chain
-    # reads first), then which of them current members hold: one query for the whole batch.
-    firsts = []
-    for pair in stale:
-        stored = records.get(pair)
-        firsts.append(None if stored is None else {key: _first(stored, chain) for key, chain in chains.items()})
-    wanted: dict[tuple[str, ...], set] = {chain: set() for chain in chains.values()}
-    for found in firsts:
-        for key, value in (found or {}).items():
-            if value is not None:
-                wanted[chains[key]].add(value)
-    held = storage.held_values(ctx.audience.pk, wanted)
+    identifiers, chains, firsts, held = shared_identifiers(ctx, stale, records)
+    read.deferred = not_yet_covered(ctx, stale, firsts, chains, held)
     composite = [key for key in adapter.composite_identifier if key in table]
     composite_columns = sorted({column for key in composite for column in table[key][0]})
     for pair, found in zip(stale, firsts, strict=True):
@@ -119,6 +110,41 @@ def _removals(ctx: RunContext, persons: list[bytes]) -> BatchRead:
         else:
             read.kept += 1
     return read
+
+
+def shared_identifiers(ctx: RunContext, stale: list[tuple[bytes, int]], records: dict):
+    """The platform's identifiers of each stale version, before encoding (the stored value each key's chain reads
+    first), and which of them current members hold (one query for the whole batch): (identifier keys, their
+    chains, per version {key: value} or None when its record is gone, {chain: values current members hold})."""
+    table = ctx.adapter.match_keys
+    identifiers = [key for key in ctx.adapter.identifier_keys if key in table]
+    chains = {key: table[key][0] for key in identifiers}
+    firsts = []
+    for pair in stale:
+        stored = records.get(pair)
+        firsts.append(None if stored is None else {key: _first(stored, chain) for key, chain in chains.items()})
+    wanted: dict[tuple[str, ...], set] = {chain: set() for chain in chains.values()}
+    for found in firsts:
+        for key, value in (found or {}).items():
+            if value is not None:
+                wanted[chains[key]].add(value)
+    return identifiers, chains, firsts, storage.held_values(ctx.audience.pk, wanted)
+
+
+def not_yet_covered(ctx: RunContext, stale, firsts, chains, held) -> list[tuple[bytes, int]]:
+    """The stale versions holding an identifier that a current member holds too, while no current member the
+    platform holds has it: the platform keeps that identifier on the stale version's account for now."""
+    shared: dict[tuple[str, ...], set] = {chain: set() for chain in chains.values()}
+    for found in firsts:
+        for key, value in (found or {}).items():
+            if value is not None and value in held.get(chains[key], ()):
+                shared[chains[key]].add(value)
+    if not any(shared.values()):
+        return []
+    covered = storage.held_values(ctx.audience.pk, shared, on_platform_of=ctx.sync.pk)
+    return [pair for pair, found in zip(stale, firsts, strict=True) if found and any(
+        value is not None and value in shared[chains[key]] and value not in covered.get(chains[key], ())
+        for key, value in found.items())]
 
 
 def _first(stored: dict, chain: tuple[str, ...]):
