@@ -951,7 +951,7 @@ def is_identifiable(stored: Mapping[str, str]) -> bool:
     first + last name with a postal code, city or birth date (Meta's and Google's name-and-address matching)."""
     if "e" in stored or "p" in stored or "m" in stored or "x" in stored:
         return True
-    return "fn" in stored and "ln" in stored and ("z" in stored or "ct" in stored or "dy" in stored)
+    return "fn" in stored and "ln" in stored and ("z" in stored or "ct" in stored or "dob" in stored)
 
 
 # Per-key entries for the batch path: raw cell -> None (empty cell), the stored value(s), or a _Rejected.
