@@ -39,6 +39,7 @@ import gc
 import hashlib
 import importlib.util
 import json
+import os
 import random
 import statistics
 import sys
@@ -47,6 +48,12 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+# The platforms' match-key tables come from their adapters, found through the registry (settings).
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "activation_manager.settings")
+
+import django  # noqa: E402
+
+django.setup()
 
 from facebook_business.adobjects.customaudience import CustomAudience  # noqa: E402
 
@@ -203,7 +210,7 @@ def run(n: int, seed: int, chunk: int, clock=time.process_time) -> dict:
         matchkeys.prepare_records(list(rows), default_region="US")
     # One pass per path over the whole input (as one import would run), caches cleared before each pass.
     for label, code in (("meta", "meta"), ("google", "google_ads")):
-        build = matchkeys._PLATFORM_VALUES[code]  # platform_values without the lookup: same generated function
+        build = matchkeys.values_function(code)  # platform_values without the lookup: same generated function
         clear_caches()
         elapsed = 0.0
         for rows, _ in chunks(n, seed, chunk):

@@ -25,6 +25,9 @@ tokens are those ``sandbox.google_oauth`` issues for the known refresh tokens (`
 State for tests: ``user_lists``, ``members`` (per list: member id -> frozenset of identifiers), ``jobs``,
 ``calls`` (method, request, metadata), ``counters`` (calls per method, operations, identifiers),
 ``list_identifiers(resource_name, kind)``; faults with ``inject(GrpcFault(...))`` or ``fail_next(kind)``.
+
+Beside this module: ``google_ads_errors.py`` (the scripted faults, the abort a handler raises, and the
+``GoogleAdsError`` built as Google builds it); ``GrpcFault`` stays importable from here.
 """
 
 from __future__ import annotations
@@ -46,10 +49,11 @@ from google.ads.googleads.v26.services.types import google_ads_service as gas
 from google.ads.googleads.v26.services.types import offline_user_data_job_service as oudj
 from google.ads.googleads.v26.services.types import user_list_service as uls
 from google.longrunning import operations_pb2
-from google.protobuf import any_pb2, duration_pb2
+from google.protobuf import any_pb2
 from google.rpc import status_pb2
 
 from sandbox.credentials import DEMO_CREDENTIALS
+from sandbox.google_ads_errors import FAULTS, GrpcFault, _Abort, _error
 from sandbox.google_oauth import access_token_for, is_sandbox_access_token
 
 VERSION = "v26"
@@ -65,71 +69,10 @@ HASHED_FIELDS = ("hashed_email", "hashed_phone_number")
 
 
 @dataclass
-class GrpcFault:
-    """A scripted failure for the next ``times`` calls of ``method`` (any method when None).
-
-    ``errors`` are (ErrorCode field, enum name, message) triples sent as a GoogleAdsFailure; none means a bare
-    gRPC status (as Google's front end sends UNAVAILABLE / DEADLINE_EXCEEDED).
-    """
-
-    code: grpc.StatusCode
-    errors: tuple[tuple[str, str, str], ...] = ()
-    method: str | None = None
-    times: int = 1
-    retry_delay: float | None = None
-    message: str = ""
-
-
-# fail_next(kind) presets: the errors Google answers for throttling, auth and server trouble.
-FAULTS = {
-    "resource_exhausted": (grpc.StatusCode.RESOURCE_EXHAUSTED, ("quota_error", "RESOURCE_EXHAUSTED",
-                           "Too many requests. Retry in 30 seconds.")),
-    "quota_temporarily_exhausted": (grpc.StatusCode.RESOURCE_EXHAUSTED, ("quota_error",
-                                    "RESOURCE_TEMPORARILY_EXHAUSTED", "Too many requests. Retry in 30 seconds.")),
-    "unavailable": (grpc.StatusCode.UNAVAILABLE, None),
-    "deadline_exceeded": (grpc.StatusCode.DEADLINE_EXCEEDED, None),
-    "internal": (grpc.StatusCode.INTERNAL, ("internal_error", "INTERNAL_ERROR",
-                 "An internal error has occurred.")),
-    "authentication": (grpc.StatusCode.UNAUTHENTICATED, ("authentication_error", "OAUTH_TOKEN_EXPIRED",
-                       "The OAuth access token has expired.")),
-    "authorization": (grpc.StatusCode.PERMISSION_DENIED, ("authorization_error", "USER_PERMISSION_DENIED",
-                      "User doesn't have permission to access customer. Note: If you're accessing a client "
-                      "customer, the manager's customer id must be set in the 'login-customer-id' header.")),
-    "concurrent_modification": (grpc.StatusCode.ABORTED, ("database_error", "CONCURRENT_MODIFICATION",
-                                "Multiple requests were attempting to modify the same resource at once.")),
-}
-
-
-class _Abort(Exception):
-    def __init__(self, code: grpc.StatusCode, errors=(), retry_delay: float | None = None, message: str = ""):
-        super().__init__(message)
-        self.code, self.errors, self.retry_delay, self.message = code, tuple(errors), retry_delay, message
-
-
-@dataclass
 class RecordedCall:
     method: str
     request: object  # the proto-plus request (or protobuf for longrunning)
     metadata: dict[str, str]
-
-
-def _error(field: str, name: str, message: str, *, index: int | None = None, retry_delay: float | None = None):
-    location = None
-    if index is not None:
-        location = errors_types.ErrorLocation(
-            field_path_elements=[errors_types.ErrorLocation.FieldPathElement(field_name="operations", index=index)]
-        )
-    details = None
-    if retry_delay is not None:
-        details = errors_types.ErrorDetails(
-            quota_error_details=errors_types.QuotaErrorDetails(
-                rate_scope="ACCOUNT", rate_name="Requests per developer token per day",
-                retry_delay=duration_pb2.Duration(seconds=int(retry_delay)),
-            )
-        )
-    return errors_types.GoogleAdsError(
-        error_code=errors_types.ErrorCode(**{field: name}), message=message, location=location, details=details
-    )
 
 
 class FakeGoogleAdsServer:

@@ -41,6 +41,10 @@ Limits and choices (Google Ads API docs, Customer Match guide and reference, v26
 - Serving: Google's help centre states a minimum of 100 active matched users (Display, Search, YouTube).
 - Rate: Google publishes no fixed per-account request rate (quota is per developer token: 15,000 operations / day
   at Basic access); we budget 60 requests a minute per customer and honour Google's retry delay when it throttles.
+
+Beside this module: ``google_ads_form.py`` (the credential form) and ``google_ads_wire.py`` (the job operations
+built as raw protobuf, the partial failures and Google's error codes read back); their public names are importable
+from here as well.
 """
 
 from __future__ import annotations
@@ -51,7 +55,6 @@ from collections.abc import Mapping, Sequence
 from importlib import metadata as package_metadata
 
 import grpc
-from django import forms
 from django.conf import settings
 from google.ads.googleads.errors import GoogleAdsException
 from google.ads.googleads.interceptors.exception_interceptor import ExceptionInterceptor
@@ -59,12 +62,9 @@ from google.ads.googleads.interceptors.metadata_interceptor import MetadataInter
 from google.ads.googleads.v26.common.types.consent import Consent
 from google.ads.googleads.v26.common.types.offline_user_data import (
     CustomerMatchUserListMetadata,
-    OfflineUserAddressInfo,
-    UserData,
-    UserIdentifier,
 )
 from google.ads.googleads.v26.common.types.user_lists import CrmBasedUserListInfo
-from google.ads.googleads.v26.errors.types.errors import ErrorCode, GoogleAdsFailure
+from google.ads.googleads.v26.errors.types.errors import GoogleAdsFailure
 from google.ads.googleads.v26.resources.types.offline_user_data_job import OfflineUserDataJob
 from google.ads.googleads.v26.resources.types.user_list import UserList
 from google.ads.googleads.v26.services.services.google_ads_service import GoogleAdsServiceClient
@@ -87,20 +87,27 @@ from platforms.adapters.base import (
     AudienceStatus,
     BatchResult,
     Capabilities,
-    CredentialsForm,
     OAuthAccount,
     OAuthGrant,
     Operation,
     PlatformAdapter,
     PreparedMember,
     RateLimit,
-    SecretInput,
     UploadSession,
     ValidationResult,
 )
+from platforms.adapters.google_ads_form import GoogleAdsCredentialsForm
+from platforms.adapters.google_ads_wire import (
+    _error_code,
+    _refresh_message,
+    _retry_delay,
+    build_operations,
+    chunk_operations,
+    partial_failures,
+    user_identifiers,  # noqa: F401 - importable from here, as before the wire side moved out
+)
 from platforms.adapters.grpc_channel import channel_credentials
 from platforms.errors import AuthError, PermanentError, PlatformError, RateLimited, TransientError, join_sentences
-from platforms.forms import digits_id
 from platforms.matchkeys import HEX, RAW
 
 API_VERSION = "v26"
@@ -153,54 +160,6 @@ class _TimedRequest(AuthRequest):
     def __call__(self, url, method="GET", body=None, headers=None, timeout=None, **kwargs):
         return super().__call__(url, method=method, body=body, headers=headers,
                                 timeout=timeout or settings.PLATFORM_HTTP_TIMEOUT, **kwargs)
-
-
-
-class GoogleAdsCredentialsForm(CredentialsForm):
-    secret_fields = ("client_secret", "developer_token", "refresh_token")
-    help_steps = (
-        "Only for accounts Google still allowlists for Customer Match in the Google Ads API (those that uploaded "
-        "between October 2025 and March 2026). Every other account: use \"Google (Data Manager API)\".",
-        "In Google Cloud Console → APIs & Services → Credentials, create an OAuth client (Desktop or Web): it "
-        "gives the client ID and client secret. Enable the Google Ads API for the project.",
-        "A developer token is optional since Google's sunset of developer tokens (September 2026); give it only if "
-        "your setup still uses one (Google Ads manager account → Tools → API Center).",
-        "Generate a refresh token for a user with access to the account (the OAuth playground or "
-        "google-ads' generate_user_credentials example), with the https://www.googleapis.com/auth/adwords scope.",
-        "The customer id is the 10-digit number at the top of Google Ads (123-456-7890). If you reach the "
-        "account through a manager account, give the manager's id too.",
-        "Accept the Customer Match terms in Google Ads (Tools → Audience manager) before the first upload.",
-    )
-
-    # No GRANTED default: the marketer states what their users consented to (EU user consent policy).
-    CONSENT_CHOICES = [("", "— choose —"), ("GRANTED", "Granted"), ("DENIED", "Denied"),
-                       ("UNSPECIFIED", "Not specified")]
-
-    client_id = forms.CharField(label="OAuth client ID", max_length=200)
-    client_secret = forms.CharField(label="OAuth client secret", max_length=200, widget=SecretInput())
-    developer_token = forms.CharField(label="Developer token (optional)", max_length=100, required=False,
-                                      widget=SecretInput())
-    refresh_token = forms.CharField(label="Refresh token", max_length=1024, widget=SecretInput())
-    customer_id = forms.CharField(label="Customer ID", max_length=20, help_text="10 digits, e.g. 123-456-7890")
-    login_customer_id = forms.CharField(
-        label="Manager account ID", max_length=20, required=False, help_text="Only when access goes through a manager."
-    )
-    consent_ad_user_data = forms.ChoiceField(
-        label="Consent: ad user data", choices=CONSENT_CHOICES,
-        help_text="Whether your users consented to sending their data to Google for advertising (EU user consent "
-        "policy; required for EEA users).",
-    )
-    consent_ad_personalization = forms.ChoiceField(
-        label="Consent: ad personalization", choices=CONSENT_CHOICES,
-        help_text="Whether your users consented to personalised advertising.",
-    )
-
-    def clean_customer_id(self):
-        return digits_id(self.cleaned_data["customer_id"], field="The customer ID", length=10)
-
-    def clean_login_customer_id(self):
-        value = self.cleaned_data.get("login_customer_id", "")
-        return digits_id(value, field="The manager account ID", length=10) if value.strip() else ""
 
 
 class GoogleAdsAdapter(PlatformAdapter):
@@ -581,92 +540,7 @@ class GoogleAdsAdapter(PlatformAdapter):
         return value if value in ("GRANTED", "DENIED") else "UNSPECIFIED"
 
 
-# Building requests ----------------------------------------------------------------------
-_PB_OPERATION = oudj.OfflineUserDataJobOperation.pb()
-_PB_USER_DATA = UserData.pb()
-_PB_IDENTIFIER = UserIdentifier.pb()
-_PB_ADDRESS = OfflineUserAddressInfo.pb()
-
-
-def user_identifiers(member: PreparedMember) -> list:
-    """One member's identifiers (raw protobuf: 10,000 members build in milliseconds, not a second)."""
-    identifiers = []
-    email = member.get("email")
-    if email:
-        identifiers.append(_PB_IDENTIFIER(hashed_email=email))
-    phone = member.get("phone")
-    if phone:
-        identifiers.append(_PB_IDENTIFIER(hashed_phone_number=phone))
-    first, last = member.get("first_name"), member.get("last_name")
-    country, postal = member.get("country"), member.get("postal_code")
-    if first and last and country and postal:  # Google matches an address only with all four
-        identifiers.append(_PB_IDENTIFIER(address_info=_PB_ADDRESS(
-            hashed_first_name=first, hashed_last_name=last, country_code=country, postal_code=postal)))
-    return identifiers
-
-
-def build_operations(kind: str, batch: Sequence[PreparedMember]) -> tuple[list, int]:
-    """(operations, members with no usable identifier) for ``kind`` "create" or "remove"."""
-    operations, unusable = [], 0
-    for member in batch:
-        identifiers = user_identifiers(member)
-        if not identifiers:
-            unusable += 1
-            continue
-        operations.append(_PB_OPERATION(**{kind: _PB_USER_DATA(user_identifiers=identifiers)}))
-    return operations, unusable
-
-
-def chunk_operations(operations: list, max_identifiers: int):
-    """Consecutive slices holding at most ``max_identifiers`` identifiers each."""
-    chunk, count = [], 0
-    for operation in operations:
-        data = operation.create if operation.HasField("create") else operation.remove
-        size = len(data.user_identifiers)
-        if chunk and count + size > max_identifiers:
-            yield chunk
-            chunk, count = [], 0
-        chunk.append(operation)
-        count += size
-    if chunk:
-        yield chunk
-
-
-def partial_failures(response) -> tuple[int, Counter]:
-    """(operations rejected, Counter of "message (CODE)") from a partial-failure answer; no identifier values."""
-    status = oudj.AddOfflineUserDataJobOperationsResponse.pb(response).partial_failure_error
-    if not status.code and not status.details:
-        return 0, Counter()
-    indices, reasons = set(), Counter()
-    for detail in status.details:
-        failure = GoogleAdsFailure.deserialize(detail.value)
-        for error in failure.errors:
-            index = next((e.index for e in error.location.field_path_elements if e.field_name == "operations"),
-                         None)
-            indices.add(index)
-            # Never the trigger: it holds the offending value (a hash, or an unhashed postal code).
-            reasons[f"{error.message} ({_error_code(error)[1]})"] += 1
-    return len(indices), reasons
-
-
-# Errors ---------------------------------------------------------------------------------
-def _error_code(error) -> tuple[str, str]:
-    field = ErrorCode.pb(error.error_code).WhichOneof("error_code") or "unknown"
-    value = getattr(error.error_code, field, None)
-    return field, getattr(value, "name", str(value))
-
-
-def _retry_delay(errors) -> float | None:
-    delays = []
-    for error in errors:
-        if "details" in error and "quota_error_details" in error.details:
-            delay = error.details.quota_error_details.retry_delay  # proto-plus gives a timedelta
-            seconds = delay.total_seconds() if hasattr(delay, "total_seconds") else delay.seconds + delay.nanos / 1e9
-            if seconds > 0:
-                delays.append(seconds)
-    return max(delays) if delays else None
-
-
+# Errors (the job operations and the reading of Google's error codes are in google_ads_wire) ----------------------
 def _failure_from_call(call) -> GoogleAdsFailure | None:
     """The GoogleAdsFailure in a gRPC call's trailers (the library leaves RESOURCE_EXHAUSTED / INTERNAL unwrapped)."""
     try:
@@ -680,17 +554,6 @@ def _failure_from_call(call) -> GoogleAdsFailure | None:
             except Exception:
                 return None
     return None
-
-
-def _refresh_message(exc: auth_exceptions.RefreshError) -> str:
-    """Google's OAuth error (e.g. invalid_grant), never the request that carried the secrets."""
-    reason = ""
-    if len(exc.args) > 1 and isinstance(exc.args[1], dict):
-        body = exc.args[1]
-        reason = ": ".join(str(part) for part in (body.get("error"), body.get("error_description")) if part)
-    reason = reason or (str(exc.args[0]) if exc.args else "refresh failed")
-    return (f"Google refused the OAuth refresh token ({reason}). Generate a new refresh token for a user with "
-            "access to the account.")
 
 
 def _digits(value) -> str:

@@ -63,31 +63,28 @@ production and the loopback fake is the channel credentials: TLS, or gRPC local 
 ``GRPC_PLAINTEXT_LOOPBACK`` (tests / demo; forced off in production). The OAuth token is refreshed
 before each call (``GOOGLE_OAUTH_TOKEN_URL``; a service-account key's own ``token_uri`` is never used, so no
 user-supplied URL is ever called) so a refused grant is an AuthError, not a gRPC failure.
+
+Beside this module: ``google_datamanager_form.py`` (the credential form) and ``google_datamanager_wire.py`` (the
+request members built as raw protobuf, Google's error details and request diagnostics read back); their public names
+are importable from here as well.
 """
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 import re
 from collections import Counter
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
-from zoneinfo import ZoneInfo
 
 import grpc
 import proto
-from django import forms
 from django.conf import settings
 from google.ads.datamanager_v1.services.ingestion_service import IngestionServiceClient
 from google.ads.datamanager_v1.services.user_list_service import UserListServiceClient
-from google.ads.datamanager_v1.types import audience as audience_types
 from google.ads.datamanager_v1.types import consent as consent_types
 from google.ads.datamanager_v1.types import destination as destination_types
 from google.ads.datamanager_v1.types import ingestion_service as ingestion
-from google.ads.datamanager_v1.types import request_status_per_destination as rspd
 from google.ads.datamanager_v1.types import terms_of_service as tos_types
-from google.ads.datamanager_v1.types import user_data as user_data_types
 from google.ads.datamanager_v1.types import user_list as user_list_types
 from google.ads.datamanager_v1.types import user_list_service as uls
 from google.api_core import exceptions as api_exceptions
@@ -96,7 +93,6 @@ from google.auth.transport.requests import Request as AuthRequest
 from google.oauth2 import credentials as oauth_credentials
 from google.oauth2 import service_account
 from google.protobuf import duration_pb2
-from google.rpc import error_details_pb2
 
 from platforms.adapters import google_oauth
 from platforms.adapters.base import (
@@ -104,16 +100,32 @@ from platforms.adapters.base import (
     AudienceStatus,
     BatchResult,
     Capabilities,
-    CredentialsForm,
     OAuthAccount,
     OAuthGrant,
     Operation,
     PlatformAdapter,
     PreparedMember,
     RateLimit,
-    SecretInput,
     UploadSession,
     ValidationResult,
+)
+from platforms.adapters.google_datamanager_form import GoogleDataManagerCredentialsForm
+
+# Request building and answer reading live in google_datamanager_wire; their public names stay importable here.
+from platforms.adapters.google_datamanager_wire import (
+    BAD_HASH,  # noqa: F401
+    NO_IDENTIFIER,  # noqa: F401
+    DestinationDiagnostics,  # noqa: F401
+    RequestDiagnostics,
+    _destination_diagnostics,
+    _details,
+    _refresh_message,
+    _rejection_messages,
+    _removal_identifiers,
+    _retry_after,
+    build_members,
+    member_identifiers,  # noqa: F401
+    seconds_until_pacific_midnight,  # noqa: F401
 )
 from platforms.adapters.grpc_channel import channel_credentials
 from platforms.errors import AuthError, PermanentError, PlatformError, RateLimited, TransientError
@@ -122,18 +134,13 @@ from platforms.matchkeys import HEX, RAW
 CODE = "google_dm"
 SCOPE = "https://www.googleapis.com/auth/datamanager"
 MAX_MEMBERS_PER_REQUEST = 10_000
-MAX_IDENTIFIERS_PER_MEMBER = 10
 MEMBERSHIP_DAYS = 540  # Google's maximum (MEMBERSHIP_DURATION_TOO_LONG above it)
 MIN_SERVING_SIZE = 100  # Google Ads help centre: 100 active matched users to serve (Display, Search, YouTube)
 REQUESTS_PER_MINUTE = 300  # per Google Cloud project, IngestionService
-DEFAULT_RETRY_AFTER = 60.0
 CHANNEL_OPTIONS = [("grpc.max_receive_message_length", 64 * 1024 * 1024)]
 ACCOUNT_TYPE = "GOOGLE_ADS"
 LIST_NAME = re.compile(r"^accountTypes/GOOGLE_ADS/accounts/(\d{10})/userLists/(\d+)$")
-SHA256_HEX = re.compile(r"[0-9a-f]{64}")
-REGION_CODE = re.compile(r"[A-Z]{2}")
 MEMBER_FIELD = re.compile(r"^audience_members\[(\d+)\]")
-PACIFIC = ZoneInfo("America/Los_Angeles")
 TRANSIENT_STATUS = {
     grpc.StatusCode.UNAVAILABLE,
     grpc.StatusCode.DEADLINE_EXCEEDED,
@@ -142,178 +149,6 @@ TRANSIENT_STATUS = {
     grpc.StatusCode.UNKNOWN,
 }
 CONSENT_VALUES = {"GRANTED": "CONSENT_GRANTED", "DENIED": "CONSENT_DENIED"}
-
-EU_CONSENT_HELP = (
-    "Google's EU user consent policy: for people in the European Economic Area (and the UK and Switzerland) you may "
-    "send their data to Google for advertising only with their consent, and you must tell Google what they consented "
-    "to. \"Ad user data\" is consent to send their data to Google for advertising; \"ad personalization\" is consent "
-    "to personalised advertising (Customer Match targeting). Choose what your list's people actually agreed to: "
-    "Google drops members whose consent is denied or missing where the policy requires it. Nothing is assumed."
-)
-
-
-# The credential form ------------------------------------------------------------------------------------
-class GoogleDataManagerCredentialsForm(CredentialsForm):
-    """OAuth client + refresh token, or a service-account key; no developer token (the Data Manager has none)."""
-
-    secret_fields = ("client_secret", "refresh_token", "service_account_key")
-    help_steps = (
-        "In Google Cloud Console, enable the Data Manager API for your project (APIs & Services → Library → "
-        "\"Data Manager API\"). Its quota (300 requests a minute) is shared by everything that uses the project.",
-        "Either create an OAuth client (APIs & Services → Credentials) and generate a refresh token for a Google "
-        "Ads user with the https://www.googleapis.com/auth/datamanager scope, or create a service account, add its "
-        "email as a user of the Google Ads account, and paste its JSON key.",
-        "The customer id is the 10-digit number at the top of Google Ads (123-456-7890). If you reach the account "
-        "through a manager account, give the manager's id too (Google calls it the login account).",
-        "No developer token is needed.",
-        "Accept the Customer Match terms in Google Ads (Tools → Shared library → Audience manager), then tick the "
-        "box below.",
-        EU_CONSENT_HELP,
-    )
-
-    AUTH_CHOICES = [("oauth", "OAuth client and refresh token"), ("service_account", "Service-account key")]
-    # No initial value: the marketer must choose (EU user consent policy).
-    CONSENT_CHOICES = [("", "— choose —"), ("GRANTED", "Granted"), ("DENIED", "Denied")]
-
-    auth_method = forms.ChoiceField(label="Sign in with", choices=AUTH_CHOICES, initial="oauth")
-    client_id = forms.CharField(label="OAuth client ID", max_length=200, required=False)
-    client_secret = forms.CharField(label="OAuth client secret", max_length=200, required=False, widget=SecretInput())
-    refresh_token = forms.CharField(label="Refresh token", max_length=1024, required=False, widget=SecretInput())
-    service_account_key = forms.CharField(
-        label="Service-account JSON key", max_length=8192, required=False,
-        widget=SecretInput(),  # masked like every secret; pasted line breaks are whitespace to JSON
-        help_text="Paste the whole JSON file Google Cloud gives you for the key.",
-    )
-    customer_id = forms.CharField(label="Customer ID", max_length=20, help_text="10 digits, e.g. 123-456-7890")
-    login_customer_id = forms.CharField(
-        label="Manager account ID", max_length=20, required=False,
-        help_text="Only when access goes through a manager account (Google's login account).",
-    )
-    consent_ad_user_data = forms.ChoiceField(
-        label="Consent: ad user data", choices=CONSENT_CHOICES,
-        help_text="Did the people on your lists consent to their data being sent to Google for advertising? "
-        + EU_CONSENT_HELP,
-    )
-    consent_ad_personalization = forms.ChoiceField(
-        label="Consent: ad personalization", choices=CONSENT_CHOICES,
-        help_text="Did they consent to personalised advertising? Required by Google's EU user consent policy for "
-        "people in the EEA.",
-    )
-    customer_match_terms = forms.BooleanField(
-        label="The Google Ads account has accepted the Customer Match terms", required=True,
-        help_text="Sent to Google with every upload (Google refuses uploads until the terms are accepted).",
-    )
-
-    def clean_customer_id(self):
-        return _ten_digits(self.cleaned_data["customer_id"], "The customer ID")
-
-    def clean_login_customer_id(self):
-        value = self.cleaned_data.get("login_customer_id", "")
-        return _ten_digits(value, "The manager account ID") if value.strip() else ""
-
-    def clean_service_account_key(self):
-        value = (self.cleaned_data.get("service_account_key") or "").strip()
-        if not value:
-            return ""
-        try:
-            info = json.loads(value)
-        except ValueError:
-            raise forms.ValidationError("This is not a JSON key file (it does not parse as JSON).") from None
-        if not isinstance(info, dict) or info.get("type") != "service_account":
-            raise forms.ValidationError("This JSON is not a service-account key (its \"type\" is not "
-                                        "\"service_account\").")
-        missing = [k for k in ("client_email", "private_key") if not info.get(k)]
-        if missing:
-            raise forms.ValidationError(f"The key has no {' or '.join(missing)}.")
-        return value
-
-    def clean(self):
-        data = super().clean()
-        method = data.get("auth_method")
-        if method == "oauth":
-            if not (data.get("client_id") or "").strip():
-                self.add_error("client_id", "Give the OAuth client ID (or sign in with a service-account key).")
-            if not self.editing:
-                for name in ("client_secret", "refresh_token"):
-                    if not data.get(name):
-                        self.add_error(name, "Required when signing in with an OAuth client.")
-        elif method == "service_account" and not self.editing and not data.get("service_account_key"):
-            self.add_error("service_account_key", "Paste the service account's JSON key.")
-        return data
-
-
-def _ten_digits(value: str, label: str) -> str:
-    cleaned = re.sub(r"[\s-]", "", value or "")
-    if not cleaned.isdigit():
-        raise forms.ValidationError(f"{label} must contain digits only (dashes and spaces are fine).")
-    if len(cleaned) != 10:
-        raise forms.ValidationError(f"{label} must have exactly 10 digits; this one has {len(cleaned)}.")
-    return cleaned
-
-
-# What Google said about one request, later -----------------------------------------------------------------
-@dataclass(frozen=True)
-class DestinationDiagnostics:
-    """One destination's processing of one request, as ``RetrieveRequestStatus`` reports it."""
-
-    destination: str  # the list's product_destination_id
-    status: str  # SUCCESS, PROCESSING, FAILED, PARTIAL_SUCCESS, REQUEST_STATUS_UNKNOWN
-    kind: str  # "ingest" or "remove"
-    records: int | None = None
-    identifiers: int | None = None
-    match_rate_range: str = ""  # e.g. MATCH_RATE_RANGE_61_TO_70 (ingest only)
-    errors: dict[str, int] = field(default_factory=dict)  # reason -> records
-    warnings: dict[str, int] = field(default_factory=dict)
-
-    @property
-    def done(self) -> bool:
-        return self.status in ("SUCCESS", "FAILED", "PARTIAL_SUCCESS")
-
-    @property
-    def rejected(self) -> int:
-        return sum(self.errors.values())
-
-
-@dataclass(frozen=True)
-class RequestDiagnostics:
-    request_id: str
-    destinations: tuple[DestinationDiagnostics, ...]
-
-    @property
-    def done(self) -> bool:
-        return all(d.done for d in self.destinations)
-
-    @property
-    def rejected(self) -> int:
-        return sum(d.rejected for d in self.destinations)
-
-    def messages(self) -> tuple[str, ...]:
-        """One line per destination, safe to show: counts and Google's reasons, never values."""
-        lines = []
-        for d in self.destinations:
-            parts = [f"Google {d.kind} request {self.request_id}, list {d.destination}: {d.status.lower()}"]
-            if d.records is not None:
-                parts.append(f"{d.records} record(s), {d.identifiers or 0} identifier(s)")
-            if d.match_rate_range:
-                parts.append(f"match rate {_match_range_text(d.match_rate_range)}")
-            if d.errors:
-                parts.append("rejected: " + "; ".join(f"{_reason_text(r)} ×{n}" for r, n in sorted(d.errors.items())))
-            if d.warnings:
-                parts.append("warnings: " + "; ".join(f"{_reason_text(r)} ×{n}" for r, n in
-                                                      sorted(d.warnings.items())))
-            lines.append(", ".join(parts))
-        return tuple(lines)
-
-
-def _reason_text(reason: str) -> str:
-    return reason.removeprefix("PROCESSING_ERROR_REASON_").removeprefix("PROCESSING_WARNING_REASON_") \
-        .removeprefix("PROCESSING_ERROR_")
-
-
-def _match_range_text(value: str) -> str:
-    text = value.removeprefix("MATCH_RATE_RANGE_")
-    return {"LESS_THAN_20": "under 20 %", "NOT_ELIGIBLE": "not eligible", "UNKNOWN": "unknown"}.get(
-        text, text.replace("_TO_", "–") + " %")
 
 
 class _TimedRequest(AuthRequest):
@@ -744,129 +579,3 @@ _WRAPPERS = {wrapper.pb(): wrapper for wrapper in (ingestion.IngestAudienceMembe
                                                     ingestion.RemoveAudienceMembersRequest)}
 
 
-# Building requests (raw protobuf: 10,000 members build in milliseconds) ---------------------------------------
-_PB_MEMBER = audience_types.AudienceMember.pb()
-_PB_USER_DATA = user_data_types.UserData.pb()
-_PB_IDENTIFIER = user_data_types.UserIdentifier.pb()
-_PB_ADDRESS = user_data_types.AddressInfo.pb()
-
-NO_IDENTIFIER = "no identifier Google takes (an email, a phone, or first and last name with country and postal code)"
-BAD_HASH = "an identifier is not a lowercase hex SHA-256 (checked before sending: Google would refuse the request)"
-
-
-def member_identifiers(member: PreparedMember) -> tuple[list, str]:
-    """(identifiers, problem): one member's UserIdentifiers, or a reason why it has none Google would accept."""
-    identifiers = []
-    email, phone = member.get("email"), member.get("phone")
-    for value, field_name in ((email, "email_address"), (phone, "phone_number")):
-        if value:
-            if SHA256_HEX.fullmatch(value) is None:
-                return [], BAD_HASH
-            identifiers.append(_PB_IDENTIFIER(**{field_name: value}))
-    first, last = member.get("first_name"), member.get("last_name")
-    country, postal = member.get("country"), member.get("postal_code")
-    if first and last and country and postal:  # Google matches an address only with all four
-        if SHA256_HEX.fullmatch(first) is None or SHA256_HEX.fullmatch(last) is None:
-            return [], BAD_HASH
-        if REGION_CODE.fullmatch(country):
-            identifiers.append(_PB_IDENTIFIER(address=_PB_ADDRESS(
-                given_name=first, family_name=last, region_code=country, postal_code=postal)))
-    if not identifiers:
-        return [], NO_IDENTIFIER
-    return identifiers[:MAX_IDENTIFIERS_PER_MEMBER], ""
-
-
-def _removal_identifiers(member: PreparedMember) -> PreparedMember:
-    if member.get("email") or member.get("phone"):
-        return {k: v for k, v in member.items() if k in ("email", "phone")}
-    return member
-
-
-def build_members(batch: Sequence[PreparedMember]) -> tuple[list, list[str]]:
-    """(AudienceMembers, one problem string per member left out)."""
-    members, problems = [], []
-    for member in batch:
-        identifiers, problem = member_identifiers(member)
-        if problem:
-            problems.append(problem)
-            continue
-        members.append(_PB_MEMBER(user_data=_PB_USER_DATA(user_identifiers=identifiers)))
-    return members, problems
-
-
-def _rejection_messages(rejected: Counter) -> tuple[str, ...]:
-    if not rejected:
-        return ()
-    total = sum(rejected.values())
-    return (f"{total} member(s) not sent to Google: "
-            + "; ".join(f"{reason} ×{count}" for reason, count in sorted(rejected.items())),)
-
-
-# Reading Google's answers -----------------------------------------------------------------------------------
-def _details(exc: api_exceptions.GoogleAPICallError):
-    """(ErrorInfo, request id, BadRequest field violations) from a call error's status details."""
-    info = request_id = None
-    violations: list = []
-    for detail in exc.details or ():
-        if isinstance(detail, error_details_pb2.ErrorInfo) and info is None:
-            info = detail
-        elif isinstance(detail, error_details_pb2.RequestInfo):
-            request_id = detail.request_id
-        elif isinstance(detail, error_details_pb2.BadRequest):
-            violations.extend(detail.field_violations)
-    return info, request_id, violations
-
-
-def _retry_after(exc: api_exceptions.GoogleAPICallError, quota: str) -> float:
-    for detail in exc.details or ():
-        if isinstance(detail, error_details_pb2.RetryInfo) and detail.HasField("retry_delay"):
-            seconds = detail.retry_delay.seconds + detail.retry_delay.nanos / 1e9
-            if seconds > 0:
-                return seconds
-    if quota.endswith("PerDayPerProject"):
-        return seconds_until_pacific_midnight()
-    return DEFAULT_RETRY_AFTER
-
-
-def seconds_until_pacific_midnight(now: dt.datetime | None = None) -> float:
-    """Seconds until Google Cloud's daily quotas reset (midnight Pacific time)."""
-    now = (now or dt.datetime.now(dt.UTC)).astimezone(PACIFIC)
-    tomorrow = (now + dt.timedelta(days=1)).date()
-    midnight = dt.datetime.combine(tomorrow, dt.time(0), tzinfo=PACIFIC)
-    return max(60.0, (midnight - now).total_seconds())
-
-
-def _destination_diagnostics(status) -> DestinationDiagnostics:
-    which = rspd.RequestStatusPerDestination.pb(status).WhichOneof("status")
-    kind = "remove" if which == "audience_members_removal_status" else "ingest"
-    records = identifiers = None
-    match_range = ""
-    if which == "audience_members_ingestion_status":
-        user = status.audience_members_ingestion_status.user_data_ingestion_status
-        records, identifiers = user.record_count, user.user_identifier_count
-        match_range = user.upload_match_rate_range.name
-    elif which == "audience_members_removal_status":
-        user = status.audience_members_removal_status.user_data_removal_status
-        records, identifiers = user.record_count, user.user_identifier_count
-    return DestinationDiagnostics(
-        destination=status.destination.product_destination_id,
-        status=status.request_status.name,
-        kind=kind,
-        records=records,
-        identifiers=identifiers,
-        match_rate_range="" if match_range == "MATCH_RATE_RANGE_UNKNOWN" else match_range,
-        errors={c.reason.name: c.record_count for c in status.error_info.error_counts},
-        warnings={c.reason.name: c.record_count for c in status.warning_info.warning_counts},
-    )
-
-
-def _refresh_message(exc: auth_exceptions.RefreshError, method: str) -> str:
-    """Google's OAuth error (e.g. invalid_grant), never the request that carried the secrets."""
-    reason = ""
-    if len(exc.args) > 1 and isinstance(exc.args[1], dict):
-        body = exc.args[1]
-        reason = ": ".join(str(part) for part in (body.get("error"), body.get("error_description")) if part)
-    reason = reason or (str(exc.args[0]) if exc.args else "refresh failed")
-    what = ("the service-account key (create a new key and paste it again)" if method == "service_account"
-            else "the OAuth refresh token (generate a new refresh token with the datamanager scope)")
-    return f"Google refused {what}: {reason}. Update the connection."

@@ -38,16 +38,15 @@ Token lifetime and sign-in with Meta (``token_expiry``, ``renew_credentials``, `
   ``error=access_denied&error_reason=user_denied``; the code is exchanged with ``GET /oauth/access_token?client_id
   &redirect_uri&client_secret&code`` (a short-lived token, exchanged at once for a long-lived one). PKCE is not
   used (the manual flow's page documents none for a server-side app). Ad accounts: ``GET /me/adaccounts``.
+
+Beside this module: ``meta_wire.py`` (the multi-key payload, the form encoding of request bodies, and the reading of
+Meta's answers: batch counts, usage headers, token dates); its public names are importable from here as well.
 """
 
 from __future__ import annotations
 
-import datetime
-import json
-import re
 import time
 from collections.abc import Mapping, Sequence
-from urllib.parse import quote_plus
 
 import requests
 from django import forms
@@ -76,30 +75,25 @@ from platforms.adapters.base import (
     UploadSession,
     ValidationResult,
 )
+from platforms.adapters.meta_wire import (
+    SCHEMA_KEYS,  # noqa: F401 - importable from here, as before the wire side moved out
+    _as_int,
+    _batch_result,
+    _clean_message,
+    _FastFormSession,
+    _retry_after,
+    _status_text,
+    build_payload,
+    form_encode,  # noqa: F401
+    form_quote,  # noqa: F401
+    token_expiry_of,
+)
 from platforms.errors import AuthError, PermanentError, PlatformError, RateLimited, TransientError, join_sentences
 from platforms.forms import digits_id
 from platforms.matchkeys import DOB_DAY, DOB_MONTH, DOB_YEAR, HEX, RAW, SHA, SHA_LOWER, SHA_ZIP
 
 API_VERSION = "v26.0"
 
-# Our match-key name -> Meta's multi-key schema name, in the fixed column order we send.
-SCHEMA_KEYS: tuple[tuple[str, str], ...] = (
-    ("email", "EMAIL"),
-    ("phone", "PHONE"),
-    ("gender", "GEN"),
-    ("dob_year", "DOBY"),
-    ("dob_month", "DOBM"),
-    ("dob_day", "DOBD"),
-    ("last_name", "LN"),
-    ("first_name", "FN"),
-    ("first_initial", "FI"),
-    ("city", "CT"),
-    ("state", "ST"),
-    ("postal_code", "ZIP"),
-    ("country", "COUNTRY"),
-    ("maid", "MADID"),
-    ("external_id", "EXTERN_ID"),
-)
 BATCH_SIZE = 10_000
 
 # Meta's error codes (https://developers.facebook.com/docs/graph-api/guides/error-handling and the
@@ -112,7 +106,6 @@ TRANSIENT_CODES = {1, 2}  # unknown error, service temporarily unavailable
 TERMS_SUBCODES = {1870090}
 TERMS_CODES = {2655, 2663}
 TERMS_URL = "https://business.facebook.com/ads/manage/customaudiences/tos/?act={account}"
-DEFAULT_RETRY_AFTER = 60.0
 # A user token is exchanged for a new long-lived one when fewer days than this remain.
 RENEW_BEFORE_DAYS = 30
 OAUTH_SCOPES = ("ads_management",)
@@ -491,148 +484,3 @@ class MetaAdapter(PlatformAdapter):
             }
         body = self._call(method, (str(audience_id), edge), params)
         return _batch_result(body, sent=len(batch))
-
-
-# quote_plus, done with C string methods: member payloads are megabytes of hex digits and JSON punctuation, and
-# urllib quotes them one byte at a time in Python (half a second per 10,000-member batch, more than the rest
-# of the request). The result is identical to urlencode's; anything outside the expected alphabet falls back.
-_FORM_ESCAPES = (("%", "%25"), ("+", "%2B"), (" ", "+"), ('"', "%22"), (",", "%2C"), (":", "%3A"),
-                 ("[", "%5B"), ("]", "%5D"), ("{", "%7B"), ("}", "%7D"), ("/", "%2F"), ("=", "%3D"), ("&", "%26"))
-_FORM_SAFE = re.compile(r"[A-Za-z0-9_.~%+\-]*")
-
-
-def form_quote(value: str) -> str:
-    quoted = value
-    for char, escape in _FORM_ESCAPES:
-        if char in quoted:
-            quoted = quoted.replace(char, escape)
-    return quoted if _FORM_SAFE.fullmatch(quoted) else quote_plus(value)
-
-
-def form_encode(fields: Mapping) -> str:
-    """``urllib.parse.urlencode(fields)`` for str / int / float values, as requests would send them."""
-    return "&".join(
-        f"{form_quote(str(key))}={form_quote(value if isinstance(value, str) else str(value))}"
-        for key, value in fields.items()
-        if value is not None
-    )
-
-
-class _FastFormSession(requests.Session):
-    """The SDK's requests session, with form bodies encoded by ``form_encode`` instead of urllib."""
-
-    @classmethod
-    def replacing(cls, original: requests.Session) -> _FastFormSession:
-        session = cls()
-        session.verify = original.verify
-        session.params.update(original.params)
-        session.proxies.update(original.proxies)
-        return session
-
-    def request(self, method, url, data=None, **kwargs):
-        plain = isinstance(data, Mapping) and all(isinstance(v, (str, int, float)) or v is None for v in data.values())
-        if data and plain and not kwargs.get("files"):
-            data = form_encode(data)
-            headers = dict(kwargs.pop("headers", None) or {})
-            headers.setdefault("Content-Type", "application/x-www-form-urlencoded")
-            kwargs["headers"] = headers
-        return super().request(method, url, data=data, **kwargs)
-
-
-def build_payload(batch: Sequence[PreparedMember]) -> dict:
-    """Meta's multi-key payload: the schema columns present in this batch (fixed order), one row per member,
-    an empty string where a member lacks a column. Values go as given (already hashed where Meta hashes)."""
-    present = set().union(*(member.keys() for member in batch))
-    unknown = present - {key for key, _ in SCHEMA_KEYS}
-    if unknown:
-        raise ValueError(f"Meta has no schema column for {', '.join(sorted(unknown))}")
-    columns = [(key, meta) for key, meta in SCHEMA_KEYS if key in present]
-    return {
-        "schema": [meta for _, meta in columns],
-        "data": [[str(member.get(key) or "") for key, _ in columns] for member in batch],
-    }
-
-
-def token_expiry_of(info: dict) -> TokenExpiry | None:
-    """debug_token's dates as the connection's expiry: the earlier of the token's and data access's (0: never)."""
-    if info and info.get("is_valid") is False:
-        raise AuthError("Meta: the access token is no longer valid (debug_token says so). Sign in again or paste a "
-                        "new access token.")
-    dates = []
-    for key, what in (("expires_at", "access token"), ("data_access_expires_at", "data access")):
-        value = _as_int(info.get(key)) or 0
-        if value > 0:
-            dates.append((value, what))
-    if not dates:
-        return None
-    value, what = min(dates)
-    renewable = what == "access token" and str(info.get("type") or "").upper() == "USER"
-    return TokenExpiry(datetime.datetime.fromtimestamp(value, tz=datetime.UTC), what=what, renewable=renewable,
-                       source="debug_token")
-
-
-def _batch_result(body: dict, *, sent: int) -> BatchResult:
-    received = _as_int(body.get("num_received"))
-    invalid = _as_int(body.get("num_invalid_entries")) or 0
-    messages = []
-    if invalid:
-        # invalid_entry_samples maps sample values (hashes, possibly raw input) to reasons: keep only the reasons.
-        samples = body.get("invalid_entry_samples") or {}
-        reasons = sorted({str(reason) for reason in samples.values()}) if isinstance(samples, dict) else []
-        messages.append(f"Meta rejected {invalid} row(s)" + (f": {'; '.join(reasons)}" if reasons else "."))
-    return BatchResult(received=sent if received is None else received, invalid=invalid, messages=tuple(messages))
-
-
-def _retry_after(headers) -> float:
-    """Seconds until Meta lifts a throttle, from its usage headers; our default when it does not say."""
-    waits: list[float] = []
-    headers = headers or {}
-    buc = _header_json(headers, "x-business-use-case-usage")
-    if isinstance(buc, dict):
-        for entries in buc.values():
-            for entry in entries if isinstance(entries, list) else [entries]:
-                if isinstance(entry, dict) and entry.get("estimated_time_to_regain_access") is not None:
-                    waits.append(float(entry["estimated_time_to_regain_access"]) * 60)  # minutes
-    account = _header_json(headers, "x-ad-account-usage")
-    if isinstance(account, dict):
-        if account.get("estimated_time_to_regain_access") is not None:
-            waits.append(float(account["estimated_time_to_regain_access"]) * 60)
-        elif account.get("reset_time_duration") is not None:
-            waits.append(float(account["reset_time_duration"]))  # seconds
-    waits = [w for w in waits if w > 0]
-    return max(waits) if waits else DEFAULT_RETRY_AFTER
-
-
-def _header_json(headers, name: str):
-    value = None
-    for key, candidate in dict(headers).items():
-        if key.lower() == name:
-            value = candidate
-            break
-    if not value:
-        return None
-    try:
-        return json.loads(value)
-    except (TypeError, ValueError):
-        return None
-
-
-def _status_text(value) -> str:
-    if isinstance(value, dict):
-        return str(value.get("description") or value.get("code") or "")
-    return str(value or "")
-
-
-def _as_int(value) -> int | None:
-    try:
-        return int(value)
-    except (TypeError, ValueError):
-        return None
-
-
-_TOKENISH = re.compile(r"(access_token|appsecret_proof)=[^&\s]+")
-
-
-def _clean_message(message) -> str:
-    """Meta's own words, with any token-looking query parameter masked (belt and braces)."""
-    return _TOKENISH.sub(r"\1=…", str(message or "")).strip()

@@ -298,7 +298,7 @@ def test_malformed_members_are_counted_locally_and_never_fail_the_request(google
 
 
 def test_members_google_names_in_its_refusal_are_dropped_and_the_rest_resent(google, make_adapter, monkeypatch):
-    from platforms.adapters import google_datamanager as module
+    from platforms.adapters import google_datamanager_wire as module  # where the local hash check lives
 
     adapter = make_adapter()
     list_name = new_list(adapter)

@@ -518,6 +518,9 @@ def test_prepare_record_collects_rejections_and_keeps_good_keys():
         ({"maid": "6d92078a-8246-4ba4-ae5b-76104861e7dc"}, True),
         ({"external_id": "42"}, True),
         ({"first_name": "Ann", "last_name": "Lee", "postal_code": "94105"}, True),
+        ({"first_name": "Ann", "last_name": "Lee", "city": "Springfield"}, True),
+        ({"first_name": "Ann", "last_name": "Lee", "date_of_birth": "1985-03-12"}, True),
+        ({"first_name": "Ann", "date_of_birth": "1985-03-12"}, False),
         ({"first_name": "Ann", "last_name": "Lee"}, False),
         ({"country": "US", "gender": "f"}, False),
         ({}, False),
@@ -525,6 +528,12 @@ def test_prepare_record_collects_rejections_and_keeps_good_keys():
 )
 def test_identifiable_means_some_platform_can_match(row, identifiable):
     assert prepare_record(row, default_region="US").identifiable is identifiable
+
+
+def test_a_stored_name_with_a_birth_date_is_identifiable():
+    # The stored birth date is one key, "dob" (YYYYMMDD); no stored record has a "dy".
+    assert mk.is_identifiable({"fn": dig("ann"), "ln": dig("lee"), "dob": "19850312"})
+    assert not mk.is_identifiable({"fn": dig("ann"), "ln": dig("lee"), "dy": "1985"})
 
 
 def test_default_region_drives_national_phone_numbers():

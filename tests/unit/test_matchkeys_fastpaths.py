@@ -325,10 +325,21 @@ def test_clear_value_caches_empties_value_caches_but_keeps_the_compiled_tables()
     matchkeys.prepare_rows([["ANN@example.com", "+1 212 555 0100", "Ann", "US"]],
                            ["email", "phone", "first_name", "country"], default_region="US")
     plan_before = matchkeys._plan("US")
-    sizes = {name: obj.cache_info().currsize for name, obj in vars(matchkeys).items()
-             if hasattr(obj, "cache_info") and name not in matchkeys._BUILT_ONCE}
+    # Every part of the package, not only the names it re-exports.
+    caches = {(module.__name__, name): obj for module in matchkeys._MODULES for name, obj in vars(module).items()
+              if hasattr(obj, "cache_info") and name not in matchkeys._BUILT_ONCE}
+    sizes = {key: cache.cache_info().currsize for key, cache in caches.items()}
     assert any(sizes.values())
     matchkeys.clear_value_caches()
-    after = {name: getattr(matchkeys, name).cache_info().currsize for name in sizes}
+    after = {key: cache.cache_info().currsize for key, cache in caches.items()}
     assert not any(after.values())
     assert matchkeys._plan("US") is plan_before
+
+
+def test_clear_value_caches_walks_every_part_of_the_package():
+    import pkgutil
+
+    from platforms import matchkeys
+
+    parts = {info.name for info in pkgutil.iter_modules(matchkeys.__path__)}
+    assert parts == {module.__name__.rsplit(".", 1)[1] for module in matchkeys._MODULES}
