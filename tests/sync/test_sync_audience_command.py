@@ -14,6 +14,7 @@ from credentials.models import Connection
 from platforms.matchkeys import platform_values, prepare_records
 from sandbox.base import Fault
 from sandbox.credentials import DEMO_CREDENTIALS
+from syncs import engine
 from syncs.models import Sync, SyncRun
 from tests.sync.conftest import make_audience, new_generation, synthetic_rows
 
@@ -239,3 +240,21 @@ def test_confirm_of_a_held_run_planned_before_a_re_import_sends_the_new_plan(use
     assert stale.status == SyncRun.Status.CANCELLED and stale.sent == stale.removed == 0
     assert summary["run_id"] != stale.pk and (summary["status"], summary["removed"]) == ("succeeded", 15)
     assert held_emails(meta_graph, Sync.objects.get()) == meta_emails(0, 15)
+
+
+def test_wait_on_a_broker_server_watches_the_run_a_worker_sends(user, meta_graph, meta_connection, settings,
+                                                                monkeypatch):
+    settings.CELERY_BROKER_URL = "redis://127.0.0.1:6379/0"
+    audience = make_audience(user, 30)
+    polls = []
+
+    def worker_between_polls(seconds):
+        """The command waits; meanwhile a worker takes the run from the queue and sends it."""
+        polls.append(seconds)
+        engine.execute_run(run_id=SyncRun.objects.get().pk)
+
+    monkeypatch.setattr("syncs.management.commands.sync_audience.time.sleep", worker_between_polls)
+    code, text, summary = sync_audience(audience.pk, meta_connection.pk, "--wait", "--json")
+    assert code == 0, text
+    assert polls and (summary["status"], summary["sent"]) == ("succeeded", 30)
+    assert f"Run {summary['run_id']}: queued" in text

@@ -197,7 +197,7 @@ class Command(BaseCommand):
         status = run.get_status_display().lower()
         if run.status in runs.ACTIVE:
             out.write(f"Run {run.pk} {status}: a worker sends it (follow it on its run page, or use --wait).")
-            if preview.figures.would_hold:
+            if preview.figures.would_hold and not run.hold_confirmed:
                 out.write("The worker will hold it for review when it plans it: confirm it on its run page, or run "
                           "this command with --wait --confirm.")
             return
