@@ -14,7 +14,7 @@ from credentials.models import Connection
 from platforms.matchkeys import platform_values, prepare_records
 from sandbox.base import Fault
 from sandbox.credentials import DEMO_CREDENTIALS
-from syncs import engine
+from syncs import engine, selectors
 from syncs.models import Sync, SyncRun
 from tests.sync.conftest import make_audience, new_generation, synthetic_rows
 
@@ -258,3 +258,23 @@ def test_wait_on_a_broker_server_watches_the_run_a_worker_sends(user, meta_graph
     assert code == 0, text
     assert polls and (summary["status"], summary["sent"]) == ("succeeded", 30)
     assert f"Run {summary['run_id']}: queued" in text
+
+
+def test_confirm_does_not_send_a_held_run_planned_on_an_import_newer_than_the_preview(user, meta_graph,
+                                                                                      meta_connection, monkeypatch):
+    audience = make_audience(user, 30)
+    assert sync_audience(audience.pk, meta_connection.pk, "--mode", "mirror", "--wait")[0] == 0
+    new_generation(audience, [(0, 25)])  # 5 leave: within the threshold, the preview shows no hold
+    original = selectors.sync_preview
+
+    def preview_then_a_re_import_lands(sync):
+        shown = original(sync)
+        new_generation(audience, [(0, 10)])  # meanwhile 20 of 30 leave: this plan is held
+        return shown
+
+    monkeypatch.setattr(selectors, "sync_preview", preview_then_a_re_import_lands)
+    code, text, summary = sync_audience(audience.pk, meta_connection.pk, "--confirm", "--wait", "--json")
+    assert (code, summary["status"], summary["to_remove"], summary["removed"]) == (3, "held", 20, 0)
+    assert "Preview: will add 0, remove 5, 25 unchanged." in text
+    assert "planned on a newer import of the audience than the preview above" in text
+    assert not SyncRun.objects.get(pk=summary["run_id"]).hold_confirmed

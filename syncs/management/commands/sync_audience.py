@@ -74,12 +74,13 @@ class Command(BaseCommand):
         audience = self._audience(options["audience"])
         connection = self._connection(options["connection"], audience)
         sync, created = self._sync(audience, connection, options["mode"])
+        # Read before the preview: a held run planned on a later import is not the one the preview shows.
+        generation = Audience.objects.values_list("generation", flat=True).get(pk=audience.pk)
         preview = selectors.sync_preview(sync)
         self._print_preview(sync, preview, created)
         if options["preview"]:
             self._finish(sync, None, preview)
             return
-        generation = Audience.objects.values_list("generation", flat=True).get(pk=audience.pk)
         local = not broker_server()
         run = runs.start_run(sync=sync, enqueue=not (local and options["wait"]))
         run = self._follow(run, generation=generation, in_process=local and options["wait"])
