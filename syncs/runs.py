@@ -63,15 +63,18 @@ def active_run(sync: Sync) -> SyncRun | None:
     return sync.runs.filter(status__in=PENDING).order_by("-created_at").first()
 
 
-def start_run(*, sync: Sync, trigger: str = SyncRun.Trigger.MANUAL) -> SyncRun:
-    """Queue a run of ``sync``; if one is already queued, running or held for review, that one is returned."""
+def start_run(*, sync: Sync, trigger: str = SyncRun.Trigger.MANUAL, enqueue: bool = True) -> SyncRun:
+    """Queue a run of ``sync``; if one is already queued, running or held for review, that one is returned.
+    ``enqueue=False``: the caller runs it in its own process (``manage.py sync_audience --wait`` without a broker
+    server) instead of handing it to a worker."""
     with transaction.atomic():
         Sync.objects.select_for_update().filter(pk=sync.pk).first()  # one starter at a time per sync
         current = active_run(sync)
         if current is not None:
             return current
         run = SyncRun.objects.create(sync=sync, trigger=trigger)
-        _queue(run)
+        if enqueue:
+            _queue(run)
     logger.info("sync run %s queued (sync=%s trigger=%s)", run.pk, sync.pk, trigger)
     return run
 
@@ -122,9 +125,10 @@ def _restore_confirmed(run: SyncRun) -> None:
             confirmed_generation=previous.audience_generation)
 
 
-def confirm_run(*, run: SyncRun) -> SyncRun:
+def confirm_run(*, run: SyncRun, enqueue: bool = True) -> SyncRun:
     """The marketer reviewed a held run and wants it sent. If the audience was re-imported since, the plan is out
-    of date: the held run is cancelled and a new run starts (it plans again, and may be held again)."""
+    of date: the held run is cancelled and a new run starts (it plans again, and may be held again).
+    ``enqueue=False`` as for ``start_run``."""
     run.refresh_from_db()
     if run.status != Status.HELD:
         raise SyncError("This run is not waiting for review.")
@@ -133,11 +137,11 @@ def confirm_run(*, run: SyncRun) -> SyncRun:
             SyncRun.objects.filter(pk=run.pk, status=Status.HELD).update(
                 status=Status.CANCELLED, finished_at=timezone.now(),
                 error_message="The audience was re-imported after this run was planned; a new run was started.")
-        return start_run(sync=run.sync)
+        return start_run(sync=run.sync, enqueue=enqueue)
     with transaction.atomic():
         updated = SyncRun.objects.filter(pk=run.pk, status=Status.HELD).update(
             status=Status.QUEUED, hold_confirmed=True, error_message="", heartbeat_at=timezone.now())
-        if updated:
+        if updated and enqueue:
             _queue(run)
     logger.info("sync run %s confirmed after review", run.pk)
     run.refresh_from_db()

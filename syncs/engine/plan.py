@@ -125,7 +125,9 @@ def classify(rows, *, mirror: bool, heartbeat=None) -> Plan:
             counts.joining += 1
             adds.append(person)
         elif current_held:
-            if len(held) > 1:  # the current record is there; an older one is still to be removed
+            # The current record is there; an older one is still to be removed. (``held`` lacks the current
+            # generation in the full comparison, whose rows are only those that differ: compare, do not count.)
+            if held - {current}:
                 counts.changed += 1
                 if mirror:
                     removes.append(person)
