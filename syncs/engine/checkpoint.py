@@ -58,12 +58,12 @@ def checkpoint_sent(ctx: RunContext, batch: SyncBatch, *, attempts: int, read: B
 
 
 def encode_versions(versions: list[tuple[bytes, int]]) -> bytes:
-    return b"".join(person + generation.to_bytes(4, "big") for person, generation in versions)
+    return b"".join(person + generation.to_bytes(4, "big", signed=True) for person, generation in versions)
 
 
 def decode_versions(data: bytes) -> list[tuple[bytes, int]]:
     data = bytes(data)
-    return [(data[i:i + 12], int.from_bytes(data[i + 12:i + 16], "big")) for i in range(0, len(data), 16)]
+    return [(data[i:i + 12], int.from_bytes(data[i + 12:i + 16], "big", signed=True)) for i in range(0, len(data), 16)]
 
 
 def settle(ctx: RunContext) -> bool:
