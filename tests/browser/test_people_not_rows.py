@@ -114,6 +114,25 @@ def wait_for_import(page, audience_url: str) -> None:
     expect(page.locator("h1 + .badge")).to_have_text("Ready")
 
 
+def on_screen(page, locator) -> bool:
+    """Whether the element lies within the window's width, once scrolled to."""
+    locator.scroll_into_view_if_needed()
+    box = locator.bounding_box()
+    return box is not None and box["x"] >= 0 and box["x"] + box["width"] <= page.viewport_size["width"]
+
+
+def syncs_fit(page) -> bool:
+    """The audience page's syncs table needs no sideways scrolling (its wrapper scrolls when a cell is too wide)."""
+    return page.evaluate("(w => w.scrollWidth <= w.clientWidth)(document.querySelector('#audience-syncs .table-wrap'))")
+
+
+def history_fits(page) -> bool:
+    """At desktop width the run history shows every column; on a phone it scrolls sideways by design."""
+    if page.viewport_size["width"] < DESKTOP["width"]:
+        return True
+    return page.evaluate("(w => w.scrollWidth <= w.clientWidth)(document.querySelector('#run-history .table-wrap'))")
+
+
 def sync_now(page, sync: Sync) -> SyncRun:
     """Sync now on the audience page: the run page opens; returns the new run."""
     before = set(SyncRun.objects.filter(sync=sync).values_list("pk", flat=True))
@@ -162,7 +181,7 @@ def test_people_not_rows_reimport_mirror_hold_and_cancel(signed_in, live_server,
     assert first.status == SyncRun.Status.SUCCEEDED, first.error_message
     records, emails = held_by_google(platforms, sync)
     assert emails == members_emails(audience)
-    print("STEP2", len(records), len(emails), len(platforms.datamanager.list_identifiers(sync.platform_audience_id, "phone_number")))
+    assert history_fits(page), "the run history scrolls sideways at desktop width"
     shot(page, _name(page, "scenario-2-add-run"))
 
     # 3. The same file again, the phone column set to "ignore": warned before anything is imported.
@@ -175,7 +194,7 @@ def test_people_not_rows_reimport_mirror_hold_and_cancel(signed_in, live_server,
     page.get_by_label("Column Mobile Number").select_option("")
     warning = page.locator(".missing-columns")
     expect(warning).to_contain_text("Mapped last time, not now")
-    expect(warning).to_contain_text(f"“Mobile Number” (Phone) is not mapped: the {with_phone} members with phone "
+    expect(warning).to_contain_text(f"“Mobile Number” (Phone) is not mapped: the {with_phone:,} members with phone "
                                     "lose it with this import")
     job = audience.imports.latest("created_at")
     assert job.status == ImportJob.Status.UPLOADED  # nothing imported by looking
@@ -188,8 +207,12 @@ def test_people_not_rows_reimport_mirror_hold_and_cancel(signed_in, live_server,
     assert audience.member_count == members  # the same people
     assert audience.key_coverage.get("phone", 0) == 0
 
-    # 4. Mirror: nobody left, so the preview removes nobody and the run leaves Google holding the same people.
+    # The Google list's long resource name is on the row now: the row still fits, Sync now on screen.
     row = page.locator(f"#sync-{sync.pk}")
+    assert syncs_fit(page), "the syncs table scrolls sideways: the Next run column is cut off"
+    assert on_screen(page, row.get_by_role("button", name="Sync now"))
+
+    # 4. Mirror: nobody left, so the preview removes nobody and the run leaves Google holding the same people.
     row.get_by_label("Mode").select_option("mirror")
     row.get_by_role("button", name="Save").click()
     expect(page.get_by_text(re.compile(r"Sync to .* updated\."))).to_be_visible()
@@ -207,7 +230,10 @@ def test_people_not_rows_reimport_mirror_hold_and_cancel(signed_in, live_server,
     assert mirror.status == SyncRun.Status.SUCCEEDED, mirror.error_message
     after_mirror, emails_after_mirror = held_by_google(platforms, sync)
     assert emails_after_mirror == emails, "the mirror run removed people who are still in the audience"
-    print("STEP4", len(after_mirror), len(emails_after_mirror), len(platforms.datamanager.list_identifiers(sync.platform_audience_id, "phone_number")), mirror.sent, mirror.removed)
+    assert emails_after_mirror == members_emails(audience)
+    # Mirror: the phones nobody holds any more are gone from Google too (the people stay, by their email).
+    assert not platforms.datamanager.list_identifiers(sync.platform_audience_id, "phone_number")
+    assert len(after_mirror) >= len(emails)
     shot(page, _name(page, "scenario-4-mirror-run"))
 
     # 5. A smaller export: 40 % gone. The preview says it would be held; Sync now holds it; Cancel sends nothing.
