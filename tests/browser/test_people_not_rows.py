@@ -133,6 +133,13 @@ def history_fits(page) -> bool:
     return page.evaluate("(w => w.scrollWidth <= w.clientWidth)(document.querySelector('#run-history .table-wrap'))")
 
 
+def run_figures_readable(page) -> bool:
+    """Every figure of the run card has room to be read (not squeezed to a letter a line by a long label)."""
+    narrowest = page.evaluate("Math.min(...[...document.querySelectorAll('#run-progress dl.kv dd')]"
+                              ".map(dd => dd.getBoundingClientRect().width))")
+    return narrowest >= 0.3 * page.viewport_size["width"]
+
+
 def sync_now(page, sync: Sync) -> SyncRun:
     """Sync now on the audience page: the run page opens; returns the new run."""
     before = set(SyncRun.objects.filter(sync=sync).values_list("pk", flat=True))
@@ -182,6 +189,7 @@ def test_people_not_rows_reimport_mirror_hold_and_cancel(signed_in, live_server,
     records, emails = held_by_google(platforms, sync)
     assert emails == members_emails(audience)
     assert history_fits(page), "the run history scrolls sideways at desktop width"
+    assert run_figures_readable(page)
     shot(page, _name(page, "scenario-2-add-run"))
 
     # 3. The same file again, the phone column set to "ignore": warned before anything is imported.
@@ -234,6 +242,7 @@ def test_people_not_rows_reimport_mirror_hold_and_cancel(signed_in, live_server,
     # Mirror: the phones nobody holds any more are gone from Google too (the people stay, by their email).
     assert not platforms.datamanager.list_identifiers(sync.platform_audience_id, "phone_number")
     assert len(after_mirror) >= len(emails)
+    assert run_figures_readable(page)
     shot(page, _name(page, "scenario-4-mirror-run"))
 
     # 5. A smaller export: 40 % gone. The preview says it would be held; Sync now holds it; Cancel sends nothing.
@@ -264,6 +273,7 @@ def test_people_not_rows_reimport_mirror_hold_and_cancel(signed_in, live_server,
     held.refresh_from_db()
     assert held.status == SyncRun.Status.HELD and held.to_remove == left
     expect(page.locator(".held-removes")).to_contain_text(f"{left:,} of the")
+    assert run_figures_readable(page)
     shot(page, _name(page, "scenario-5-held-run"))
     page.get_by_role("button", name="Cancel this run").click()
     expect(page.locator("#run-progress .run-status")).to_have_text("Cancelled", timeout=30_000)
@@ -271,6 +281,7 @@ def test_people_not_rows_reimport_mirror_hold_and_cancel(signed_in, live_server,
     assert held.status == SyncRun.Status.CANCELLED
     assert held.sent == held.removed == 0
     assert held_by_google(platforms, sync) == (after_mirror, emails_after_mirror)
+    assert run_figures_readable(page)
     shot(page, _name(page, "scenario-5-cancelled"))
 
     # The audience page says what happened, and the next run would still be held (nothing was sent).
