@@ -181,11 +181,16 @@ def test_people_not_rows_reimport_mirror_hold_and_cancel(signed_in, live_server,
     preview = page.locator(f"#sync-preview-{sync.pk}")
     expect(preview).to_contain_text(f"Will add {members:,}", timeout=20_000)
     expect(preview).to_contain_text("remove 0")
+    # A few members have no key Google takes: the share says so rather than rounding up to all of them.
+    expect(preview.locator(".preview-usable")).to_have_text(
+        re.compile(rf"[\d,]+ of {members:,} members \((\d\d?) %\) have a key {re.escape(GOOGLE)} takes\."))
     shot(page, _name(page, "scenario-2-add-sync"))
     first = sync_now(page, sync)
     expect(page.locator("#run-progress .run-status")).to_have_text("Succeeded", timeout=90_000)
     first.refresh_from_db()
     assert first.status == SyncRun.Status.SUCCEEDED, first.error_message
+    if first.rejected:  # the members without a key Google takes
+        expect(page.locator("#run-progress .rejected")).to_contain_text(f"{first.rejected:,} (no key {GOOGLE} takes")
     records, emails = held_by_google(platforms, sync)
     assert emails == members_emails(audience)
     assert history_fits(page), "the run history scrolls sideways at desktop width"
@@ -279,6 +284,9 @@ def test_people_not_rows_reimport_mirror_hold_and_cancel(signed_in, live_server,
     expect(page.locator("#run-progress .run-status")).to_have_text("Cancelled", timeout=30_000)
     held.refresh_from_db()
     assert held.status == SyncRun.Status.CANCELLED
+    # Said once, in the run's own words.
+    expect(page.locator("#run-progress .alert")).to_have_count(1)
+    expect(page.locator("#run-progress .alert")).to_have_text("Cancelled after review: nothing was sent.")
     assert held.sent == held.removed == 0
     assert held_by_google(platforms, sync) == (after_mirror, emails_after_mirror)
     assert run_figures_readable(page)
