@@ -107,6 +107,18 @@ def members_emails(audience: Audience) -> set[str]:
     return {v["email"] for v in values if "email" in v}
 
 
+def sent_since(platforms, mark: int) -> list[tuple[str, set[tuple[str, str]]]]:
+    """The member calls Google received since call number ``mark``, in order: (method, its email and phone
+    identifiers)."""
+    out = []
+    for call in platforms.datamanager.calls[mark:]:
+        if call.method in ("IngestAudienceMembers", "RemoveAudienceMembers"):
+            out.append((call.method, {(kind, getattr(i, kind)) for m in call.request.audience_members
+                                      for i in m.user_data.user_identifiers
+                                      for kind in ("email_address", "phone_number") if kind in i}))
+    return out
+
+
 def wait_for_import(page, audience_url: str) -> None:
     """The audience page follows the import and reloads itself when it ends."""
     expect(page).to_have_url(audience_url, timeout=15_000)
@@ -237,6 +249,7 @@ def test_people_not_rows_reimport_mirror_hold_and_cancel(signed_in, live_server,
     expect(preview).not_to_contain_text("left the audience")
     page.locator(f"#sync-{sync.pk}").scroll_into_view_if_needed()
     shot(page, _name(page, "scenario-4-mirror-preview"))
+    mark = len(platforms.datamanager.calls)
     mirror = sync_now(page, sync)
     expect(page.locator("#run-progress .run-status")).to_have_text("Succeeded", timeout=90_000)
     mirror.refresh_from_db()
@@ -244,6 +257,13 @@ def test_people_not_rows_reimport_mirror_hold_and_cancel(signed_in, live_server,
     after_mirror, emails_after_mirror = held_by_google(platforms, sync)
     assert emails_after_mirror == emails, "the mirror run removed people who are still in the audience"
     assert emails_after_mirror == members_emails(audience)
+    # The rule the issue sets: a remove never carries an identifier a current member holds. Here the removes carry
+    # the dropped phones only, and go before the re-sent records (Google removes whoever matches any of them).
+    calls = sent_since(platforms, mark)
+    assert [method for method, _ in calls] == ["RemoveAudienceMembers", "IngestAudienceMembers"]
+    removed = calls[0][1]
+    assert removed and {kind for kind, _ in removed} == {"phone_number"}
+    assert not {value for _, value in removed} & members_emails(audience)
     # Mirror: the phones nobody holds any more are gone from Google too (the people stay, by their email).
     assert not platforms.datamanager.list_identifiers(sync.platform_audience_id, "phone_number")
     assert len(after_mirror) >= len(emails)
@@ -273,6 +293,7 @@ def test_people_not_rows_reimport_mirror_hold_and_cancel(signed_in, live_server,
                    r"holds \(\d+\.\d %\), more than this sync's 20 % threshold"))
     page.locator(f"#sync-{sync.pk}").scroll_into_view_if_needed()
     shot(page, _name(page, "scenario-5-hold-preview"))
+    mark = len(platforms.datamanager.calls)
     held = sync_now(page, sync)
     expect(page.locator("#run-progress .run-status")).to_have_text("Held for review", timeout=30_000)
     held.refresh_from_db()
@@ -289,6 +310,7 @@ def test_people_not_rows_reimport_mirror_hold_and_cancel(signed_in, live_server,
     expect(page.locator("#run-progress .alert")).to_have_text("Cancelled after review: nothing was sent.")
     assert held.sent == held.removed == 0
     assert held_by_google(platforms, sync) == (after_mirror, emails_after_mirror)
+    assert sent_since(platforms, mark) == []  # not one member call while held, nor after the cancel
     assert run_figures_readable(page)
     shot(page, _name(page, "scenario-5-cancelled"))
 
