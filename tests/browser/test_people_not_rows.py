@@ -6,9 +6,12 @@
 3. the same file re-imported with the phone column set to "ignore": the mapping page warns that a column mapped last
    time is not mapped now, with the members it changes, before anything is imported; imported anyway;
 4. the sync switched to mirror: the preview removes nobody, Sync now succeeds and Google still holds the same people
-   (by email hash) — the data loss the issue reports (a mirror run removing everyone whose record changed) is gone;
+   (by email hash); its removes carry only the dropped phones, never an identifier a current member holds;
 5. a smaller export (40 % of the people gone, messy as real exports are): the preview says the run would be held,
    Sync now holds it for review, Cancel on the run page sends nothing: Google holds exactly what it held before.
+
+Along the way the pages must fit: Google's long list name must not push the Sync now button off a desktop row, the
+run history shows every column at 1366 px, and a run card's figures are readable at phone width.
 
 Debian's Chromium against a live server, a real Celery worker and the fake platforms on loopback. Screenshots are
 named scenario-*; `UPDATE_SCREENSHOTS=1` writes them to docs/screenshots/ (the phone ones end in "-phone").
