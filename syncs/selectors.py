@@ -154,8 +154,15 @@ class SyncPreview:
 
     @property
     def usable_percent(self) -> int | None:
-        members = self.figures.members
-        return round(self.figures.usable * 100 / members) if members else None
+        """The share of members the platform can use, never "100 %" while some cannot be sent (2,979 of 2,988 is
+        99 %, not the 100 % it rounds to), nor "0 %" while some can."""
+        members, usable = self.figures.members, self.figures.usable
+        if not members:
+            return None
+        percent = round(usable * 100 / members)
+        if usable < members:
+            percent = min(percent, 99)
+        return max(percent, 1) if usable else 0
 
     @property
     def leaving_percent(self) -> float | None:

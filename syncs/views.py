@@ -162,7 +162,9 @@ def sync_run_progress(request, run_pk: int):
 def sync_run_cancel(request, run_pk: int):
     run = runs.cancel_run(run=_own_run(request, run_pk))
     if run.status == SyncRun.Status.CANCELLED:
-        notice = "Cancelled."
+        # A queued or held run cancelled at once says so in its own message ("Cancelled after review: nothing was
+        # sent."): a "Cancelled." above it would say it twice.
+        notice = "" if run.error_message else "Cancelled."
     elif run.cancel_requested and run.status == SyncRun.Status.RUNNING:
         notice = "Cancelling: the run stops after the batch in flight."
     else:

@@ -50,6 +50,14 @@ def held(user, audience, tiktok_connection, run_now):
     return sync, run
 
 
+@pytest.mark.parametrize(("usable", "members", "shown"), [
+    (2_979, 2_988, 99), (2_988, 2_988, 100), (1, 1_000, 1), (0, 10, 0), (3, 1_000, 1), (500, 1_000, 50)])
+def test_the_usable_share_is_never_all_while_some_cannot_be_sent_nor_none_while_some_can(usable, members, shown):
+    figures = engine.Preview(joining=members, changed=0, leaving=0, unchanged=0, usable=usable, members=members,
+                             held=0, would_hold=False, removes=False)
+    assert selectors.SyncPreview(sync=None, figures=figures, pending_run=None).usable_percent == shown
+
+
 def preview_html(client, sync, **headers):
     response = client.get(reverse("sync_preview", kwargs={"sync_pk": sync.pk}), **headers)
     assert response.status_code == 200
@@ -163,7 +171,9 @@ def test_a_held_run_is_cancelled_from_its_page(alice_client, held):
     response = alice_client.post(reverse("sync_run_cancel", kwargs={"run_pk": run.pk}), **HX)
     run.refresh_from_db()
     assert run.status == SyncRun.Status.CANCELLED
-    assert "Cancelled after review: nothing was sent." in response.content.decode()
+    page = response.content.decode()
+    assert "Cancelled after review: nothing was sent." in page
+    assert "Cancelled.</div>" not in page  # said once, not twice
 
 
 def test_confirming_after_a_reimport_starts_a_new_run_and_the_page_moves_to_it(alice_client, held, audience, queued):
