@@ -34,7 +34,7 @@ def checkpoint_sent(ctx: RunContext, batch: SyncBatch, *, attempts: int, read: B
     counters = {"done_batches": F("done_batches") + 1, "processed": F("processed") + len(read.versions),
                 "rejected": F("rejected") + invalid}
     if batch.kind == Kind.REMOVE:
-        counters["removed"] = F("removed") + sent
+        counters["removed"] = F("removed") + read.leavers_removed
         counters["kept"] = F("kept") + read.kept
     else:
         counters["sent"] = F("sent") + sent

@@ -36,6 +36,9 @@ class BatchRead:
     records: dict[tuple[bytes, int], dict] = field(default_factory=dict)
     kept: int = 0  # removal rows with nothing to send
     leavers: int = 0  # people of a remove batch who are no longer members
+    # Those of them a removal row was sent for (a changed person's old identifiers are part of their update, so
+    # "removed" counts people who left, like the plan's "to remove").
+    leavers_removed: int = 0
     # A remove's versions not to forget yet: they share an identifier with a current member whose current
     # version the platform does not hold yet, so that identifier is on the platform on their account.
     deferred: list[tuple[bytes, int]] = field(default_factory=list)
@@ -90,6 +93,7 @@ def _removals(ctx: RunContext, persons: list[bytes]) -> BatchRead:
     build = values_function(ctx.code)
     identifiers, chains, firsts, held = shared_identifiers(ctx, stale, records)
     read.deferred = not_yet_covered(ctx, stale, firsts, chains, held)
+    removed_leavers: set[bytes] = set()
     composite = [key for key in adapter.composite_identifier if key in table]
     composite_columns = sorted({column for key in composite for column in table[key][0]})
     for pair, found in zip(stale, firsts, strict=True):
@@ -107,8 +111,11 @@ def _removals(ctx: RunContext, persons: list[bytes]) -> BatchRead:
                 row = parts
         if row:
             read.values.append(row)
+            if pair[0] not in current:
+                removed_leavers.add(pair[0])
         else:
             read.kept += 1
+    read.leavers_removed = len(removed_leavers)
     return read
 
 
