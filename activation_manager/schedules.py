@@ -21,6 +21,9 @@ SYSTEM_SCHEDULES: dict[str, dict] = {
     "Take over imports whose worker stopped responding": {
         "task": "audiences.requeue_stale_imports", "schedule": 60.0, "options": DEFAULT,
     },
+    "Read the platforms' reports on sent requests": {
+        "task": "syncs.check_platform_reports", "schedule": 60.0, "options": DEFAULT,
+    },
     "Re-validate every connection": {
         "task": "credentials.revalidate_all_connections", "schedule": timedelta(hours=24), "options": DEFAULT,
     },

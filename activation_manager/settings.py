@@ -229,6 +229,11 @@ PLATFORM_HTTP_TIMEOUT = env.float("PLATFORM_HTTP_TIMEOUT", default=30.0)
 JOB_HEARTBEAT_SECONDS = env.float("JOB_HEARTBEAT_SECONDS", default=20.0)
 JOB_MAX_TAKEOVERS = env.int("JOB_MAX_TAKEOVERS", default=3)
 SYNC_STALE_AFTER = env.int("SYNC_STALE_AFTER", default=120)
+# Platforms that report on a request later (Google's Data Manager: "Wait for 30 minutes, then send a
+# RetrieveRequestStatus request"): first asked this many seconds after sending, then with a doubling wait, for at
+# most PLATFORM_REPORT_GIVE_UP seconds. The sandbox reports at once, so demo mode asks after a few seconds.
+PLATFORM_REPORT_AFTER = env.int("PLATFORM_REPORT_AFTER", default=5 if DEMO_MODE else 1800)
+PLATFORM_REPORT_GIVE_UP = env.int("PLATFORM_REPORT_GIVE_UP", default=24 * 3600)
 IMPORT_STALE_AFTER = env.int("IMPORT_STALE_AFTER", default=120)
 # A queued run no worker picked up within this long fails (are the workers running?).
 SYNC_QUEUED_STALE_AFTER = env.int("SYNC_QUEUED_STALE_AFTER", default=3600)

@@ -124,6 +124,8 @@ class SyncRun(models.Model):
     # Leavers with nothing to remove: every identifier they had is a current member's too.
     kept = models.PositiveIntegerField(default=0)
     rejected = models.PositiveIntegerField(default=0)
+    # Why the platform rejected members, as it said it (no values): {message: batches that reported it}.
+    rejection_reasons = models.JSONField(default=dict, blank=True)
     # The audience size the platform reported before the run (audience_size: after it).
     size_before = models.PositiveBigIntegerField(null=True, blank=True)
     matched = models.PositiveBigIntegerField(null=True, blank=True)
@@ -143,6 +145,29 @@ class SyncRun(models.Model):
     class Meta:
         ordering = ["-created_at", "-id"]
         indexes = [models.Index(fields=["sync", "-created_at"])]
+
+
+class PlatformRequest(models.Model):
+    """A request a platform processes after answering it (Google's Data Manager: ``request_id``), whose report
+    (records, match-rate range, rejections by reason) is read later by ``syncs.check_platform_reports``."""
+
+    run = models.ForeignKey("SyncRun", on_delete=models.CASCADE, related_name="platform_requests")
+    request_id = models.CharField(max_length=200)
+    kind = models.CharField(max_length=8)  # the batch's kind: add / remove / replace
+    sent_at = models.DateTimeField()
+    next_check_at = models.DateTimeField(db_index=True)
+    checks = models.PositiveSmallIntegerField(default=0)
+    done = models.BooleanField(default=False, db_index=True)
+    rejected = models.PositiveIntegerField(null=True, blank=True)
+    # The platform's report in words (counts and reasons, never a value), one line per destination.
+    report = models.JSONField(default=list, blank=True)
+
+    class Meta:
+        ordering = ["sent_at", "id"]
+        constraints = [models.UniqueConstraint(fields=["run", "request_id"], name="one_row_per_platform_request")]
+
+    def __str__(self):
+        return self.request_id
 
 
 class SyncBatch(models.Model):

@@ -11,7 +11,7 @@ from django.db.models import OuterRef, Subquery
 from django.utils import timezone
 
 from audiences.models import Audience
-from syncs import charts, engine
+from syncs import charts, engine, platform_reports
 from syncs.engine.plan import plan_source
 from syncs.models import Sync, SyncBatch, SyncRun
 from syncs.runs import ACTIVE, FINISHED
@@ -26,6 +26,7 @@ class Progress:
     percent: int
     eta_seconds: int | None
     failed_batches: list[SyncBatch]
+    reports: dict | None = None  # the platform's reports on the run's requests (syncs.platform_reports)
 
     @property
     def active(self) -> bool:
@@ -45,7 +46,8 @@ def progress_of(run: SyncRun) -> Progress:
         elapsed = (timezone.now() - run.started_at).total_seconds()
         eta = int(elapsed / run.done_batches * (run.total_batches - run.done_batches))
     failed = list(run.batches.filter(status=SyncBatch.Status.FAILED).order_by("seq")[:20])
-    return Progress(run=run, percent=percent, eta_seconds=eta, failed_batches=failed)
+    return Progress(run=run, percent=percent, eta_seconds=eta, failed_batches=failed,
+                    reports=platform_reports.summary(run))
 
 
 def audience_sync_panel(audience) -> dict:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from celery import shared_task
 
 from audiences import services as audience_services
-from syncs import engine, runs
+from syncs import engine, platform_reports, runs
 
 
 @shared_task(name="syncs.run_sync", acks_late=True, ignore_result=True, time_limit=6 * 3600)
@@ -30,3 +30,10 @@ def watchdog() -> int:
     audience_services.requeue_stale_deletions()
     outcome = runs.watchdog()
     return len(outcome.requeued) + len(outcome.failed)
+
+
+@shared_task(name="syncs.check_platform_reports", acks_late=True, ignore_result=True, soft_time_limit=240,
+             time_limit=300)
+def check_platform_reports() -> int:
+    """Every minute: read the platforms' reports on requests that are due (syncs.platform_reports)."""
+    return platform_reports.check_due()

@@ -15,7 +15,7 @@ from django.views.decorators.http import require_GET, require_POST
 
 from audiences.models import Audience
 from audiences.views import gone_while_watching
-from syncs import runs, selectors, services
+from syncs import platform_reports, runs, selectors, services
 from syncs.models import Sync, SyncRun
 
 # htmx stops polling when a response has this status (and still swaps it in).
@@ -131,6 +131,17 @@ def _progress(request, run: SyncRun, *, notice: str = "", error: str = ""):
     if request.htmx and not progress.active:
         response.status_code = STOP_POLLING
         response["HX-Trigger"] = "run-ended"  # the run page re-reads its history
+    return response
+
+
+@require_GET
+def sync_run_reports(request, run_pk: int):
+    """The platform's reports on the run's requests (Google's Data Manager), polled while some are pending."""
+    run = _own_run(request, run_pk)
+    reports = platform_reports.summary(run)
+    response = render(request, "syncs/partials/platform_reports.html", {"run": run, "reports": reports})
+    if request.htmx and not (reports and reports["pending"]):
+        response.status_code = STOP_POLLING
     return response
 
 

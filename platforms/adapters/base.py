@@ -19,7 +19,7 @@ import datetime
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import ClassVar
+from typing import ClassVar, Protocol
 
 from django import forms
 from django.conf import settings
@@ -37,6 +37,8 @@ class Operation:
     REPLACE = "replace"
     DELETE = "delete"
     STATUS = "status"
+    # Reports on requests after the fact (``BatchResult.request_ids`` -> ``request_status``).
+    REQUEST_STATUS = "request_status"
 
 
 @dataclass(frozen=True)
@@ -82,6 +84,18 @@ class BatchResult:
     # The platform's ids for the requests that carried this batch, where it reports results later
     # (Google's Data Manager: pass each to the adapter's request_status for records and errors by reason).
     request_ids: tuple[str, ...] = ()
+
+
+class RequestReport(Protocol):
+    """A platform's report on a request it processed later (Google's RequestDiagnostics)."""
+
+    @property
+    def done(self) -> bool: ...  # the platform has finished with the request
+
+    @property
+    def rejected(self) -> int: ...  # records it rejected
+
+    def messages(self) -> tuple[str, ...]: ...  # one line per destination, safe to show (no values)
 
 
 @dataclass(frozen=True)
@@ -356,6 +370,10 @@ class PlatformAdapter:
         raise NotImplementedError
 
     def delete_audience(self, audience_id: str) -> None:
+        raise NotImplementedError
+
+    def request_status(self, request_id: str) -> RequestReport:
+        """The platform's report on one request it answered with ``request_id`` (Operation.REQUEST_STATUS)."""
         raise NotImplementedError
 
     # Token lifetimes (where the platform reports them) ----------------------------------

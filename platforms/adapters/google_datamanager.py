@@ -199,7 +199,8 @@ class GoogleDataManagerAdapter(PlatformAdapter):
     composite_identifier = ("first_name", "last_name", "country", "postal_code")  # the address
     capabilities = Capabilities(
         batch_size=MAX_MEMBERS_PER_REQUEST,
-        operations=frozenset({Operation.CREATE, Operation.ADD, Operation.REMOVE, Operation.STATUS, Operation.DELETE}),
+        operations=frozenset({Operation.CREATE, Operation.ADD, Operation.REMOVE, Operation.STATUS, Operation.DELETE,
+                              Operation.REQUEST_STATUS}),
         rate_limit=RateLimit(requests=REQUESTS_PER_MINUTE, per_seconds=60),
         max_audience_size=None,
         min_audience_size=MIN_SERVING_SIZE,

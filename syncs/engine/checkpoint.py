@@ -9,8 +9,10 @@ replaced meanwhile are kept as MemberVersion, to be removed by the next run.
 
 from __future__ import annotations
 
+import datetime
 import logging
 
+from django.conf import settings
 from django.db import connection, transaction
 from django.db.models import F
 from django.utils import timezone
@@ -18,7 +20,7 @@ from django.utils import timezone
 from audiences import storage
 from syncs.engine.context import RunContext
 from syncs.engine.read import BatchRead, persons_of
-from syncs.models import SyncBatch, SyncMember, SyncRun
+from syncs.models import PlatformRequest, SyncBatch, SyncMember, SyncRun
 
 logger = logging.getLogger(__name__)
 
@@ -27,9 +29,14 @@ Status = SyncRun.Status
 HELD = storage.qn(SyncMember._meta.db_table)
 
 
+# Distinct rejection reasons a run keeps (a platform that words each rejection differently stays bounded).
+MAX_REASONS = 50
+
+
 def checkpoint_sent(ctx: RunContext, batch: SyncBatch, *, attempts: int, read: BatchRead, sent: int,
-                    invalid: int) -> None:
-    """Batch sent: mark it, record what the platform holds now, move the counters, all at once."""
+                    invalid: int, reasons: tuple[str, ...] = (), request_ids: tuple[str, ...] = ()) -> None:
+    """Batch sent: mark it, record what the platform holds now, move the counters, all at once. ``reasons``: the
+    platform's words on the members it rejected; ``request_ids``: requests it reports on later."""
     now = timezone.now()
     counters = {"done_batches": F("done_batches") + 1, "processed": F("processed") + len(read.versions),
                 "rejected": F("rejected") + invalid}
@@ -40,7 +47,14 @@ def checkpoint_sent(ctx: RunContext, batch: SyncBatch, *, attempts: int, read: B
         counters["sent"] = F("sent") + sent
     with transaction.atomic():
         generation = ctx.lock_audience()
+        if reasons:
+            counters["rejection_reasons"] = _with_reasons(ctx, reasons)
         ctx.lease.write(**counters)
+        if request_ids:
+            after = now + datetime.timedelta(seconds=settings.PLATFORM_REPORT_AFTER)
+            PlatformRequest.objects.bulk_create(
+                [PlatformRequest(run_id=ctx.run.pk, request_id=request_id[:200], kind=batch.kind, sent_at=now,
+                                 next_check_at=after) for request_id in request_ids], ignore_conflicts=True)
         SyncBatch.objects.filter(pk=batch.pk).update(status=SyncBatch.Status.SENT, sent_at=now, attempts=attempts,
                                                      persons=b"", deferred=encode_versions(read.deferred))
         if batch.kind == Kind.REMOVE:
@@ -55,6 +69,16 @@ def checkpoint_sent(ctx: RunContext, batch: SyncBatch, *, attempts: int, read: B
             hold(ctx.sync.pk, read.versions)
             if generation != ctx.run.audience_generation:
                 keep_replaced(ctx.audience.pk, read)
+
+
+def _with_reasons(ctx: RunContext, reasons: tuple[str, ...]) -> dict:
+    """The run's rejection reasons with this batch's added (the lease makes this worker the run's only writer)."""
+    known = dict(SyncRun.objects.filter(pk=ctx.run.pk).values_list("rejection_reasons", flat=True).get() or {})
+    for reason in reasons:
+        reason = ctx.safe(reason)[:300]
+        if reason in known or len(known) < MAX_REASONS:
+            known[reason] = known.get(reason, 0) + 1
+    return known
 
 
 def encode_versions(versions: list[tuple[bytes, int]]) -> bytes:

@@ -224,7 +224,9 @@ def _send(ctx: RunContext, batch: SyncBatch, session: UploadSession, read: Batch
         checkpoint.checkpoint_failed(ctx, batch, attempts=attempts, message=error)
     else:
         invalid = (result.invalid if result is not None else 0) + skipped
-        checkpoint.checkpoint_sent(ctx, batch, attempts=attempts, read=read, sent=len(members), invalid=invalid)
+        checkpoint.checkpoint_sent(ctx, batch, attempts=attempts, read=read, sent=len(members), invalid=invalid,
+                                   reasons=result.messages if result is not None else (),
+                                   request_ids=result.request_ids if result is not None else ())
 
 
 def _end(ctx: RunContext, status: str, message: str = "") -> None:
