@@ -6,7 +6,7 @@ from django import forms
 from django.contrib import admin, messages
 
 from syncs import runs, services
-from syncs.models import Sync, SyncBatch, SyncRun
+from syncs.models import PlatformRequest, Sync, SyncBatch, SyncRun
 
 
 class SyncAdminForm(forms.ModelForm):
@@ -76,6 +76,14 @@ class SyncBatchInline(admin.TabularInline):
         return False
 
 
+class PlatformRequestInline(SyncBatchInline):
+    """The platform's reports on the run's requests (syncs.platform_reports)."""
+
+    model = PlatformRequest
+    fields = ("request_id", "kind", "sent_at", "checks", "next_check_at", "done", "rejected", "report")
+    readonly_fields = fields
+
+
 @admin.register(SyncRun)
 class SyncRunAdmin(admin.ModelAdmin):
     list_display = ("id", "sync", "status", "trigger", "done_batches", "total_batches", "sent", "removed",
@@ -83,7 +91,7 @@ class SyncRunAdmin(admin.ModelAdmin):
     list_filter = ("status", "trigger", "sync__connection__platform")
     list_select_related = ("sync__audience", "sync__connection__platform")
     search_fields = ("sync__audience__name", "sync__connection__label")
-    inlines = [SyncBatchInline]
+    inlines = [SyncBatchInline, PlatformRequestInline]
     actions = ["resume_runs", "cancel_runs"]
     readonly_fields = [f.name for f in SyncRun._meta.fields]
 
