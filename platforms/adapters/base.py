@@ -54,7 +54,6 @@ class Capabilities:
     batch_size: int
     operations: frozenset[str]
     rate_limit: RateLimit
-    max_audience_size: int | None = None
     # Minimum members a platform needs before it will report or serve an audience.
     min_audience_size: int | None = None
 

@@ -206,7 +206,6 @@ class GoogleAdsAdapter(PlatformAdapter):
         batch_size=BATCH_SIZE,
         operations=frozenset({Operation.CREATE, Operation.ADD, Operation.REMOVE, Operation.STATUS, Operation.DELETE}),
         rate_limit=RateLimit(requests=60, per_seconds=60),
-        max_audience_size=None,
         min_audience_size=MIN_SERVING_SIZE,
     )
 

@@ -202,7 +202,6 @@ class GoogleDataManagerAdapter(PlatformAdapter):
         operations=frozenset({Operation.CREATE, Operation.ADD, Operation.REMOVE, Operation.STATUS, Operation.DELETE,
                               Operation.REQUEST_STATUS}),
         rate_limit=RateLimit(requests=REQUESTS_PER_MINUTE, per_seconds=60),
-        max_audience_size=None,
         min_audience_size=MIN_SERVING_SIZE,
     )
 

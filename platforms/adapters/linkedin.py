@@ -213,7 +213,6 @@ class LinkedInAdapter(HttpAdapter):
             {Operation.CREATE, Operation.ADD, Operation.REMOVE, Operation.STATUS, Operation.DELETE}
         ),
         rate_limit=RateLimit(requests=30, per_seconds=60),
-        max_audience_size=None,
         min_audience_size=MIN_MATCHED,
     )
 

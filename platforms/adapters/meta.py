@@ -208,7 +208,6 @@ class MetaAdapter(PlatformAdapter):
             {Operation.CREATE, Operation.ADD, Operation.REMOVE, Operation.REPLACE, Operation.STATUS, Operation.DELETE}
         ),
         rate_limit=RateLimit(requests=60, per_seconds=60),
-        max_audience_size=None,
         # Meta does not deliver to (nor size) a customer list with fewer matched people than this.
         min_audience_size=100,
     )

@@ -117,7 +117,6 @@ class NetflixAdapter(HttpAdapter):
         operations=frozenset({Operation.CREATE, Operation.ADD, Operation.REMOVE, Operation.STATUS, Operation.DELETE}),
         # The contract allows 600 requests a minute per key; we use half of it.
         rate_limit=RateLimit(requests=300, per_seconds=60),
-        max_audience_size=None,
     )
     # Unix seconds; tests replace it to sign with a skewed clock.
     clock = staticmethod(time.time)

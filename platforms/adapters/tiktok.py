@@ -230,7 +230,6 @@ class TikTokAdapter(HttpAdapter):
             {Operation.CREATE, Operation.ADD, Operation.REMOVE, Operation.STATUS, Operation.DELETE}
         ),
         rate_limit=RateLimit(requests=10, per_seconds=1),
-        max_audience_size=None,
         min_audience_size=MIN_AUDIENCE,
     )
 

@@ -153,7 +153,6 @@ class TradeDeskAdapter(HttpAdapter):
             {Operation.CREATE, Operation.ADD, Operation.REPLACE, Operation.STATUS, Operation.DELETE}
         ),
         rate_limit=RateLimit(requests=30, per_seconds=60),
-        max_audience_size=None,
         min_audience_size=MIN_DROP_RECORDS,
     )
 
