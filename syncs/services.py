@@ -204,12 +204,15 @@ def change_connection(*, sync: Sync, connection, confirmed: bool = False) -> Syn
 
 def delete_sync(*, sync: Sync) -> None:
     """Delete the sync, its runs and its schedule (the platform audience itself is left in place)."""
+    from syncs.engine.checkpoint import drop_unheld_versions
+
     with transaction.atomic():
         task = sync.periodic_task
+        audience_id = sync.audience_id
         sync.delete()
         if task is not None:
             task.delete()
-
+        drop_unheld_versions(audience_id, None)  # earlier versions kept only because this sync held them
 
 
 def crontab_fields(sync: Sync) -> dict[str, str]:

@@ -54,3 +54,17 @@ def test_an_older_version_left_by_a_failed_removal_is_removed_by_the_next_mirror
     assert SyncMember.objects.filter(sync=sync, person=person_of(0)).count() == 1
     (phones,) = [{dict(r).get("phone") for r in adapter.audiences[sync.platform_audience_id]}]
     assert len(phones) == 5  # one record per person: the old phone's record is gone
+
+
+def test_deleting_a_sync_drops_the_versions_kept_only_for_it(user, tiktok_connection, sleeps, free_limiter):
+    from audiences.models import Audience, MemberVersion
+    from syncs import services
+
+    audience = Audience.objects.create(owner=user, name="Kept", default_country="US", status="ready")
+    import_records(audience=audience, records=records(False), person_key="email")
+    sync = make_sync(user, audience, tiktok_connection, mode="add")
+    engine.execute_run(run_id=new_run(sync).pk, adapter=ScriptedAdapter(), sleep=sleeps, limiter=free_limiter)
+    import_records(audience=audience, records=records(True))  # person 0's phone changed: their old version is kept
+    assert MemberVersion.objects.filter(audience=audience).count() == 1
+    services.delete_sync(sync=sync)
+    assert not MemberVersion.objects.filter(audience=audience).exists()
