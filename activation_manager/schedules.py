@@ -1,5 +1,5 @@
 """Every system schedule, declared here and nowhere else (a sync's own schedule is its marketer's:
-syncs.services.update_schedule).
+syncs.services, which writes its beat row with every create and update).
 
 ``SYSTEM_SCHEDULES`` is Celery's ``beat_schedule`` (settings.CELERY_BEAT_SCHEDULE). django-celery-beat's
 DatabaseScheduler writes it into PeriodicTask rows when beat starts, and ``install`` does the same after every

@@ -1,4 +1,4 @@
-"""Runs of a sync: start, cancel, resume, and the watchdog (the sending itself is syncs/engine.py)."""
+"""Runs of a sync: start, cancel, resume, and the watchdog (the sending itself is the syncs/engine/ package)."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
 """Syncs: create, update and delete them, and keep their beat schedules in step (writes; reads are in
-syncs/selectors.py, runs in syncs/runs.py, the engine in syncs/engine.py)."""
+syncs/selectors.py, runs in syncs/runs.py, the engine in the syncs/engine/ package)."""
 
 from __future__ import annotations
 

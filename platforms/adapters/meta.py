@@ -15,7 +15,7 @@ Limits and choices (Graph API v26.0):
 - Rate limit: Meta publishes no fixed figure for custom audiences; its limits are business-use-case
   formulas per ad account. We budget 60 requests per minute per ad account (one 10,000-row batch a
   second is far above what a marketer's list needs), and honour Meta's own throttling answers
-  (codes 4, 17, 32, 613, 80003 ...) with the wait its usage headers announce.
+  (codes 4, 17, 32, 341, 613 and 80000-80099) with the wait its usage headers announce.
 - Replace (``/usersreplace``): one replace session per audience at a time; it must complete within
   90 minutes, and the users edge must not be written while it runs (Meta's documentation; not
   verified here against a live account).
