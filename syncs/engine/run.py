@@ -5,9 +5,10 @@
 2. **Platform audience**: created on a sync's first run; its id is stored on the sync.
 3. **Plan** (syncs/engine/plan.py): who joins, whose record changed, who left; batches written; a run removing
    more than the sync's hold threshold is held for review here.
-4. **Send** each pending batch (syncs/engine/read.py reads it; the adapter sends it behind the rate limiter and the
-   retry policy) and **checkpoint** it (syncs/engine/checkpoint.py). Cancel, heartbeat and "was the audience
-   re-imported meanwhile" are checked between batches; the next batch is read while this one is on the wire.
+4. **Send** each pending batch (syncs/engine/send.py; syncs/engine/read.py reads it; the adapter sends it behind
+   the rate limiter and the retry policy) and **checkpoint** it (syncs/engine/checkpoint.py). Cancel, heartbeat
+   and "was the audience re-imported meanwhile" are checked between batches; the next batch is read while this one
+   is on the wire.
 5. **Finish** (syncs/engine/finish.py): the platform's figures, the end status.
 
 Errors: ``RateLimited`` / ``TransientError`` are retried (platforms/retry.py); once the attempts run out the run
@@ -20,32 +21,27 @@ from __future__ import annotations
 import logging
 import time
 import traceback
-from collections.abc import Callable, Iterator
-from contextlib import closing
+from collections.abc import Callable
 
 from django.conf import settings
 from django.db import DatabaseError, close_old_connections, connection, transaction
-from django.db.models import Max, Min
 from django.utils import timezone
 
 from activation_manager import leases
 from activation_manager.leases import Lease
 from alerts import services as alerts
 from credentials.models import Connection
-from platforms.adapters.base import PlatformAdapter, UploadSession
-from platforms.errors import AuthError, PermanentError, PlatformError, RateLimited, TransientError
+from platforms.adapters.base import PlatformAdapter
+from platforms.errors import AuthError, PlatformError, RateLimited, TransientError
 from platforms.ratelimit import RateLimiter
-from syncs.engine import checkpoint, finish, plan
+from syncs.engine import finish, plan, send
 from syncs.engine.context import RUN_JOB, LeaseLost, RunContext, Stop
-from syncs.engine.read import BatchRead, read_batch
 from syncs.models import Sync, SyncBatch, SyncRun
 
 logger = logging.getLogger(__name__)
 
 Status = SyncRun.Status
 Kind = SyncBatch.Kind
-# Upload session ids must be unique per ad account on some platforms: derived from the run and the kind.
-SESSION_KIND_OFFSET = {Kind.ADD: 1, Kind.REMOVE: 2, Kind.REPLACE: 3}
 
 
 def execute_run(
@@ -92,9 +88,9 @@ def _execute(ctx: RunContext) -> None:
             _hold(ctx)
             return
         try:
-            _send_all(ctx)
+            send.send_all(ctx)
         finally:
-            _end_upload(ctx)
+            send.end_upload(ctx)
         finish.finish(ctx)
     except LeaseLost:
         logger.warning("sync run %s: lease lost (taken over or failed by the watchdog); stopping", ctx.run.pk)
@@ -139,94 +135,6 @@ def _hold(ctx: RunContext) -> None:
     if ctx.lease.release(Status.HELD, error_message=message):
         logger.info("sync run %s held for review (%s to remove of %s)", run.pk, run.to_remove, run.held_before)
         alerts.run_ended(run_id=run.pk)  # alert: held for review
-
-
-def _send_all(ctx: RunContext) -> None:
-    spans = {
-        row["kind"]: (row["first"], row["last"])
-        for row in ctx.run.batches.values("kind").annotate(first=Min("seq"), last=Max("seq"))
-    }
-    pending = list(ctx.run.batches.filter(status=SyncBatch.Status.PENDING).order_by("seq"))
-    # closing(): on a stop or an error the reader thread is wound down here, not whenever GC gets to it.
-    with closing(_with_reads(ctx, pending)) as batches:
-        for batch, read in batches:
-            ctx.check_cancel()
-            ctx.check_generation()
-            ctx.heartbeat()
-            first, last = spans[batch.kind]
-            session = UploadSession(
-                session_id=ctx.run.pk * 4 + SESSION_KIND_OFFSET[batch.kind],
-                batch_seq=batch.seq - first + 1,
-                last_batch=batch.seq == last,
-                estimated_total=ctx.run.to_remove if batch.kind == Kind.REMOVE else
-                ctx.run.to_add + ctx.run.to_update,
-            )
-            _send(ctx, batch, session, read)
-
-
-def _end_upload(ctx: RunContext) -> None:
-    """Whatever ended the sending, batches checkpointed as sent must reach the audience (uploads a platform holds
-    back until the end: ``PlatformAdapter.end_upload``)."""
-    try:
-        ctx.call(lambda: ctx.adapter.end_upload(ctx.sync.platform_audience_id))
-    except PlatformError as exc:
-        # The run's own outcome stands; the next run (or a takeover) hands the pending upload over.
-        logger.warning("sync run %s: the platform's pending upload was not handed over (%s)",
-                       ctx.run.pk, type(exc).__name__)
-
-
-def _with_reads(ctx: RunContext, batches: list[SyncBatch]) -> Iterator[tuple[SyncBatch, BatchRead]]:
-    """Each batch with what it sends; the next batch is read in a helper thread while this one is on the wire.
-
-    Safe because batches cover disjoint people: sending and checkpointing batch N changes nothing batch N+1 reads.
-    Not inside an outer transaction (tests), whose rows another connection could not see: there it reads inline.
-    """
-    if len(batches) < 2 or connection.in_atomic_block:
-        for batch in batches:
-            yield batch, read_batch(ctx, batch)
-        return
-    from concurrent.futures import ThreadPoolExecutor
-
-    from django.db import connections
-
-    pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"sync-run-{ctx.run.pk}-read")
-    try:
-        future = pool.submit(read_batch, ctx, batches[0])
-        for index, batch in enumerate(batches):
-            read = future.result()
-            if index + 1 < len(batches):
-                future = pool.submit(read_batch, ctx, batches[index + 1])
-            yield batch, read
-    finally:
-        pool.submit(connections.close_all).result()  # the helper thread's own database connection
-        pool.shutdown(wait=True)
-
-
-def _send(ctx: RunContext, batch: SyncBatch, session: UploadSession, read: BatchRead) -> None:
-    members = [values for values in read.values if values]
-    skipped = len(read.values) - len(members)
-    audience_id = ctx.sync.platform_audience_id
-    attempts = batch.attempts
-    result = None
-    error = ""
-    try:
-        if members:
-            attempts += 1
-            if batch.kind == Kind.ADD:
-                result = ctx.call(lambda: ctx.adapter.add_members(audience_id, members, session=session))
-            elif batch.kind == Kind.REMOVE:
-                result = ctx.call(lambda: ctx.adapter.remove_members(audience_id, members, session=session))
-            else:
-                result = ctx.call(lambda: ctx.adapter.replace_members(audience_id, members, session=session))
-    except PermanentError as exc:
-        error = exc.message or "The platform refused this batch."
-    if error:
-        checkpoint.checkpoint_failed(ctx, batch, attempts=attempts, message=error)
-    else:
-        invalid = (result.invalid if result is not None else 0) + skipped
-        checkpoint.checkpoint_sent(ctx, batch, attempts=attempts, read=read, sent=len(members), invalid=invalid,
-                                   reasons=result.messages if result is not None else (),
-                                   request_ids=result.request_ids if result is not None else ())
 
 
 def _end(ctx: RunContext, status: str, message: str = "") -> None:
