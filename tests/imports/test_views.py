@@ -44,7 +44,7 @@ def test_upload_map_import_and_read_the_report(alice_client, user, django_captur
     assert response.status_code == 302 and response.url == reverse("import_mapping", kwargs={"import_pk": job.pk})
     assert job.stored_path.startswith(str(settings.UPLOAD_DIR))
     page = alice_client.get(response.url).content.decode()
-    assert "Column Cust Ref" in page and 'data-column="Cust Ref"' in page
+    assert '<span class="visually-hidden">Column </span>Cust Ref</label>' in page and 'data-column="Cust Ref"' in page
 
     with django_capture_on_commit_callbacks(execute=True):
         response = alice_client.post(reverse("import_mapping", kwargs={"import_pk": job.pk}),
