@@ -155,10 +155,10 @@ class SyncPreview:
         return not self.adds and not self.removes
 
     @property
-    def skipped(self) -> int:
-        """Of the people the run would send, how many have no key the platform takes (the run skips them and counts
-        them as rejected). Known when the run sends every member (a first run, say); otherwise 0: the preview
-        knows how many members lack a key, not which of them the run sends."""
+    def keyless_adds(self) -> int:
+        """Of the people the run would send, how many have no key the platform takes (the run reports them as
+        rejected, whether it skips them or the platform refuses them). Known when the run sends every member (a
+        first run, say); otherwise 0: the preview knows how many members lack a key, not which of them it sends."""
         f = self.figures
         if self.adds and self.adds == f.members and f.usable < f.members:
             return f.members - f.usable
@@ -166,13 +166,13 @@ class SyncPreview:
 
     @property
     def adds_detail(self) -> str:
-        """The words after "Will add N": who they are, and how many of them will be skipped ("" when nothing)."""
+        """The words after "Will add N": who they are, and how many of them will be rejected ("" when nothing)."""
         f, parts = self.figures, []
         if f.changed:
             parts.append(f"{f.joining:,} new, {f.changed:,} with changed details")
-        if self.skipped:
-            parts.append(f"{self.skipped:,} of them {'has' if self.skipped == 1 else 'have'} no key {self.platform} "
-                         "takes and will be skipped")
+        if keyless := self.keyless_adds:
+            parts.append(f"{keyless:,} of them {'has' if keyless == 1 else 'have'} no key {self.platform} takes and "
+                         "will be rejected")
         return "; ".join(parts)
 
     @property

@@ -273,21 +273,21 @@ def _render_preview(sync, figures, last_reported=None) -> str:
     return " ".join(html.unescape(render_to_string("syncs/partials/sync_preview.html", {"preview": preview})).split())
 
 
-def test_a_first_run_says_how_many_it_sends_will_be_skipped_as_the_run_then_reports(user, audience):
+def test_a_first_run_says_how_many_it_sends_will_be_rejected_as_the_run_then_reports(user, audience):
     sync = _google_sync(user, audience)
     figures = engine.Preview(joining=2_988, changed=0, leaving=0, unchanged=0, usable=2_979, members=2_988, held=0,
                              would_hold=False, removes=False)
     text = _render_preview(sync, figures)
     google = "Google (Data Manager API)"
-    # The run then reports "Sent 2,979 of 2,988" and "Rejected 9": the preview says the same before it.
+    # The run then reports "Rejected 9 (no key Google takes, or refused by it)": the preview says so before it.
     assert (f'add 2,988</strong> <span class="small muted preview-adds-detail">(9 of them have no key {google} '
-            "takes and will be skipped)</span>") in text
+            "takes and will be rejected)</span>") in text
     assert f"2,979 of 2,988 members (99 %) have a key {google} takes." in text
     assert "held for review" not in text  # an add-only sync is never held
     # Where the preview cannot tell which of the people sent lack a key, it does not guess.
     some = engine.Preview(joining=40, changed=0, leaving=0, unchanged=2_948, usable=2_979, members=2_988, held=0,
                           would_hold=False, removes=False)
-    assert "skipped" not in _render_preview(sync, some)
+    assert "rejected" not in _render_preview(sync, some)
 
 
 def test_nothing_to_send_says_what_the_platform_was_sent_and_what_it_reported_not_one_blurred_figure(
