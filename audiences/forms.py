@@ -109,11 +109,15 @@ class MappingForm(forms.Form):
         self.headers = job.headers if headers is None else headers
         for index, header in enumerate(self.headers):
             label = header or f"{index + 1} (no header)"
-            self.fields[f"col_{index}"] = forms.ChoiceField(
+            field = forms.ChoiceField(
                 label=f"Column {label}", choices=KEY_CHOICES, required=False,
                 initial=job.column_mapping.get(str(index), ""),
                 widget=forms.Select(attrs={"data-column": header}),
             )
+            # The page's rows sit under a "Column in your file" header: they show the header alone, and keep
+            # "Column ..." as the select's accessible name (and in error messages).
+            field.column_label = label
+            self.fields[f"col_{index}"] = field
 
     def mapping(self) -> dict[str, str]:
         return {str(i): self.cleaned_data.get(f"col_{i}") or "" for i in range(len(self.headers))}

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass, field
 
+from django import forms
 from django.db.models import QuerySet
 
 from credentials.forms import credentials_form_for, secret_labels
@@ -53,6 +54,15 @@ def connections_of(owner) -> QuerySet[Connection]:
     return Connection.objects.filter(owner=owner).select_related("platform")
 
 
+def config_value_text(form_field, value) -> str:
+    """A connection setting as a page shows it: a choice by its label ("Granted", not the "GRANTED" the platform is
+    sent), a yes/no setting (a ticked box such as Google's Customer Match terms) as "Yes" or "No"."""
+    if isinstance(value, bool) or isinstance(form_field, forms.BooleanField):
+        return "Yes" if value in (True, "True", "true", "on", "1", 1) else "No"
+    choices = {str(key): str(text) for key, text in getattr(form_field, "choices", ()) or ()}
+    return choices.get(str(value), str(value))
+
+
 def connection_view(connection: Connection) -> ConnectionView:
     code = connection.platform.code
     form_class = credentials_form_for(code)
@@ -62,9 +72,7 @@ def connection_view(connection: Connection) -> ConnectionView:
         form_field = form_class.base_fields.get(name)
         if value in ("", None) or form_field is None:
             continue
-        # A choice shows its label ("Granted"), not the value the platform is sent ("GRANTED").
-        choices = {str(key): str(text) for key, text in getattr(form_field, "choices", ()) or ()}
-        identifiers.append((str(form_field.label or name), choices.get(str(value), str(value))))
+        identifiers.append((str(form_field.label or name), config_value_text(form_field, value)))
     secrets = connection.secrets or {}
     order = list(labels) + sorted(set(secrets) - set(labels))
     tails = [

@@ -132,6 +132,8 @@ class SyncPreview:
     figures: engine.Preview
     # A queued, running or held run of the sync: "Sync now" opens it instead of starting another.
     pending_run: SyncRun | None
+    # The sync's latest run that recorded the platform's own figures (its audience size, matched people).
+    last_reported: SyncRun | None = None
 
     @property
     def platform(self) -> str:
@@ -153,6 +155,54 @@ class SyncPreview:
     @property
     def nothing_to_send(self) -> bool:
         return not self.adds and not self.removes
+
+    @property
+    def keyless_adds(self) -> int:
+        """Of the people the run would send, how many have no key the platform takes (the run reports them as
+        rejected, whether it skips them or the platform refuses them). Known when the run sends every member (a
+        first run, say); otherwise 0: the preview knows how many members lack a key, not which of them it sends."""
+        f = self.figures
+        if self.adds and self.adds == f.members and f.usable < f.members:
+            return f.members - f.usable
+        return 0
+
+    @property
+    def adds_detail(self) -> str:
+        """The words after "Will add N": who they are, and how many of them will be rejected ("" when nothing)."""
+        f, parts = self.figures, []
+        if f.changed:
+            parts.append(f"{f.joining:,} new, {f.changed:,} with changed details")
+        if keyless := self.keyless_adds:
+            parts.append(f"{keyless:,} of them {'has' if keyless == 1 else 'have'} no key {self.platform} takes and "
+                         "will be rejected")
+        return "; ".join(parts)
+
+    @property
+    def holds(self) -> str:
+        """When there is nothing to send: what the platform was sent (the members with a key it takes) and, a
+        different figure, the size it last reported (a platform counts the people it matched to its users)."""
+        f, platform = self.figures, self.platform
+        if not f.members:
+            return f"the audience has no members. {self.reported}".rstrip()
+        who = "current members" if f.leaving and not f.removes else "people"
+        text = f"{platform} has the {f.usable:,} {who} sent to it"
+        if f.usable < f.members:
+            others = f.members - f.usable
+            text += (f"; the other {others:,} {'member has' if others == 1 else 'members have'} no key {platform} "
+                     "takes")
+        return f"{text}. {self.reported}".rstrip()
+
+    @property
+    def reported(self) -> str:
+        """The platform's own last figures, in a sentence ("" before it reported any)."""
+        run = self.last_reported
+        if run is None or run.audience_size is None:
+            return ""
+        size = run.audience_size
+        if run.matched == size:
+            return f"{self.platform} last reported {size:,} matched."
+        matched = f" ({run.matched:,} matched)" if run.matched is not None else ""
+        return f"{self.platform} last reported an audience size of {size:,}{matched}."
 
     @property
     def usable_percent(self) -> int | None:
@@ -210,7 +260,8 @@ def sync_preview(sync: Sync) -> SyncPreview:
     """The preview of ``sync``'s next run. Costs what planning the run costs (a comparison of the whole audience
     unless the platform holds a generation whose changes were recorded): never call it while rendering a page."""
     pending = sync.runs.filter(status__in=SyncRun.PENDING_STATUSES).order_by("-created_at").first()
-    return SyncPreview(sync=sync, figures=engine.preview(sync), pending_run=pending)
+    reported = sync.runs.filter(audience_size__isnull=False).order_by("-created_at", "-id").first()
+    return SyncPreview(sync=sync, figures=engine.preview(sync), pending_run=pending, last_reported=reported)
 
 
 def run_history(run: SyncRun) -> list[SyncRun]:

@@ -70,3 +70,22 @@ document.addEventListener("submit", function (event) {
     event.stopImmediatePropagation();
   }
 }, true);
+
+// Sync forms show only what the chosen schedule uses: an element with data-schedule-for="hourly daily" is shown
+// for those schedules (hourly: its minute; daily: time and zone; weekly: and the weekday). The hidden fields are
+// still sent; the server validates every field either way. The server renders the stored schedule's state; this
+// keeps it in step with the select (a change, or a value the browser restored on Back).
+function showScheduleFields(select) {
+  if (!select.form) return;
+  select.form.querySelectorAll("[data-schedule-for]").forEach(function (element) {
+    element.hidden = !element.getAttribute("data-schedule-for").split(" ").includes(select.value);
+  });
+}
+document.addEventListener("change", function (event) {
+  if (event.target.matches && event.target.matches("select[data-schedule]")) showScheduleFields(event.target);
+});
+function showAllScheduleFields(root) {
+  if (root.querySelectorAll) root.querySelectorAll("select[data-schedule]").forEach(showScheduleFields);
+}
+document.addEventListener("DOMContentLoaded", function () { showAllScheduleFields(document); });
+document.addEventListener("htmx:load", function (event) { showAllScheduleFields(event.target); });

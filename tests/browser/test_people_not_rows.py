@@ -199,6 +199,8 @@ def test_people_not_rows_reimport_mirror_hold_and_cancel(signed_in, live_server,
     # A few members have no key Google takes: the share says so rather than rounding up to all of them.
     expect(preview.locator(".preview-usable")).to_have_text(
         re.compile(rf"[\d,]+ of {members:,} members \((\d\d?) %\) have a key {re.escape(GOOGLE)} takes\."))
+    detail = preview.locator(".preview-adds-detail")
+    skipped_before = detail.text_content() if detail.count() else None
     shot(page, _name(page, "scenario-2-add-sync"))
     first = sync_now(page, sync)
     expect(page.locator("#run-progress .run-status")).to_have_text("Succeeded", timeout=90_000)
@@ -206,11 +208,22 @@ def test_people_not_rows_reimport_mirror_hold_and_cancel(signed_in, live_server,
     assert first.status == SyncRun.Status.SUCCEEDED, first.error_message
     if first.rejected:  # the members without a key Google takes
         expect(page.locator("#run-progress .rejected")).to_contain_text(f"{first.rejected:,} (no key {GOOGLE} takes")
+    # The preview said so before the run: "Will add N (R of them have no key Google takes and will be rejected)".
+    assert skipped_before == (f"({first.rejected:,} of them have no key {GOOGLE} takes and will be rejected)"
+                              if first.rejected else None)
     records, emails = held_by_google(platforms, sync)
     assert emails == members_emails(audience)
     assert history_fits(page), "the run history scrolls sideways at desktop width"
     assert run_figures_readable(page)
     shot(page, _name(page, "scenario-2-add-run"))
+
+    # Then the preview says what Google was sent and, apart, the size it reported (not one blurred figure).
+    page.goto(audience_url)
+    preview = page.locator(f"#sync-preview-{sync.pk}")
+    expect(preview.locator(".preview-summary")).to_contain_text(
+        f"Nothing to send: {GOOGLE} has the {members - first.rejected:,} people sent to it", timeout=20_000)
+    if first.audience_size is not None:
+        expect(preview.locator(".preview-summary")).to_contain_text(f"{first.audience_size:,}")
 
     # 3. The same file again, the phone column set to "ignore": warned before anything is imported.
     page.goto(audience_url)

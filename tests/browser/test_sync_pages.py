@@ -140,6 +140,57 @@ def test_the_audience_page_puts_its_syncs_first_with_a_preview_and_every_button_
     shot(page, _name(page, "audience-syncs"))
 
 
+def test_a_sync_form_shows_only_what_its_schedule_uses_styled_like_its_selects(signed_in, live_server, platforms,
+                                                                             user):
+    page = signed_in
+    meta = meta_connection(user)
+    Connection.objects.create(owner=user, platform=Platform.objects.get(code="linkedin"), label="Brand account",
+                              config={"ad_account_id": "urn:li:sponsoredAccount:1"}, secrets={"access_token": "t"})
+    audience = audience_of(user, [(0, 50)])
+    sync = sync_services.create_sync(owner=user, audience=audience, connection_id=meta.pk)
+    page.goto(f"{live_server.url}/audiences/{audience.pk}/")
+
+    # A label's name includes its control's value ("On Monday..."): match its start.
+    labels = {"At": re.compile(r"^At\b"), "On": re.compile(r"^On\b"), "Time zone": re.compile(r"^Time zone\b")}
+
+    def visible(form):
+        return [name for name, label in labels.items() if form.get_by_label(label).is_visible()]
+
+    for form in (page.locator(f"#sync-settings-{sync.pk}"), page.locator("#add-sync")):
+        expect(form.get_by_label("Schedule")).to_have_value("")
+        assert visible(form) == [], "Manual only uses no time"
+        form.get_by_label("Schedule").select_option("hourly")
+        assert visible(form) == ["At"]
+        expect(form.get_by_text("(its minute, every hour)")).to_be_visible()
+        form.get_by_label("Schedule").select_option("daily")
+        assert visible(form) == ["At", "Time zone"]
+        expect(form.get_by_text("(its minute, every hour)")).to_be_hidden()
+        form.get_by_label("Schedule").select_option("weekly")
+        assert visible(form) == ["At", "On", "Time zone"]
+        # The time and the zone look like the selects next to them.
+        looks = form.evaluate("""form => ['select[name=schedule]', 'input[name=schedule_time]',
+            'input[name=schedule_timezone]'].map(s => { const c = getComputedStyle(form.querySelector(s));
+            return [c.borderTopWidth, c.borderTopStyle, c.borderTopColor, c.borderRadius, c.paddingTop, c.fontSize]
+                .join(' '); })""")
+        assert looks[1] == looks[0] and looks[2] == looks[0], looks
+        form.get_by_label("Schedule").select_option("")
+        assert visible(form) == []
+
+    settings_form = page.locator(f"#sync-settings-{sync.pk}")
+    settings_form.get_by_label("Schedule").select_option("weekly")
+    settings_form.get_by_label(labels["On"]).select_option(label="Wednesday")
+    settings_form.get_by_label(labels["At"]).fill("07:45")
+    settings_form.get_by_role("button", name="Save").click()
+    expect(page.get_by_text("Sync to Meta — Demo ad account updated.")).to_be_visible()
+    sync.refresh_from_db()
+    assert (sync.schedule, sync.schedule_weekday, f"{sync.schedule_time:%H:%M}") == ("weekly", 2, "07:45")
+    # The panel comes back over htmx with the saved schedule's fields, and the select keeps driving them.
+    settings_form = page.locator(f"#sync-settings-{sync.pk}")
+    assert visible(settings_form) == ["At", "On", "Time zone"]
+    settings_form.get_by_label("Schedule").select_option("daily")
+    assert visible(settings_form) == ["At", "Time zone"]
+
+
 def test_the_run_page_keeps_up_and_a_run_held_for_review_is_confirmed_there(
         signed_in, live_server, platforms, worker, user):
     page = signed_in

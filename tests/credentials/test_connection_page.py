@@ -147,3 +147,21 @@ def test_the_platforms_tab_is_current_on_every_platforms_page(alice_client, alic
         page = html(getattr(alice_client, method)(url, tiktok_form("bad-1", return_to="connection")
                                                   if method == "post" else None))
         assert '<a href="/platforms/" aria-current="page">Platforms</a>' in page, url
+
+
+def test_a_yes_no_setting_reads_yes_or_no_on_the_card_and_the_connection_page(alice_client, user):
+    platform = Platform.objects.get(code="google_dm")
+    base = {"customer_id": "1234567890", "consent_ad_user_data": "GRANTED", "consent_ad_personalization": "DENIED"}
+    ticked = Connection.objects.create(owner=user, platform=platform, label="Ticked", secrets={"x": "y"},
+                                       config={**base, "customer_match_terms": True})
+    unticked = Connection.objects.create(owner=user, platform=platform, label="Unticked", secrets={"x": "y"},
+                                         config={**base, "customer_match_terms": False})
+    label = "The Google Ads account has accepted the Customer Match terms"
+    assert dict(selectors.connection_view(ticked).identifiers)[label] == "Yes"
+    assert dict(selectors.connection_view(unticked).identifiers)[label] == "No"
+    for url in (reverse("platform_list"), detail_url(ticked), detail_url(unticked)):
+        page = html(alice_client.get(url))
+        assert f"<dt>{label}</dt>" in page
+        assert "<dd>True</dd>" not in page and "<dd>False</dd>" not in page
+    assert f"<dt>{label}</dt><dd>Yes</dd>" in html(alice_client.get(detail_url(ticked)))
+    assert f"<dt>{label}</dt><dd>No</dd>" in html(alice_client.get(detail_url(unticked)))

@@ -7,6 +7,7 @@ from audiences.models import Audience, ImportJob
 from credentials.models import Connection
 from platforms.models import Platform
 from syncs.models import Sync, SyncRun
+from tests.sample_form import submit_sample_form
 
 
 def _connection(owner, *, code="meta", label="Main", status=Connection.Status.ACTIVE, last_error=""):
@@ -81,3 +82,11 @@ def test_dashboard_query_count_does_not_grow_with_data(client_for, user, django_
     client = client_for(user)
     with django_assert_max_num_queries(12):
         assert client.get(reverse("dashboard")).status_code == 200
+
+
+@pytest.mark.django_db
+def test_the_first_steps_sample_file_is_a_one_click_button(user):
+    response, audience = submit_sample_form(reverse("dashboard"), user)
+    job = ImportJob.objects.get(audience=audience)
+    assert response.status_code == 302 and response.url == reverse("import_mapping", kwargs={"import_pk": job.pk})
+    assert job.original_filename == "sample-customers.csv"

@@ -202,3 +202,14 @@ def test_a_file_without_an_identifying_column_says_how_rows_are_told_apart(alice
     assert response.status_code == 302
     job.refresh_from_db()
     assert job.status == ImportJob.Status.SUCCEEDED and job.rows_imported == 2
+
+
+def test_a_rows_label_shows_the_header_alone_and_keeps_column_for_screen_readers(alice_client, user):
+    page = alice_client.get(upload(alice_client, FRENCH)).content.decode()
+    assert "<th scope=\"col\">Column in your file</th>" in page
+    labels = re.findall(r'<label for="id_col_\d+">(.*?)</label>', page)
+    assert labels[2] == '<span class="visually-hidden">Column </span>email'
+    assert labels[4] == '<span class="visually-hidden">Column </span>Cust Ref'
+    # what is shown is the header alone: without the hidden prefix, no label starts with "Column"
+    shown = [re.sub(r'<span class="visually-hidden">[^<]*</span>', "", label) for label in labels]
+    assert shown == ["prenom", "nom", "email", "ville", "Cust Ref"]

@@ -10,6 +10,7 @@ from django.urls import reverse
 from audiences import imports
 from audiences import tasks as import_tasks
 from audiences.models import Audience, ImportJob, RejectedRow
+from tests.sample_form import submit_sample_form
 
 
 @pytest.fixture(autouse=True)
@@ -44,7 +45,7 @@ def test_upload_map_import_and_read_the_report(alice_client, user, django_captur
     assert response.status_code == 302 and response.url == reverse("import_mapping", kwargs={"import_pk": job.pk})
     assert job.stored_path.startswith(str(settings.UPLOAD_DIR))
     page = alice_client.get(response.url).content.decode()
-    assert "Column Cust Ref" in page and 'data-column="Cust Ref"' in page
+    assert '<span class="visually-hidden">Column </span>Cust Ref</label>' in page and 'data-column="Cust Ref"' in page
 
     with django_capture_on_commit_callbacks(execute=True):
         response = alice_client.post(reverse("import_mapping", kwargs={"import_pk": job.pk}),
@@ -200,3 +201,10 @@ def test_large_upload_spooled_by_django_is_moved_into_upload_dir(alice_client, u
     assert job.stored_path.startswith(str(settings.UPLOAD_DIR))
     with open(job.stored_path, "rb") as stored:
         assert stored.read() == content
+
+
+def test_the_empty_list_creates_the_sample_audience_in_one_click(user):
+    response, audience = submit_sample_form(reverse("audience_list"), user)
+    job = ImportJob.objects.get(audience=audience)
+    assert response.status_code == 302 and response.url == reverse("import_mapping", kwargs={"import_pk": job.pk})
+    assert (audience.name, job.original_filename) == ("Sample customers", "sample-customers.csv")

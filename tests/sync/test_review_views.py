@@ -255,3 +255,94 @@ def test_confirming_needs_a_csrf_token(user, audience, tiktok_connection):
     assert client.post(reverse("sync_run_confirm", kwargs={"run_pk": run.pk})).status_code == 403
     run.refresh_from_db()
     assert run.status == SyncRun.Status.HELD
+
+
+def _google_sync(user, audience, *, mode="add"):
+    from credentials.models import Connection
+    from platforms.models import Platform
+
+    connection = Connection.objects.create(owner=user, platform=Platform.objects.get(code="google_dm"),
+                                           label="Ads", config={"customer_id": "1234567890"}, secrets={"x": "y"})
+    return make_sync(user, audience, connection, mode=mode)
+
+
+def _render_preview(sync, figures, last_reported=None) -> str:
+    from django.template.loader import render_to_string
+
+    preview = selectors.SyncPreview(sync=sync, figures=figures, pending_run=None, last_reported=last_reported)
+    return " ".join(html.unescape(render_to_string("syncs/partials/sync_preview.html", {"preview": preview})).split())
+
+
+def test_a_first_run_says_how_many_it_sends_will_be_rejected_as_the_run_then_reports(user, audience):
+    sync = _google_sync(user, audience)
+    figures = engine.Preview(joining=2_988, changed=0, leaving=0, unchanged=0, usable=2_979, members=2_988, held=0,
+                             would_hold=False, removes=False)
+    text = _render_preview(sync, figures)
+    google = "Google (Data Manager API)"
+    # The run then reports "Rejected 9 (no key Google takes, or refused by it)": the preview says so before it.
+    assert (f'add 2,988</strong> <span class="small muted preview-adds-detail">(9 of them have no key {google} '
+            "takes and will be rejected)</span>") in text
+    assert f"2,979 of 2,988 members (99 %) have a key {google} takes." in text
+    assert "held for review" not in text  # an add-only sync is never held
+    # Where the preview cannot tell which of the people sent lack a key, it does not guess.
+    some = engine.Preview(joining=40, changed=0, leaving=0, unchanged=2_948, usable=2_979, members=2_988, held=0,
+                          would_hold=False, removes=False)
+    assert "rejected" not in _render_preview(sync, some)
+
+
+def test_nothing_to_send_says_what_the_platform_was_sent_and_what_it_reported_not_one_blurred_figure(
+        user, audience):
+    sync = _google_sync(user, audience)
+    google = "Google (Data Manager API)"
+    figures = engine.Preview(joining=0, changed=0, leaving=0, unchanged=2_988, usable=2_979, members=2_988, held=0,
+                             would_hold=False, removes=False)
+    reported = SyncRun(sync=sync, status=SyncRun.Status.SUCCEEDED, sent=2_979, rejected=9, audience_size=1_998,
+                       matched=1_998)
+    text = _render_preview(sync, figures, reported)
+    assert (f"Nothing to send:</strong> {google} has the 2,979 people sent to it; the other 9 members have no key "
+            f"{google} takes. {google} last reported 1,998 matched.") in text
+    assert "already holds" not in text and "2,988 people" not in text
+    # Before the platform reported a size, only what it was sent; a size that is not the matched count says both.
+    assert f"no key {google} takes.</p>" in _render_preview(sync, figures)
+    reported.matched = 1_500
+    assert f"{google} last reported an audience size of 1,998 (1,500 matched)." in _render_preview(
+        sync, figures, reported)
+
+
+def test_after_a_run_the_preview_reads_the_platforms_last_figures(alice_client, user, audience, tiktok_connection,
+                                                                  run_now):
+    sync = make_sync(user, audience, tiktok_connection, mode="add")
+    run = run_now(sync)
+    assert (run.sent, run.audience_size, run.matched) == (30, 30, 21)
+    text = preview_html(alice_client, sync, **HX)
+    assert ("Nothing to send:</strong> TikTok has the 30 people sent to it. TikTok last reported an audience size "
+            "of 30 (21 matched).") in text
+
+
+def test_the_preview_page_mentions_holding_for_review_only_for_a_mirror_sync(alice_client, user, audience,
+                                                                             tiktok_connection):
+    sync = make_sync(user, audience, tiktok_connection, mode="add", hold_threshold=20)
+    page = preview_html(alice_client, sync)
+    assert "Next run:" in page and "held for review" not in page
+    sync.mode = "mirror"
+    sync.save()
+    assert "a run removing more than 20 % of the people on TikTok is held for review" in preview_html(alice_client,
+                                                                                                      sync)
+
+
+def test_the_destination_says_the_platform_audience_will_be_created_until_it_is(alice_client, user, audience,
+                                                                               tiktok_connection, run_now):
+    sync = make_sync(user, audience, tiktok_connection, mode="add")
+    url = reverse("audience_detail", kwargs={"audience_pk": audience.pk})
+
+    def destination():
+        page = html.unescape(alice_client.get(url).content.decode())
+        return page.split(f'id="sync-{sync.pk}"')[1].split("</td>")[0]
+
+    assert "Will be created on TikTok by the first run" in destination()
+    SyncRun.objects.create(sync=sync, status=SyncRun.Status.FAILED)  # failed before the audience was created
+    assert "Not created on TikTok yet: a run creates it as it starts" in destination()
+    run_now(sync)
+    sync.refresh_from_db()
+    assert f"Audience <code>{sync.platform_audience_id}</code> on TikTok" in destination()
+    assert "will be created" not in destination().lower() and "created on" not in destination().lower()

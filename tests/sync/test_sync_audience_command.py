@@ -105,7 +105,10 @@ def test_an_add_run_succeeds_in_process_and_the_fake_holds_the_people(user, meta
 
     # Again: the same sync, nothing to send, an empty run that succeeds.
     code, text, summary = sync_audience(audience.pk, meta_connection.pk, "--wait", "--json")
-    assert code == 0 and "Preview: nothing to send; Meta already holds this audience (30 people)." in text
+    # What Meta was sent, and apart the size it reported (the fake reports its matched people as its size).
+    assert run.matched == run.audience_size
+    assert code == 0 and (f"Preview: nothing to send; Meta has the 30 people sent to it. Meta last reported "
+                          f"{run.audience_size} matched.") in text
     assert Sync.objects.filter(audience=audience).count() == 1
     assert (summary["status"], summary["to_add"], summary["sent"]) == ("succeeded", 0, 0)
     assert summary["run_id"] != run.pk

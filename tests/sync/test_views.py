@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from django.urls import reverse
 from django_celery_beat.models import PeriodicTask
@@ -200,3 +202,38 @@ def test_the_audience_page_shows_its_syncs_panel(alice_client, user, audience, t
     assert response.status_code == 200
     assert 'id="audience-syncs"' in html and "Sync now" in html and "TikTok · Main" in html
     assert reverse("sync_run_detail", kwargs={"run_pk": run.pk}) in html and "badge-succeeded" in html
+
+
+def _schedule_fields(form_html: str) -> dict[str, bool]:
+    """Whether each schedule field's label is shown (no ``hidden`` attribute), by the field's name."""
+    shown = {}
+    for attrs, body in re.findall(r"<label data-schedule-for=\"[^\"]*\"([^>]*)>(.*?)</label>", form_html, re.S):
+        name = re.search(r'name="(schedule_\w+)"', body).group(1)
+        shown[name] = "hidden" not in attrs
+    return shown
+
+
+@pytest.mark.parametrize("schedule, shown", [
+    ("", set()),
+    ("hourly", {"schedule_time"}),
+    ("daily", {"schedule_time", "schedule_timezone"}),
+    ("weekly", {"schedule_time", "schedule_timezone", "schedule_weekday"}),
+])
+def test_a_sync_form_shows_only_the_fields_its_schedule_uses(alice_client, user, audience, tiktok_connection,
+                                                            schedule, shown):
+    sync = sync_services.create_sync(owner=user, audience=audience, connection_id=tiktok_connection.pk,
+                                     schedule=schedule)
+    Connection.objects.create(owner=user, platform=Platform.objects.get(code="meta"), label="Other",
+                              secrets={"access_token": "x"})
+    page = alice_client.get(reverse("audience_detail", kwargs={"audience_pk": audience.pk})).content.decode()
+    settings_form = page.split(f'id="sync-settings-{sync.pk}"')[1].split("</form>")[0]
+    fields = _schedule_fields(settings_form)
+    assert set(fields) == {"schedule_time", "schedule_weekday", "schedule_timezone"}  # all still sent
+    assert {name for name, visible in fields.items() if visible} == shown
+    hint_hidden = re.search(r'<span data-schedule-for="hourly"( hidden)?> \(its minute, every hour\)', settings_form)
+    assert (hint_hidden.group(1) is None) == (schedule == "hourly")
+    # The add form starts on "Manual only": none of them shows until a schedule is chosen (static/js/app.js).
+    add_form = page.split('id="add-sync"')[1].split("</form>")[0]
+    assert _schedule_fields(add_form) == dict.fromkeys(("schedule_time", "schedule_weekday", "schedule_timezone"),
+                                                       False)
+    assert 'name="schedule" data-schedule' in add_form and 'name="schedule" data-schedule' in settings_form

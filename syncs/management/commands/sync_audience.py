@@ -179,11 +179,9 @@ class Command(BaseCommand):
             out.write(f"A run of this sync is {pending.get_status_display().lower()} (run {pending.pk})"
                       + (": --confirm sends it." if pending.status == Status.HELD else "."))
         if preview.nothing_to_send:
-            everyone = "every current member" if f.leaving and not f.removes else "this audience"
-            out.write(f"Preview: nothing to send; {preview.platform} already holds {everyone} "
-                      f"({f.unchanged:,} people).")
+            out.write(f"Preview: nothing to send; {preview.holds}")
         else:
-            detail = f" ({f.joining:,} new, {f.changed:,} with changed details)" if f.changed else ""
+            detail = f" ({preview.adds_detail})" if preview.adds_detail else ""
             out.write(f"Preview: will add {preview.adds:,}{detail}, remove {preview.removes:,}, "
                       f"{f.unchanged:,} unchanged.")
         if preview.leavers:
