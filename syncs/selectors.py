@@ -217,6 +217,20 @@ class SyncPreview:
         return max(percent, 1) if usable else 0
 
     @property
+    def below_minimum(self) -> str:
+        """When the members the platform can use are fewer than it needs to serve an audience
+        (``Capabilities.min_audience_size``), a sentence saying so ("" otherwise)."""
+        from platforms.adapters import get_adapter_class
+
+        minimum = get_adapter_class(self.sync.connection.platform.code).capabilities.min_audience_size
+        usable = self.figures.usable
+        if not minimum or not self.figures.members or usable >= minimum:
+            return ""
+        return (f"{self.platform} serves an audience once about {minimum:,} of its people are matched; this one has "
+                f"{usable:,} {'member' if usable == 1 else 'members'} it can use, so expect it not to be usable in "
+                "campaigns yet.")
+
+    @property
     def leaving_percent(self) -> float | None:
         share = self.figures.leaving_share
         return None if share is None else share * 100

@@ -76,6 +76,15 @@ def test_the_preview_of_a_first_run_says_who_is_added_and_what_the_platform_can_
     assert "<html" in page and "Next run:" in page and "Sync now" in page
 
 
+def test_an_audience_smaller_than_the_platform_serves_says_so_before_the_first_run(alice_client, user, audience,
+                                                                                 tiktok_connection):
+    sync = make_sync(user, audience, tiktok_connection, mode="add")  # 30 members; TikTok serves from about 1,000
+    text = preview_html(alice_client, sync, **HX)
+    assert "TikTok serves an audience once about 1,000 of its people are matched; this one has 30 members" in text
+    bigger = make_sync(user, make_audience(user, 1_000, name="Big"), tiktok_connection, mode="add")
+    assert "serves an audience once" not in preview_html(alice_client, bigger, **HX)
+
+
 def test_leavers_are_removed_in_mirror_mode_and_kept_in_add_only_mode(alice_client, user, audience,
                                                                       tiktok_connection, run_now):
     sync = make_sync(user, audience, tiktok_connection, mode="add")
