@@ -29,6 +29,8 @@ import traceback
 from collections import Counter
 from contextlib import suppress
 from dataclasses import dataclass, field
+from functools import partial
+from itertools import zip_longest
 from pathlib import Path
 
 from django.conf import settings
@@ -71,6 +73,7 @@ from audiences.uploads import (  # noqa: F401 - part of this module's interface
     store_upload,
     upload_dir,
 )
+from audiences.writer import ChunkWriter
 from platforms import matchkeys
 
 logger = logging.getLogger(__name__)
@@ -308,11 +311,15 @@ class _ColumnTally:
         self.unused_filled, self.unused_empty = [0] * width, [0] * width
 
     def count(self, chunk: list) -> None:
+        columns = list(zip_longest(*chunk, fillvalue=""))  # transposed in C; a short row's missing cells are ""
         for n, column in enumerate(self.mapped):
-            cells = [row[column] if column < len(row) else "" for row in chunk]
+            if column >= len(columns):
+                self.empty[n] += len(chunk)
+                continue
+            cells = columns[column]
             empty = cells.count("") + sum(map(str.isspace, cells))
             self.empty[n] += empty
-            self.filled[n] += len(cells) - empty
+            self.filled[n] += len(chunk) - empty
 
     def not_a_record(self) -> None:
         """A blank line: counted empty in bulk, not a row at all."""
@@ -440,7 +447,8 @@ def _stream(job: ImportJob, audience: Audience, stage: storage.Stage, where: _Wh
     base = 1  # spreadsheet row number of the record before the chunk (the header is row 1)
     with open(job.stored_path, "rb") as raw, RecordReader(raw, encoding=job.encoding, delimiter=job.delimiter,
                                                           field_limit=FIELD_LIMIT,
-                                                          max_line_chars=MAX_LINE_CHARS) as records:
+                                                          max_line_chars=MAX_LINE_CHARS) as records, \
+            _ChunkWriter(f"import-{job.pk}-write", where) as writer:
         while chunk := records.read(CHUNK_ROWS):
             where.first, where.last = base + 1, base + len(chunk)
             check_text, records.lines.saw_bad_text = records.lines.saw_bad_text, False
@@ -493,13 +501,13 @@ def _stream(job: ImportJob, audience: Audience, stage: storage.Stage, where: _Wh
             del results, chunk
             if _resident_mb() > MEMORY_BUDGET_MB:
                 matchkeys.clear_value_caches()
-            with transaction.atomic():
-                _write(job, stage, members, first_row)
-                if tally.rejected_rows:
-                    RejectedRow.objects.bulk_create(tally.rejected_rows)
-                    tally.rejected_rows = []
-                _checkpoint(job, tally, raw.tell(), lease)
+            # Written in the helper thread while the next chunk is read and prepared (audiences/writer.py).
+            rejected, tally.rejected_rows = tally.rejected_rows, []
+            progress = _progress(tally, raw.tell(), job.size_bytes)
+            writer.submit(partial(_commit_chunk, job, stage, members, first_row, rejected, progress, lease),
+                          context=(where.first, where.last))
             del members, first_row
+        writer.wait()
     if tally.rows_total == 0:
         raise UnusableFile("The file has a header row but no data rows.")
     if tally.rows_valid == 0:
@@ -622,19 +630,46 @@ def _bad_text_column(cells: list[str], mapped: list[int]) -> int | None:
     return None
 
 
-def _checkpoint(job: ImportJob, tally: _Tally, position: int, lease: Lease) -> None:
+def _progress(tally: _Tally, position: int, size: int) -> dict:
+    """The job's progress fields as of the chunk just read (a copy: the tally moves on meanwhile)."""
+    progress = {"rows_total": tally.rows_total, "rows_imported": tally.rows_valid,
+                "rows_rejected": tally.rows_rejected, "rejections_by_reason": dict(tally.reasons.most_common()),
+                "bytes_processed": min(position, size or position)}
+    if tally.columns is not None:
+        progress["column_counts"] = tally.columns.as_list()
+    return progress
+
+
+def _commit_chunk(job: ImportJob, stage: storage.Stage, members: dict, first_row: dict, rejected: list,
+                  progress: dict, lease: Lease) -> None:
+    """One chunk's writes, in one transaction: its people staged, its first rejections kept, the checkpoint."""
+    with transaction.atomic():
+        _write(job, stage, members, first_row)
+        if rejected:
+            RejectedRow.objects.bulk_create(rejected)
+        _checkpoint(job, progress, lease)
+
+
+class _ChunkWriter(ChunkWriter):
+    """The chunk writer, noting which rows were being written when its writes fail (for the log)."""
+
+    def __init__(self, name: str, where: _Where):
+        super().__init__(name)
+        self.where = where
+
+    def wait(self) -> None:
+        try:
+            super().wait()
+        except BaseException:
+            if self.context is not None:
+                self.where.first, self.where.last = self.context
+            raise
+
+
+def _checkpoint(job: ImportJob, progress: dict, lease: Lease) -> None:
     if Audience.objects.filter(pk=job.audience_id, status=Audience.Status.DELETING).exists():
         raise UnusableFile(AUDIENCE_DELETED)  # stop here: the deletion waits for this import to end
-    job.rows_total, job.rows_imported = tally.rows_total, tally.rows_valid
-    job.rows_rejected = tally.rows_rejected
-    job.rejections_by_reason = dict(tally.reasons.most_common())
-    job.column_counts = tally.columns.as_list() if tally.columns is not None else job.column_counts
-    job.bytes_processed = min(position, job.size_bytes or position)
-    lease.write(
-        rows_total=job.rows_total, rows_imported=job.rows_imported, rows_rejected=job.rows_rejected,
-        rejections_by_reason=job.rejections_by_reason, column_counts=job.column_counts,
-        bytes_processed=job.bytes_processed,
-    )
+    lease.write(**progress)
 
 
 def _succeed(job: ImportJob, audience: Audience, tally: _Tally, stage: storage.Stage, counts: _ColumnTally,

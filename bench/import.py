@@ -70,7 +70,9 @@ def child(path: Path, floor_rows: int) -> dict:
 
     from audiences import imports, tasks
     from audiences.models import Audience, Member, MemberChange, MemberVersion
+    from platforms.adapters.registry import all_adapter_classes
 
+    all_adapter_classes()  # imported once per worker process (the coverage step reads them): not per import
     owner = get_user_model().objects.create_user("bench")
     audience = Audience.objects.create(owner=owner, name="bench", default_country="US")
     rss_before = people.peak_rss_mb()

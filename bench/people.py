@@ -22,7 +22,10 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 ROOT = Path(__file__).resolve().parent.parent
-BENCH_DIR = ROOT / "var" / "bench"
+# Generated files and databases (BENCH_DIR: elsewhere, e.g. a test's temporary folder); the migrated SQLite
+# template is always cached in var/bench.
+BENCH_DIR = Path(os.environ.get("BENCH_DIR") or ROOT / "var" / "bench")
+TEMPLATE_DIR = ROOT / "var" / "bench"
 HEADER = ["Email", "Phone", "First Name", "Last Name", "City", "State", "Zip", "Country", "Birthday", "Gender",
           "Customer ID", "MAID"]  # fmt: skip
 RAW_KEYS = ["email", "phone", "first_name", "last_name", "city", "state", "postal_code", "country", "date_of_birth",
@@ -129,12 +132,13 @@ def fresh_database(db: str, name: str) -> str:
         _migrate(url)
         return url
     BENCH_DIR.mkdir(parents=True, exist_ok=True)
-    template = BENCH_DIR / f"migrated-{_migrations_digest()}.sqlite3"
+    TEMPLATE_DIR.mkdir(parents=True, exist_ok=True)
+    template = TEMPLATE_DIR / f"migrated-{_migrations_digest()}.sqlite3"
     if not template.exists():
-        for old in BENCH_DIR.glob("migrated-*.sqlite3"):
-            old.unlink()
-        partial = template.with_suffix(".partial")
-        partial.unlink(missing_ok=True)
+        for old in TEMPLATE_DIR.glob("migrated-*.sqlite3"):
+            if old != template:
+                old.unlink(missing_ok=True)
+        partial = template.with_suffix(f".{os.getpid()}.partial")  # benchmarks may start side by side
         _migrate(f"sqlite:///{partial}")
         partial.rename(template)
     target = BENCH_DIR / f"{name}.sqlite3"
@@ -146,12 +150,13 @@ def fresh_database(db: str, name: str) -> str:
 
 def environment(database_url: str) -> dict:
     """The environment of a benchmark's processes: its database, its own upload and broker folders (a run queued
-    by syncs.runs lands in a queue nobody reads; the benchmark runs it in-process), quiet logs."""
+    by syncs.runs lands in a queue nobody reads; the benchmark runs it in-process), DEBUG off as in a deployed
+    worker (Django's debug cursor keeps every query), quiet logs."""
     return dict(
         os.environ, DJANGO_SETTINGS_MODULE="activation_manager.settings", DATABASE_URL=database_url,
         UPLOAD_DIR=str(BENCH_DIR / "uploads"), CELERY_BROKER_DIR=str(BENCH_DIR / "broker"),
-        CELERY_TASK_ALWAYS_EAGER="false", DEMO_MODE="false", LOG_LEVEL=os.environ.get("LOG_LEVEL", "WARNING"),
-        REDIS_URL="", CREDENTIALS_KEYS=os.environ.get(
+        CELERY_TASK_ALWAYS_EAGER="false", DEMO_MODE="false", DEBUG="false",
+        LOG_LEVEL=os.environ.get("LOG_LEVEL", "WARNING"), REDIS_URL="", CREDENTIALS_KEYS=os.environ.get(
             "CREDENTIALS_KEYS", "ZmFrZS10ZXN0LWtleS0xLWZvci1hY3RpdmF0aW9uLW0="),
     )
 
