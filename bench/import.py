@@ -10,13 +10,14 @@
    marketer's upload goes: ``audiences.imports.create_import_from_path`` -> ``start_import`` (the file's own
    mapping, person key: the customer id) -> the Celery task's body ``audiences.tasks.import_audience`` (sniffing,
    streaming parse, prepare_rows, person ids and merging, COPY into the staging table, apply, VACUUM, coverage).
-4. In the same child, the parse + prepare floor on the same file: csv.reader + ``matchkeys.prepare_rows`` + the
-   person id of each identifiable record, no database, over the first ``--floor-rows`` rows (caches cold).
+4. The parse + prepare floor on the same file, once before and once after the import, each in a process of its
+   own: csv.reader + ``matchkeys.prepare_rows`` + the person id of each identifiable record, no database, over
+   the first ``--floor-rows`` rows (caches cold). The import is compared with the mean of the two.
 5. On PostgreSQL, the bytes the audience's members take: pg_total_relation_size (heap, indexes, TOAST) of the
    member tables (Member, MemberVersion, MemberChange) per member.
 
 Prints a small table, then one JSON line: {"benchmark", "rows", "db", "seconds", "rows_per_s", "floor_rows_per_s",
-"ratio_to_floor", "peak_rss_mb", "imported", "rejected", "duplicates", "members", "bytes_per_member",
+"floor_rates", "ratio_to_floor", "peak_rss_mb", "imported", "rejected", "duplicates", "members", "bytes_per_member",
 "member_tables"}. Targets (issue 13): import >= 0.6 of the floor, at most 400 bytes per member, peak RSS flat under
 250 MB at 10 M rows.
 """
@@ -61,8 +62,8 @@ def floor(path: Path, rows: int) -> tuple[int, float]:
         return done, time.perf_counter() - started
 
 
-def child(path: Path, floor_rows: int) -> dict:
-    """The child process: the import through the task's code, then the floor and the sizes."""
+def child(path: Path) -> dict:
+    """The import's process: the import through the task's code, then the sizes."""
     import django
 
     django.setup()
@@ -86,10 +87,8 @@ def child(path: Path, floor_rows: int) -> dict:
     audience.refresh_from_db()
     assert job.status == "succeeded", job.error_message
     sizes = people.table_bytes(Member, MemberVersion, MemberChange)
-    done, floor_seconds = floor(path, min(job.rows_total, floor_rows))
     return {
         "rows": job.rows_total, "seconds": round(seconds, 2), "rows_per_s": round(job.rows_total / seconds),
-        "floor_rows": done, "floor_rows_per_s": round(done / floor_seconds) if floor_seconds else None,
         "peak_rss_mb": round(peak, 1), "rss_before_import_mb": round(rss_before, 1),
         "imported": job.rows_imported, "rejected": job.rows_rejected, "duplicates": job.rows_duplicate,
         "members": audience.member_count, "person_key": job.person_key, "sizes": sizes, "bytes": job.size_bytes,
@@ -102,25 +101,39 @@ def main(argv=None) -> dict:
     parser.add_argument("--db", choices=["sqlite", "postgres"], default="postgres")
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--floor-rows", type=int, default=1_000_000)
-    parser.add_argument("--child", help=argparse.SUPPRESS)
+    parser.add_argument("--child", help=argparse.SUPPRESS)  # internal: the import's process
+    parser.add_argument("--floor", help=argparse.SUPPRESS)  # internal: a floor's process
     args = parser.parse_args(argv)
 
     if args.child:
-        print(json.dumps(child(Path(args.child), args.floor_rows)))
+        print(json.dumps(child(Path(args.child))))
+        return {}
+    if args.floor:
+        done, seconds = floor(Path(args.floor), args.floor_rows)
+        print(json.dumps({"rows": done, "seconds": seconds}))
         return {}
 
     t0 = time.perf_counter()
     path = people.write_csv(people.BENCH_DIR / f"import-{args.n}-{args.seed}.csv", args.n, args.seed, messy=True)
     gen_seconds = time.perf_counter() - t0
     env = people.environment(people.fresh_database(args.db, "bench_import"))
-    result = subprocess.run(
-        [sys.executable, __file__, str(args.n), "--floor-rows", str(args.floor_rows), "--child", str(path)],
-        env=env, cwd=ROOT, capture_output=True, text=True, check=False,
-    )
-    if result.returncode != 0:
-        sys.stderr.write(result.stderr[-4000:])
-        raise SystemExit(result.returncode)
-    f = json.loads(result.stdout.strip().splitlines()[-1])
+
+    def run(*extra) -> dict:
+        result = subprocess.run([sys.executable, __file__, str(args.n), *extra], env=env, cwd=ROOT,
+                                capture_output=True, text=True, check=False)
+        if result.returncode != 0:
+            sys.stderr.write(result.stderr[-4000:])
+            raise SystemExit(result.returncode)
+        return json.loads(result.stdout.strip().splitlines()[-1])
+
+    # The floor runs before and after the import, each in its own process (its caches never touch the import's
+    # peak RSS), and the import is compared with their mean: on a shared machine the load drifts during a run.
+    floor_rows = str(min(args.n, args.floor_rows))
+    floors = [run("--floor-rows", floor_rows, "--floor", str(path))]
+    f = run("--child", str(path))
+    floors.append(run("--floor-rows", floor_rows, "--floor", str(path)))
+    rates = [round(x["rows"] / x["seconds"]) for x in floors]
+    f["floor_rows"], f["floor_rows_per_s"] = floors[0]["rows"], round(sum(rates) / len(rates))
     ratio = round(f["rows_per_s"] / f["floor_rows_per_s"], 3) if f["floor_rows_per_s"] else None
     bytes_per_member = people.per_member(f["sizes"], f["members"])
     print(f"file: {path.name} ({f['bytes'] / 1e6:.0f} MB, generated/reused in {gen_seconds:.1f} s); person key "
@@ -130,12 +143,14 @@ def main(argv=None) -> dict:
     print(f"{args.db:<10}{f['rows']:>12,}{f['seconds']:>10.1f}{f['rows_per_s']:>10,}{f['floor_rows_per_s'] or 0:>10,}"
           f"{ratio or 0:>8.2f}{f['peak_rss_mb']:>8.0f} MB{bytes_per_member or 0:>10.0f}")
     print(f"imported {f['imported']:,} rows as {f['members']:,} members; rejected {f['rejected']:,}, merged "
-          f"duplicates {f['duplicates']:,}; floor over {f['floor_rows']:,} rows; RSS before the import "
+          f"duplicates {f['duplicates']:,}; floor over {f['floor_rows']:,} rows: {rates[0]:,} rows/s before the "
+          f"import, {rates[1]:,} after; RSS before the import "
           f"{f['rss_before_import_mb']:.0f} MB")
     people.print_sizes("member tables", f["sizes"], f["members"])
     summary = {
         "benchmark": "import", "rows": f["rows"], "db": args.db, "seconds": f["seconds"],
-        "rows_per_s": f["rows_per_s"], "floor_rows_per_s": f["floor_rows_per_s"], "ratio_to_floor": ratio,
+        "rows_per_s": f["rows_per_s"], "floor_rows_per_s": f["floor_rows_per_s"], "floor_rates": rates,
+        "ratio_to_floor": ratio,
         "peak_rss_mb": f["peak_rss_mb"], "imported": f["imported"], "rejected": f["rejected"],
         "duplicates": f["duplicates"], "members": f["members"], "bytes_per_member": bytes_per_member,
         "member_tables": f["sizes"],
