@@ -105,9 +105,16 @@ SAMPLE_BYTES = sniffing.SAMPLE_BYTES  # what the sniffer reads (tests shorten it
 FIELD_LIMIT = 64 * 1024
 MAX_LINE_CHARS = 1024 * 1024
 MAX_REJECTED_ROWS = 1_000
-# The match-key value caches grow with the variety of the data (dates, ZIP+4s, names); past this resident size
-# the import empties them, so memory stays flat however long the file is (they refill in a few chunks).
-MEMORY_BUDGET_MB = 200
+# The match-key value caches grow with the variety of the data (dates, ZIP+4s, names). Once the worker's resident
+# size is this much above what it was when the import started, the import empties them, so memory stays flat
+# however long the file is (they refill in a few chunks). Relative to the start: a worker that has synced or
+# imported holds the platforms' client libraries (about 75 MB), and the absolute 200 MB used before left the caches
+# nothing in such a worker (the import 20 % slower, bench/import.py).
+MEMORY_BUDGET_MB = 40
+# Memory Python freed is mostly kept for reuse, not given back: after the caches are emptied the resident size
+# stays above the budget while they refill into that same memory. So, while over budget, they are emptied at most
+# once every this many chunks (each time, not after every chunk: 92 times in 100 chunks before).
+MEMORY_CLEAR_EVERY = 10
 BAD_TEXT_REASON = "text is not valid {encoding} (mixed encodings?)"
 CONTROL_REASON = "holds a control character (such as a NUL byte)"
 LINE_TOO_LONG = "line too long"
@@ -305,6 +312,7 @@ def _stream(job: ImportJob, audience: Audience, stage: storage.Stage, where: _Wh
     person_id, identifiable, prepare_rows = matchkeys.person_id, matchkeys.is_identifiable, matchkeys.prepare_rows
     merge = storage.merge_into
     base = 1  # spreadsheet row number of the record before the chunk (the header is row 1)
+    memory = _MemoryBudget(_resident_mb() + MEMORY_BUDGET_MB)
     with open(job.stored_path, "rb") as raw, RecordReader(raw, encoding=job.encoding, delimiter=job.delimiter,
                                                           field_limit=FIELD_LIMIT,
                                                           max_line_chars=MAX_LINE_CHARS) as records, \
@@ -359,8 +367,10 @@ def _stream(job: ImportJob, audience: Audience, stage: storage.Stage, where: _Wh
             tally.rows_total += len(chunk) - blanks
             base += len(chunk)
             del results, chunk
-            if _resident_mb() > MEMORY_BUDGET_MB:
+            memory.chunks += 1
+            if memory.chunks >= memory.next_clear and _resident_mb() > memory.limit:
                 matchkeys.clear_value_caches()
+                memory.next_clear = memory.chunks + MEMORY_CLEAR_EVERY
             # Written in the helper thread while the next chunk is read and prepared (audiences/writer.py).
             rejected, tally.rejected_rows = tally.rejected_rows, []
             progress = tally_progress(tally, raw.tell(), job.size_bytes)
@@ -429,6 +439,13 @@ def _unstorable_row(stage: storage.Stage, members: dict, first_row: dict) -> int
         except _DATA_ERRORS:
             refused.append(first_row.get(person))
     return min((row for row in refused if row is not None), default=None)
+
+
+@dataclass
+class _MemoryBudget:
+    limit: float  # resident MB past which the value caches are emptied
+    chunks: int = 0  # chunks read so far
+    next_clear: int = 0  # the first chunk after which the caches may be emptied again
 
 
 def _resident_mb() -> float:
