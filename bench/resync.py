@@ -36,7 +36,8 @@ def main(argv=None) -> dict:
     parser.add_argument("--records", action="store_true", help="fill the audience from prepared records, not files")
     args = parser.parse_args(argv)
     figures = sync.main([str(args.n), "--db", args.db, "--platform", "meta", "--seed", str(args.seed),
-                         "--change", f"{args.change:g}", *([] if args.records else ["--via-import"])])
+                         "--change", f"{args.change:g}", "--database-name", "bench_resync",
+                         *([] if args.records else ["--via-import"])])
     first, again = figures["wall_seconds"], figures["rerun_wall_seconds"]
     share = figures["rerun_sent"] / args.n if args.n else None
     print()

@@ -206,6 +206,7 @@ def main(argv=None) -> dict:
                              "the import task, instead of from prepared records")
     parser.add_argument("--profile", metavar="PATH", help="write a cProfile of the first run to PATH")
     parser.add_argument("--profile-rerun", action="store_true", help="with --profile: profile the second run")
+    parser.add_argument("--database-name", default="bench_sync", help=argparse.SUPPRESS)  # SQLite file (resync's own)
     parser.add_argument("--fill", nargs=2, type=int, default=None, help=argparse.SUPPRESS)  # child process
     parser.add_argument("--import-file", nargs=2, default=None, help=argparse.SUPPRESS)  # child process
     args = parser.parse_args(argv)
@@ -217,7 +218,7 @@ def main(argv=None) -> dict:
         import_file(int(args.import_file[0]), args.import_file[1])
         return {}
 
-    os.environ.update(people.environment(people.fresh_database(args.db, "bench_sync")))
+    os.environ.update(people.environment(people.fresh_database(args.db, args.database_name)))
     import django
 
     django.setup()
