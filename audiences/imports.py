@@ -26,21 +26,31 @@ from __future__ import annotations
 import logging
 import os
 import traceback
-from collections import Counter
 from contextlib import suppress
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 from django.conf import settings
 from django.db import DatabaseError, DataError, transaction
-from django.db.models import Q
 from django.utils import timezone
 
 from activation_manager import leases
-from activation_manager.leases import JobKind, Lease, LeaseLost
+from activation_manager.leases import Lease, LeaseLost
 from audiences import hashed, sniffing, storage
 from audiences.coverage import key_coverage
 from audiences.housekeeping import vacuum_analyze
+from audiences.mapping import (  # noqa: F401 - part of this module's interface
+    MAPPING_KEYS,
+    clean_mapping,
+    clean_person_key,
+    default_person_key,
+    initial_mapping,
+    key_label,
+    mapped_person_keys,
+    mapping_by_header,
+    person_key_of,
+)
 from audiences.models import Audience, ImportJob, Member, RejectedRow
 from audiences.reading import FIELD_TOO_LARGE, OVERSIZE_MARK, BadRecord, RecordReader  # noqa: F401
 from audiences.reports import (  # noqa: F401 - part of this module's interface
@@ -63,6 +73,8 @@ from audiences.sniffing import (  # noqa: F401 - part of this module's interface
     encoding_label,
     guess_mapping,
 )
+from audiences.tally import NO_KEY_REASON, ColumnTally, Tally, bad_text_column, is_blank, reject_row  # noqa: F401
+from audiences.tally import progress as tally_progress
 from audiences.uploads import (  # noqa: F401 - part of this module's interface
     UnusableFile,
     copy_chunks,
@@ -71,6 +83,8 @@ from audiences.uploads import (  # noqa: F401 - part of this module's interface
     store_upload,
     upload_dir,
 )
+from audiences.watchdog import IMPORT_JOB, requeue_stale_imports  # noqa: F401 - part of this module's interface
+from audiences.writer import ChunkWriter
 from platforms import matchkeys
 
 logger = logging.getLogger(__name__)
@@ -91,10 +105,16 @@ SAMPLE_BYTES = sniffing.SAMPLE_BYTES  # what the sniffer reads (tests shorten it
 FIELD_LIMIT = 64 * 1024
 MAX_LINE_CHARS = 1024 * 1024
 MAX_REJECTED_ROWS = 1_000
-# The match-key value caches grow with the variety of the data (dates, ZIP+4s, names); past this resident size
-# the import empties them, so memory stays flat however long the file is (they refill in a few chunks).
-MEMORY_BUDGET_MB = 200
-NO_KEY_REASON = "no usable match key"
+# The match-key value caches grow with the variety of the data (dates, ZIP+4s, names). Once the worker's resident
+# size is this much above what it was when the import started, the import empties them, so memory stays flat
+# however long the file is (they refill in a few chunks). Relative to the start: a worker that has synced or
+# imported holds the platforms' client libraries (about 75 MB), and the absolute 200 MB used before left the caches
+# nothing in such a worker (the import 20 % slower, bench/import.py).
+MEMORY_BUDGET_MB = 40
+# Memory Python freed is mostly kept for reuse, not given back: after the caches are emptied the resident size
+# stays above the budget while they refill into that same memory. So, while over budget, they are emptied at most
+# once every this many chunks (each time, not after every chunk: 92 times in 100 chunks before).
+MEMORY_CLEAR_EVERY = 10
 BAD_TEXT_REASON = "text is not valid {encoding} (mixed encodings?)"
 CONTROL_REASON = "holds a control character (such as a NUL byte)"
 LINE_TOO_LONG = "line too long"
@@ -102,17 +122,6 @@ UNEXPECTED_FAILURE = "The import failed unexpectedly; nothing was changed. Try a
 AUDIENCE_DELETED = "The audience was deleted while this file was importing."
 UNSTORABLE_ROW = ("Row {row} holds a value the database refused ({error}), so nothing was imported and nothing "
                   "changed. Fix or remove that row and upload the file again.")
-
-# What a column may be mapped to: the match keys, and the already-hashed forms of some.
-MAPPING_KEYS: tuple[str, ...] = (*matchkeys.KEYS, *hashed.KEYS)
-# The keys that identify a person on their own, in the order a rejected row's reason is taken from.
-_IDENTIFYING = ("email", "email_sha256", "phone", "phone_sha256", "maid", "external_id")
-
-
-
-def key_label(key: str) -> str:
-    """A mapping key in words ("Email", "Email (already hashed)")."""
-    return hashed.LABELS.get(key) or matchkeys.KEY_LABELS.get(key, key)
 
 
 def sniff(path: Path | str, *, encoding: str | None = None) -> Sniffed:
@@ -158,15 +167,6 @@ def create_import(*, owner, audience: Audience, chunks=None, filename: str, uplo
     return job
 
 
-def initial_mapping(audience: Audience, sniffed: Sniffed) -> dict[str, str]:
-    """The mapping a file starts from: the audience's last mapping where the headers match (a re-import), else
-    the guess from headers and values."""
-    mapping = sniffed.mapping
-    if audience.last_mapping:
-        mapping = sniffing.remembered_mapping(sniffed.headers, audience.last_mapping, mapping)
-    return {str(i): mapping.get(str(i), "") for i in range(len(sniffed.headers))}
-
-
 def _take_sniffed(job: ImportJob, sniffed: Sniffed, audience: Audience) -> None:
     job.encoding, job.delimiter, job.headers = sniffed.encoding, sniffed.delimiter, sniffed.headers
     job.column_mapping = initial_mapping(audience, sniffed)
@@ -208,44 +208,6 @@ def change_encoding(job: ImportJob, sniffed: Sniffed) -> None:
     job.save(update_fields=["encoding", "delimiter", "headers", "column_mapping"])
 
 
-def clean_mapping(job: ImportJob, mapping: dict[str, str]) -> dict[str, str]:
-    """Validate {str(index): key or ""}; UnusableFile if nothing maps, ValueError on a bad or doubled key (a key
-    and its already-hashed form count as one)."""
-    cleaned, used = {}, {}
-    for index in range(len(job.headers)):
-        key = (mapping.get(str(index)) or "").strip()
-        if key and key not in MAPPING_KEYS:
-            raise ValueError(f"{column_label(job.headers, index)}: unknown match key {key!r}")
-        base = hashed.base_key(key)
-        if key and base in used:
-            raise ValueError(
-                f"{matchkeys.KEY_LABELS[base]} is mapped twice ({column_label(job.headers, used[base])} and "
-                f"{column_label(job.headers, index)}); map it to one column."
-            )
-        if key:
-            used[base] = index
-        cleaned[str(index)] = key
-    if not used:
-        raise UnusableFile("No column is mapped to a match key: map at least one column (email, phone, ...).")
-    return cleaned
-
-
-def mapped_person_keys(mapping: dict[str, str]) -> list[str]:
-    """The person keys a mapping offers (a column maps to the key or its already-hashed form), in PERSON_KEYS order."""
-    present = {hashed.base_key(key) for key in mapping.values() if key}
-    return [key for key in matchkeys.PERSON_KEYS if key in present]
-
-
-def clean_person_key(mapping: dict[str, str], person_key: str) -> str:
-    """ValueError unless ``person_key`` is a person key some column maps to."""
-    if person_key not in matchkeys.PERSON_KEYS:
-        raise ValueError(f"unknown person key {person_key!r} (one of {', '.join(matchkeys.PERSON_KEYS)})")
-    if person_key not in mapped_person_keys(mapping):
-        raise ValueError(f"No column is mapped to {matchkeys.PERSON_KEY_LABELS[person_key]}, so it cannot say who a "
-                         "member is. Map a column to it, or choose another person key.")
-    return person_key
-
-
 def start_import(job: ImportJob, mapping: dict[str, str] | None = None, *, enqueue: bool = True,
                  person_key: str | None = None) -> ImportJob:
     """Fix the mapping (and the person key, when given), mark the job QUEUED and queue the Celery task once the
@@ -262,94 +224,6 @@ def start_import(job: ImportJob, mapping: dict[str, str] | None = None, *, enque
 
         transaction.on_commit(lambda: import_audience.delay(job.pk))
     return job
-
-
-# ---------------------------------------------------------------------------------------------------------
-# Counting what the file holds
-
-
-@dataclass
-class _Tally:
-    """The import's counts: rows, and the first rejections to keep (RejectedRow objects not yet saved)."""
-
-    rows_total: int = 0
-    rows_valid: int = 0
-    rows_imported: int = 0
-    rows_rejected: int = 0
-    rows_duplicate: int = 0
-    reasons: Counter = field(default_factory=Counter)  # rejected rows by their reason: each row once
-    rejected_rows: list = field(default_factory=list)
-    rejected_kept: int = 0
-    columns: _ColumnTally | None = None  # the values' counts, per mapped column
-
-    def reject(self, job_id, row_number: int, problems: list[tuple[str, str]], reason: str):
-        """A rejected row: counted once, under ``reason``; each of its ``problems`` (column, reason) listed."""
-        self.rows_rejected += 1
-        self.reasons[reason] += 1
-        for column, problem in problems or [("", reason)]:
-            if self.rejected_kept < MAX_REJECTED_ROWS:
-                self.rejected_kept += 1
-                self.rejected_rows.append(RejectedRow(import_job_id=job_id, row_number=row_number,
-                                                      column=column[:255], reason=problem[:255]))
-
-
-class _ColumnTally:
-    """Per mapped column, what became of its values (one per row read): used, dropped by reason, empty, or in a
-    rejected row. Most cells are counted in bulk per chunk (filled or empty); the rare rows with a problem
-    adjust the counts of their own cells."""
-
-    def __init__(self, mapped: list[int], keys: list[str | None], labels: dict[int, str]):
-        self.mapped = mapped
-        self.slot = {column: n for n, column in enumerate(mapped)}
-        self.keys, self.labels = keys, labels
-        width = len(mapped)
-        self.filled, self.empty = [0] * width, [0] * width
-        self.dropped = [Counter() for _ in range(width)]
-        self.unused_filled, self.unused_empty = [0] * width, [0] * width
-
-    def count(self, chunk: list) -> None:
-        for n, column in enumerate(self.mapped):
-            cells = [row[column] if column < len(row) else "" for row in chunk]
-            empty = cells.count("") + sum(map(str.isspace, cells))
-            self.empty[n] += empty
-            self.filled[n] += len(cells) - empty
-
-    def not_a_record(self) -> None:
-        """A blank line: counted empty in bulk, not a row at all."""
-        for n in range(len(self.mapped)):
-            self.empty[n] -= 1
-
-    def unreadable(self, cells: list) -> None:
-        """A row that could not be read (too long, bad CSV): all its cells are in a rejected row."""
-        for n, column in enumerate(self.mapped):
-            if _is_blank(cells, column):
-                self.empty[n] -= 1
-                self.unused_empty[n] += 1
-            else:
-                self.unused_filled[n] += 1
-
-    def drop(self, column: int, reason: str) -> None:
-        self.dropped[self.slot[column]][reason] += 1
-
-    def unused(self, column: int) -> None:
-        self.unused_filled[self.slot[column]] += 1
-
-    def as_list(self) -> list[dict]:
-        out = []
-        for n, column in enumerate(self.mapped):
-            dropped = dict(self.dropped[n].most_common())
-            out.append({
-                "column": self.labels[column], "key": self.keys[column],
-                "used": self.filled[n] - sum(dropped.values()) - self.unused_filled[n],
-                "dropped": dropped, "empty": self.empty[n],
-                "in_rejected_rows": self.unused_filled[n] + self.unused_empty[n],
-            })
-        return out
-
-
-def _is_blank(cells: list, column: int) -> bool:
-    cell = cells[column] if column < len(cells) else ""
-    return not cell or cell.isspace()
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -432,15 +306,17 @@ def _stream(job: ImportJob, audience: Audience, stage: storage.Stage, where: _Wh
     hashed_columns = [(i, keys[i], hashed.KEYS[keys[i]][1]) for i in mapped if keys[i] in hashed.KEYS]
     region = audience.default_country or None
     bad_text = BAD_TEXT_REASON.format(encoding=encoding_label(job.encoding))
-    counts = _ColumnTally(mapped, keys, labels)
-    tally = _Tally(columns=counts)
+    counts = ColumnTally(mapped, keys, labels)
+    tally = Tally(columns=counts, keep=MAX_REJECTED_ROWS)
     order = matchkeys.person_order(job.person_key or audience.person_key or default_person_key(keys))
     person_id, identifiable, prepare_rows = matchkeys.person_id, matchkeys.is_identifiable, matchkeys.prepare_rows
     merge = storage.merge_into
     base = 1  # spreadsheet row number of the record before the chunk (the header is row 1)
+    memory = _MemoryBudget(_resident_mb() + MEMORY_BUDGET_MB)
     with open(job.stored_path, "rb") as raw, RecordReader(raw, encoding=job.encoding, delimiter=job.delimiter,
                                                           field_limit=FIELD_LIMIT,
-                                                          max_line_chars=MAX_LINE_CHARS) as records:
+                                                          max_line_chars=MAX_LINE_CHARS) as records, \
+            _ChunkWriter(f"import-{job.pk}-write", where) as writer:
         while chunk := records.read(CHUNK_ROWS):
             where.first, where.last = base + 1, base + len(chunk)
             check_text, records.lines.saw_bad_text = records.lines.saw_bad_text, False
@@ -459,12 +335,12 @@ def _stream(job: ImportJob, audience: Audience, stage: storage.Stage, where: _Wh
             for i in range(len(results)):
                 record, results[i] = results[i], None
                 stored = record.stored
-                if identifiable(stored) and not (check_text and _bad_text_column(chunk[i], mapped) is not None):
+                if identifiable(stored) and not (check_text and bad_text_column(chunk[i], mapped) is not None):
                     tally.rows_valid += 1
                     if record.rejections:  # values dropped from a row that is kept
                         for key, reason in record.rejections:
                             column = column_of[key]
-                            if not _is_blank(chunk[i], column) or column in controlled.get(i, ()):
+                            if not is_blank(chunk[i], column) or column in controlled.get(i, ()):
                                 counts.drop(column, reason)
                     person = person_id(stored, order)
                     kept = members.get(person)
@@ -486,20 +362,22 @@ def _stream(job: ImportJob, audience: Audience, stage: storage.Stage, where: _Wh
                     counts.unreadable(cells)
                     tally.reject(job.pk, number, [], LINE_TOO_LONG)
                 else:
-                    _reject(job, tally, counts, number, cells, record, keys, labels, column_of,
+                    reject_row(job, tally, counts, number, cells, record, keys, labels, column_of,
                             controlled.get(i, ()), bad_text if check_text else None)
             tally.rows_total += len(chunk) - blanks
             base += len(chunk)
             del results, chunk
-            if _resident_mb() > MEMORY_BUDGET_MB:
+            memory.chunks += 1
+            if memory.chunks >= memory.next_clear and _resident_mb() > memory.limit:
                 matchkeys.clear_value_caches()
-            with transaction.atomic():
-                _write(job, stage, members, first_row)
-                if tally.rejected_rows:
-                    RejectedRow.objects.bulk_create(tally.rejected_rows)
-                    tally.rejected_rows = []
-                _checkpoint(job, tally, raw.tell(), lease)
+                memory.next_clear = memory.chunks + MEMORY_CLEAR_EVERY
+            # Written in the helper thread while the next chunk is read and prepared (audiences/writer.py).
+            rejected, tally.rejected_rows = tally.rejected_rows, []
+            progress = tally_progress(tally, raw.tell(), job.size_bytes)
+            writer.submit(partial(_commit_chunk, job, stage, members, first_row, rejected, progress, lease),
+                          context=(where.first, where.last))
             del members, first_row
+        writer.wait()
     if tally.rows_total == 0:
         raise UnusableFile("The file has a header row but no data rows.")
     if tally.rows_valid == 0:
@@ -510,32 +388,7 @@ def _stream(job: ImportJob, audience: Audience, stage: storage.Stage, where: _Wh
         )
     tally.rows_imported = stage.count()
     tally.rows_duplicate = tally.rows_valid - tally.rows_imported
-    _succeed(job, audience, tally, stage, counts, lease, person_key=_person_key_of(order))
-
-
-def _reject(job, tally, counts, number, cells, record, keys, labels, column_of, controlled, bad_text) -> None:
-    """A readable row that gives no member: its values are dropped (the bad ones, by reason) or in a rejected row
-    (the good ones); the row is counted once, under its first identifying key's problem, else "no usable match
-    key", or the undecodable column when the row holds bytes the encoding cannot read."""
-    problems = {}  # column -> reason, for its non-blank cells
-    for key, reason in record.rejections:
-        column = column_of[key]
-        if column not in problems and (not _is_blank(cells, column) or column in controlled):
-            problems[column] = reason
-    undecodable = _bad_text_column(cells, list(labels)) if bad_text else None
-    if undecodable is not None:
-        problems = {undecodable: bad_text, **{c: r for c, r in problems.items() if c != undecodable}}
-    for column in labels:
-        if column in problems:
-            counts.drop(column, problems[column])
-        elif not _is_blank(cells, column):
-            counts.unused(column)
-    if undecodable is not None:
-        reason = f"{labels[undecodable]}: {bad_text}"
-    else:
-        first = next((column_of[key] for key in _IDENTIFYING if column_of.get(key) in problems), None)
-        reason = f"{labels[first]}: {problems[first]}" if first is not None else NO_KEY_REASON
-    tally.reject(job.pk, number, [(labels[c], r) for c, r in problems.items()], reason)
+    _succeed(job, audience, tally, stage, counts, lease, person_key=person_key_of(order))
 
 
 def _empty_control_cells(chunk: list, mapped: list[int]) -> dict[int, list[int]]:
@@ -588,18 +441,11 @@ def _unstorable_row(stage: storage.Stage, members: dict, first_row: dict) -> int
     return min((row for row in refused if row is not None), default=None)
 
 
-def default_person_key(keys) -> str:
-    """The person key a file suggests: its external id column when it has one, else email, else phone, else
-    the mobile advertiser id (a column already hashed counts as its key)."""
-    present = {hashed.base_key(key) for key in (keys.values() if isinstance(keys, dict) else keys) if key}
-    for key in matchkeys.PERSON_KEYS:
-        if key in present:
-            return key
-    return "email"
-
-
-def _person_key_of(order: tuple[str, ...]) -> str:
-    return {"x": "external_id", "e": "email", "p": "phone", "m": "maid"}[order[0]]
+@dataclass
+class _MemoryBudget:
+    limit: float  # resident MB past which the value caches are emptied
+    chunks: int = 0  # chunks read so far
+    next_clear: int = 0  # the first chunk after which the caches may be emptied again
 
 
 def _resident_mb() -> float:
@@ -614,30 +460,39 @@ def _resident_mb() -> float:
 _PAGE_SIZE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
 
 
-def _bad_text_column(cells: list[str], mapped: list[int]) -> int | None:
-    """Index of the first mapped cell holding undecodable bytes, or None."""
-    for i in mapped:
-        if i < len(cells) and "\ufffd" in cells[i]:
-            return i
-    return None
+def _commit_chunk(job: ImportJob, stage: storage.Stage, members: dict, first_row: dict, rejected: list,
+                  progress: dict, lease: Lease) -> None:
+    """One chunk's writes, in one transaction: its people staged, its first rejections kept, the checkpoint."""
+    with transaction.atomic():
+        _write(job, stage, members, first_row)
+        if rejected:
+            RejectedRow.objects.bulk_create(rejected)
+        _checkpoint(job, progress, lease)
 
 
-def _checkpoint(job: ImportJob, tally: _Tally, position: int, lease: Lease) -> None:
+class _ChunkWriter(ChunkWriter):
+    """The chunk writer, noting which rows were being written when its writes fail (for the log)."""
+
+    def __init__(self, name: str, where: _Where):
+        super().__init__(name)
+        self.where = where
+
+    def wait(self) -> None:
+        try:
+            super().wait()
+        except BaseException:
+            if self.context is not None:
+                self.where.first, self.where.last = self.context
+            raise
+
+
+def _checkpoint(job: ImportJob, progress: dict, lease: Lease) -> None:
     if Audience.objects.filter(pk=job.audience_id, status=Audience.Status.DELETING).exists():
         raise UnusableFile(AUDIENCE_DELETED)  # stop here: the deletion waits for this import to end
-    job.rows_total, job.rows_imported = tally.rows_total, tally.rows_valid
-    job.rows_rejected = tally.rows_rejected
-    job.rejections_by_reason = dict(tally.reasons.most_common())
-    job.column_counts = tally.columns.as_list() if tally.columns is not None else job.column_counts
-    job.bytes_processed = min(position, job.size_bytes or position)
-    lease.write(
-        rows_total=job.rows_total, rows_imported=job.rows_imported, rows_rejected=job.rows_rejected,
-        rejections_by_reason=job.rejections_by_reason, column_counts=job.column_counts,
-        bytes_processed=job.bytes_processed,
-    )
+    lease.write(**progress)
 
 
-def _succeed(job: ImportJob, audience: Audience, tally: _Tally, stage: storage.Stage, counts: _ColumnTally,
+def _succeed(job: ImportJob, audience: Audience, tally: Tally, stage: storage.Stage, counts: ColumnTally,
              lease: Lease, *, person_key: str) -> None:
     # Applying ten million people is one long transaction: the lease beats from a helper thread meanwhile.
     with lease.keep_alive(), transaction.atomic():
@@ -721,11 +576,6 @@ def import_records(*, audience: Audience, records, person_key: str | None = None
     return applied
 
 
-def mapping_by_header(job: ImportJob) -> dict[str, str]:
-    """The job's mapping by column header, "" for a column left out (what a re-import starts from)."""
-    return {column_label(job.headers, int(index)): key or "" for index, key in job.column_mapping.items()}
-
-
 def _fail(job: ImportJob, message: str, lease: Lease) -> None:
     if not lease.release(ImportJob.Status.FAILED, error_message=message, finished_at=timezone.now()):
         return  # no longer ours: the worker that took it over decides
@@ -734,47 +584,6 @@ def _fail(job: ImportJob, message: str, lease: Lease) -> None:
         audience.status = Audience.Status.READY if audience.generation else Audience.Status.FAILED
         audience.save(update_fields=["status", "updated_at"])
     logger.info("import %s failed: %s", job.pk, message)
-
-
-# An import as a background job (activation_manager.leases).
-IMPORT_JOB = JobKind(model=ImportJob, running=ImportJob.Status.RUNNING, claimable=(ImportJob.Status.QUEUED,),
-                     label="import")
-TAKEN_OVER_TOO_OFTEN = ("The worker importing this file stopped responding {times} times, so it was not started "
-                        "again. Upload the file again to import it.")
-
-
-def requeue_stale_imports(*, stale_after_seconds: int | None = None, now=None) -> list[int]:
-    """The import watchdog (every minute). A running import whose worker went silent for IMPORT_STALE_AFTER seconds
-    is handed to another worker (it restarts from the top of the file), at most JOB_MAX_TAKEOVERS times, then fails;
-    a queued import whose message was lost (no worker started it within that time) is queued again. Returns the
-    ids handed on or queued again."""
-    from audiences.tasks import import_audience
-
-    stale_after = stale_after_seconds if stale_after_seconds is not None else settings.IMPORT_STALE_AFTER
-    now = now or timezone.now()
-    outcome = leases.take_over_silent(
-        IMPORT_JOB, stale_after=stale_after, max_takeovers=settings.JOB_MAX_TAKEOVERS, queued=ImportJob.Status.QUEUED,
-        requeue=lambda pk: import_audience.delay(pk), failed=ImportJob.Status.FAILED, now=now,
-        give_up=lambda pk: {"finished_at": now,
-                            "error_message": TAKEN_OVER_TOO_OFTEN.format(times=settings.JOB_MAX_TAKEOVERS)},
-    )
-    for job in ImportJob.objects.filter(pk__in=outcome.failed).select_related("audience"):
-        delete_upload(job)
-        audience = job.audience
-        if audience.status == Audience.Status.IMPORTING:
-            audience.status = Audience.Status.READY if audience.generation else Audience.Status.FAILED
-            audience.save(update_fields=["status", "updated_at"])
-    cutoff = now - timezone.timedelta(seconds=stale_after)
-    lost = (Q(status=ImportJob.Status.QUEUED, started_at__isnull=True, created_at__lt=cutoff)
-            | Q(status=ImportJob.Status.QUEUED, heartbeat_at__lt=cutoff))
-    queued = []
-    for job_id in ImportJob.objects.filter(lost).values_list("pk", flat=True):
-        # The heartbeat moves on so the next watchdog pass leaves it alone while the new task starts.
-        if ImportJob.objects.filter(lost, pk=job_id).update(heartbeat_at=now):
-            queued.append(job_id)
-            logger.warning("import %s: queued but never started, queued again", job_id)
-            transaction.on_commit(lambda job_id=job_id: import_audience.delay(job_id))
-    return sorted(outcome.requeued + queued)
 
 
 def sample_file_path() -> Path:

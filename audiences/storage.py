@@ -25,6 +25,11 @@ from dataclasses import dataclass
 
 from django.db import connection
 
+try:
+    from psycopg.types.string import BytesBinaryDumper
+except ImportError:  # SQLite only
+    BytesBinaryDumper = None
+
 from audiences.models import Audience, Member, MemberChange, MemberVersion
 from platforms import matchkeys
 
@@ -53,11 +58,12 @@ CHANGE = MemberChange._meta.db_table
 
 def to_row(stored: Mapping[str, object]) -> list:
     """A stored dict as the record columns' database values."""
-    row = [stored.get(key) for key in RECORD_COLUMNS]
+    row = list(map(stored.get, RECORD_COLUMNS))
     if row[_DOB] is not None:
         row[_DOB] = int(row[_DOB])
-    if row[_M] is not None:
-        row[_M] = uuid.UUID(row[_M]).bytes
+    if (m := row[_M]) is not None:
+        # A stored id is the canonical lowercase UUID (matchkeys): its 32 hex digits are its 16 bytes.
+        row[_M] = bytes.fromhex(m.replace("-", "")) if len(m) == 36 else uuid.UUID(m).bytes
     return row
 
 
@@ -150,6 +156,9 @@ class Stage:
         with connection.cursor() as cursor:
             if self.postgres:
                 chunk = f"{self.table}_chunk"
+                # psycopg dumps bytea by type name with the DB-API ``Binary`` wrapper's dumper, written in Python;
+                # the plain bytes dumper is its C one: the COPY of a chunk takes half the time.
+                cursor.adapters.register_dumper(bytes, BytesBinaryDumper)
                 with cursor.copy(f"COPY {chunk} (person, {self.columns}) FROM STDIN (FORMAT BINARY)") as copy:
                     copy.set_types(["bytea", *(_PG_TYPES[c] for c in RECORD_COLUMNS)])
                     write_row = copy.write_row

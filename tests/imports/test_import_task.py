@@ -198,7 +198,8 @@ def test_memory_budget_empties_value_caches_without_changing_results(run_file, a
     run_file(GOOD)
     expected = {matchkeys.fingerprint(stored) for stored in records(audience)}
     other = Audience.objects.create(owner=user, name="B", default_country="US")
-    monkeypatch.setattr(imports, "MEMORY_BUDGET_MB", 0)  # over budget after every chunk
+    monkeypatch.setattr(imports, "MEMORY_BUDGET_MB", -1_000)  # over budget after every chunk
+    monkeypatch.setattr(imports, "MEMORY_CLEAR_EVERY", 1)
     monkeypatch.setattr(imports, "CHUNK_ROWS", 7)
     cleared = []
     real_clear = matchkeys.clear_value_caches
@@ -206,6 +207,21 @@ def test_memory_budget_empties_value_caches_without_changing_results(run_file, a
     run_file(GOOD, target=other)
     assert len(cleared) == 8
     assert {matchkeys.fingerprint(stored) for stored in records(other)} == expected
+
+
+def test_over_budget_the_caches_are_emptied_every_few_chunks_not_after_each(run_file, monkeypatch):
+    # Freed memory stays resident while the caches refill into it: emptying them after every chunk would only make
+    # the import slower.
+    monkeypatch.setattr(imports, "CHUNK_ROWS", 5)  # GOOD: 50 rows, 10 chunks
+    monkeypatch.setattr(imports, "MEMORY_CLEAR_EVERY", 4)
+    resident = iter([100, 120, 300, 300, 300, 300, 300, 300, 300, 300, 300])  # MB: at the start, after each chunk
+    monkeypatch.setattr(imports, "_resident_mb", lambda: next(resident))
+    cleared = []
+    real_clear = matchkeys.clear_value_caches
+    monkeypatch.setattr(matchkeys, "clear_value_caches", lambda: (cleared.append(1), real_clear()))
+    job = run_file(GOOD)
+    # Within 100 + 40 after chunk 1; over it from chunk 2 on: emptied after chunks 2, 6 and 10.
+    assert len(cleared) == 3 and job.rows_imported == 50
 
 
 def test_two_imports_of_one_audience_never_share_a_generation(user, audience, tmp_path):
