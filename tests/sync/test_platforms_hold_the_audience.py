@@ -258,17 +258,21 @@ def sandbox(settings):
         yield fakes
 
 
-@pytest.mark.parametrize("code", PLATFORMS)
-def test_after_any_imports_and_runs_the_platform_holds_exactly_the_audience(code, sandbox, user):
+def sandbox_connection(code: str, sandbox, user):
+    """The user's connection to the platform's sandbox, made as the connect form makes it."""
     values = dict(DEMO_CREDENTIALS[code])
     if code == "netflix":
         values["base_url"] = sandbox.netflix_base_url()
     form = credentials_form_for(code)(data=values)
     assert form.is_valid(), form.errors
     label, config, secrets = form.split()
-    connection = connections.connect(owner=user, platform=Platform.objects.get(code=code), label=label,
-                                     config=config, secrets=secrets)
-    machine = machine_for(code, sandbox, user, connection)
+    return connections.connect(owner=user, platform=Platform.objects.get(code=code), label=label, config=config,
+                               secrets=secrets)
+
+
+@pytest.mark.parametrize("code", PLATFORMS)
+def test_after_any_imports_and_runs_the_platform_holds_exactly_the_audience(code, sandbox, user):
+    machine = machine_for(code, sandbox, user, sandbox_connection(code, sandbox, user))
     examples = int(os.environ.get("STATE_MACHINE_EXAMPLES", "12"))  # more to explore; CI keeps the suite quick
     run_state_machine_as_test(machine, settings=settings(
         max_examples=examples, stateful_step_count=12, deadline=None, derandomize=examples == 12,

@@ -10,12 +10,8 @@ from __future__ import annotations
 
 import pytest
 
-from credentials import services as connections
-from credentials.forms import credentials_form_for
-from platforms.models import Platform
-from sandbox.credentials import DEMO_CREDENTIALS
 from syncs.models import SyncBatch
-from tests.sync.test_platforms_hold_the_audience import machine_for
+from tests.sync.test_platforms_hold_the_audience import machine_for, sandbox_connection
 from tests.sync.test_platforms_hold_the_audience import sandbox as sandbox_fixture
 
 pytestmark = [pytest.mark.django_db(transaction=True)]
@@ -28,17 +24,7 @@ sandbox = sandbox_fixture  # the property test's fakes, settings pointed at them
 
 @pytest.fixture
 def machine(sandbox, user):
-    def make(code):
-        values = dict(DEMO_CREDENTIALS[code])
-        if code == "netflix":
-            values["base_url"] = sandbox.netflix_base_url()
-        form = credentials_form_for(code)(data=values)
-        assert form.is_valid(), form.errors
-        label, config, secrets = form.split()
-        connection = connections.connect(owner=user, platform=Platform.objects.get(code=code), label=label,
-                                         config=config, secrets=secrets)
-        return machine_for(code, sandbox, user, connection)()
-    return make
+    return lambda code: machine_for(code, sandbox, user, sandbox_connection(code, sandbox, user))()
 
 
 @pytest.mark.parametrize("code", PER_PERSON)
