@@ -141,6 +141,23 @@ class FakePlatform:
         raise NotImplementedError
 
 
+class PastedToken:
+    """A fake's pasted access token, which tests replace ("revoked on the platform's side"): the token's record in
+    ``self.tokens`` (its expiry, scopes) follows it."""
+
+    @property
+    def access_token(self) -> str:
+        return self._access_token
+
+    @access_token.setter
+    def access_token(self, value: str) -> None:
+        old = getattr(self, "_access_token", None)
+        tokens = getattr(self, "tokens", None)
+        if tokens is not None and old in tokens:
+            tokens[value] = tokens.pop(old)
+        self._access_token = value
+
+
 # Platforms that match identifiers to their own users (LinkedIn, TikTok) --------------------------------------
 Pair = tuple[str, str]  # (identifier type, value)
 

@@ -38,7 +38,7 @@ import itertools
 import re
 import time
 
-from sandbox.base import FakePlatform, FakeRequest, FakeResponse, add_user, remove_users, users_holding
+from sandbox.base import FakePlatform, FakeRequest, FakeResponse, PastedToken, add_user, remove_users, users_holding
 from sandbox.credentials import DEMO_CREDENTIALS, EXPIRED_TOKEN
 from sandbox.oauth import ConsentScreen, signed
 
@@ -55,7 +55,7 @@ REFRESH_TTL = 365 * 86_400
 DEMO_TOKEN_DAYS = 45
 
 
-class FakeLinkedIn(FakePlatform):
+class FakeLinkedIn(PastedToken, FakePlatform):
     prefix = "/linkedin"
 
     def __init__(self, *, access_token: str | None = None, ad_account_id: str | None = None,
@@ -90,19 +90,6 @@ class FakeLinkedIn(FakePlatform):
             "scopes": ["rw_ads", "rw_dmp_segments"]}}
         self.consent = ConsentScreen("LinkedIn", clients=lambda: {self.client_id: self.client_secret})
         self.refreshes = 0
-
-    @property
-    def access_token(self) -> str:
-        """The pasted token the fake accepts (tests replace it: "revoked on the platform's side")."""
-        return self._access_token
-
-    @access_token.setter
-    def access_token(self, value: str) -> None:
-        old = getattr(self, "_access_token", None)
-        tokens = getattr(self, "tokens", None)
-        if tokens is not None and old in tokens:
-            tokens[value] = tokens.pop(old)
-        self._access_token = value
 
     # Test helpers -----------------------------------------------------------------------
     def audience_members(self, segment_id: str) -> set[tuple[str, str]]:

@@ -36,7 +36,7 @@ import math
 import re
 import time
 
-from sandbox.base import FakePlatform, FakeRequest, FakeResponse
+from sandbox.base import FakePlatform, FakeRequest, FakeResponse, PastedToken
 from sandbox.credentials import DEMO_CREDENTIALS, EXPIRED_TOKEN
 from sandbox.oauth import ConsentScreen, signed
 
@@ -132,7 +132,7 @@ class _Roster:
                     self._holders[pair] = next(iter(held))
 
 
-class FakeMetaGraph(FakePlatform):
+class FakeMetaGraph(PastedToken, FakePlatform):
     prefix = "/meta"
 
     def __init__(
@@ -176,19 +176,6 @@ class FakeMetaGraph(FakePlatform):
         self.consent = ConsentScreen("Meta", clients=lambda: {self.app_id: self.app_secret}, scope_separator=",",
                                      deny_extra={"error_reason": "user_denied"})
         self.exchanges = 0
-
-    @property
-    def access_token(self) -> str:
-        """The pasted token the fake accepts (tests replace it: "revoked on the platform's side")."""
-        return self._access_token
-
-    @access_token.setter
-    def access_token(self, value: str) -> None:
-        old = getattr(self, "_access_token", None)
-        tokens = getattr(self, "tokens", None)
-        if tokens is not None and old in tokens:
-            tokens[value] = tokens.pop(old)
-        self._access_token = value
 
     # Test helpers -----------------------------------------------------------------------
     def audience_members(self, audience_id: str) -> set[frozenset]:

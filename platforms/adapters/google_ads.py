@@ -87,8 +87,6 @@ from platforms.adapters.base import (
     AudienceStatus,
     BatchResult,
     Capabilities,
-    OAuthAccount,
-    OAuthGrant,
     Operation,
     PlatformAdapter,
     PreparedMember,
@@ -162,7 +160,7 @@ class _TimedRequest(AuthRequest):
                                 timeout=timeout or settings.PLATFORM_HTTP_TIMEOUT, **kwargs)
 
 
-class GoogleAdsAdapter(PlatformAdapter):
+class GoogleAdsAdapter(google_oauth.GoogleSignIn, PlatformAdapter):
     code = "google_ads"
     name = "Google Ads API (allowlisted accounts)"
     docs_url = "https://developers.google.com/google-ads/api/docs/remarketing/audience-segments/customer-match"
@@ -353,17 +351,6 @@ class GoogleAdsAdapter(PlatformAdapter):
     def _search(self, query: str) -> list[gas.GoogleAdsRow]:
         return self._rpc("GoogleAdsService", "search",
                          gas.SearchGoogleAdsRequest(customer_id=self.customer_id, query=query))
-
-    # Sign-in with Google (platforms/adapters/google_oauth.py) --------------------------------------
-    @classmethod
-    def oauth_exchange(cls, *, code: str, redirect_uri: str, code_verifier: str | None,
-                       client: tuple[str, str]) -> OAuthGrant:
-        return google_oauth.exchange(platform=cls.name, app=cls.oauth, code=code, redirect_uri=redirect_uri,
-                                     code_verifier=code_verifier, client=client)
-
-    @classmethod
-    def oauth_accounts(cls, *, grant: OAuthGrant, client: tuple[str, str]) -> list[OAuthAccount]:
-        return google_oauth.accessible_customers(platform=cls.name, grant=grant)
 
     # The interface ----------------------------------------------------------------------
     def validate_credentials(self) -> ValidationResult:

@@ -100,7 +100,6 @@ from platforms.adapters.base import (
     AudienceStatus,
     BatchResult,
     Capabilities,
-    OAuthAccount,
     OAuthGrant,
     Operation,
     PlatformAdapter,
@@ -160,7 +159,7 @@ class _TimedRequest(AuthRequest):
 
 
 # The adapter --------------------------------------------------------------------------------------------
-class GoogleDataManagerAdapter(PlatformAdapter):
+class GoogleDataManagerAdapter(google_oauth.GoogleSignIn, PlatformAdapter):
     code = CODE
     name = "Google (Data Manager API)"
     api_version = ApiVersion("v1")  # no sunset published for the Data Manager API's v1
@@ -393,17 +392,6 @@ class GoogleDataManagerAdapter(PlatformAdapter):
             destination.login_account.account_type = ACCOUNT_TYPE
             destination.login_account.account_id = self.login_customer_id
         return destination
-
-    # Sign-in with Google (platforms/adapters/google_oauth.py) --------------------------------------
-    @classmethod
-    def oauth_exchange(cls, *, code: str, redirect_uri: str, code_verifier: str | None,
-                       client: tuple[str, str]) -> OAuthGrant:
-        return google_oauth.exchange(platform=cls.name, app=cls.oauth, code=code, redirect_uri=redirect_uri,
-                                     code_verifier=code_verifier, client=client)
-
-    @classmethod
-    def oauth_accounts(cls, *, grant: OAuthGrant, client: tuple[str, str]) -> list[OAuthAccount]:
-        return google_oauth.accessible_customers(platform=cls.name, grant=grant)
 
     @classmethod
     def oauth_credentials(cls, *, grant: OAuthGrant, client: tuple[str, str], account_id: str) -> dict[str, str]:

@@ -89,3 +89,18 @@ def accessible_customers(*, platform: str, grant: OAuthGrant) -> list[OAuthAccou
             cid = match.group(1)
             accounts.append(OAuthAccount(id=cid, name=f"Google Ads {cid[:3]}-{cid[3:6]}-{cid[6:]}"))
     return accounts
+
+
+class GoogleSignIn:
+    """"Continue with Google" for an adapter class (both Google adapters share Google's OAuth and its list of the
+    Google Ads customers the person can reach); the class sets ``name`` and ``oauth``."""
+
+    @classmethod
+    def oauth_exchange(cls, *, code: str, redirect_uri: str, code_verifier: str | None,
+                       client: tuple[str, str]) -> OAuthGrant:
+        return exchange(platform=cls.name, app=cls.oauth, code=code, redirect_uri=redirect_uri,
+                        code_verifier=code_verifier, client=client)
+
+    @classmethod
+    def oauth_accounts(cls, *, grant: OAuthGrant, client: tuple[str, str]) -> list[OAuthAccount]:
+        return accessible_customers(platform=cls.name, grant=grant)
