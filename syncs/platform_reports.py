@@ -34,15 +34,15 @@ def check_due(*, now: datetime.datetime | None = None, limit: int = PER_CHECK) -
     now = now or timezone.now()
     due = list(PlatformRequest.objects.filter(done=False, next_check_at__lte=now)
                .select_related("run__sync__connection__platform").order_by("next_check_at")[:limit])
-    adapters = {}
+    adapters = {}  # connection id -> (adapter or None, its secrets for scrubbing): decrypted once per check
     try:
         for request in due:
             connection = request.run.sync.connection
             if connection.pk not in adapters:
-                adapters[connection.pk] = _adapter_of(connection)
-            _check(request, adapters[connection.pk], now)
+                adapters[connection.pk] = (_adapter_of(connection), connection.secrets)
+            _check(request, *adapters[connection.pk], now)
     finally:
-        for adapter in adapters.values():
+        for adapter, _ in adapters.values():
             if adapter is not None:
                 adapter.close()
     return len(due)
@@ -57,7 +57,7 @@ def _adapter_of(connection):
     return adapter if Operation.REQUEST_STATUS in adapter.capabilities.operations else None
 
 
-def _check(request: PlatformRequest, adapter, now: datetime.datetime) -> None:
+def _check(request: PlatformRequest, adapter, secrets, now: datetime.datetime) -> None:
     given_up = now - request.sent_at >= datetime.timedelta(seconds=settings.PLATFORM_REPORT_GIVE_UP)
     report = None
     if adapter is not None:
@@ -68,7 +68,6 @@ def _check(request: PlatformRequest, adapter, now: datetime.datetime) -> None:
     wait = settings.PLATFORM_REPORT_AFTER * 2 ** min(request.checks + 1, 6)  # 1 h, 2 h, 4 h ... after a first 30 min
     fields = {"checks": request.checks + 1, "next_check_at": now + datetime.timedelta(seconds=max(wait, 5))}
     if report is not None:
-        secrets = request.run.sync.connection.secrets
         fields.update(report=[scrub(line, secrets)[:500] for line in report.messages()], rejected=report.rejected,
                       done=report.done)
     if given_up and not fields.get("done"):
