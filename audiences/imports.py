@@ -5,12 +5,14 @@ delimiter and header (audiences.sniffing); an unusable file fails the job at onc
 re-import starts from the audience's last mapping. ``start_import`` checks the column mapping, the encoding and
 the person key and queues the Celery task, which calls ``run_import``: the file is read in chunks of
 ``CHUNK_ROWS`` rows; cells holding control characters are dropped (with a reason), already-hashed columns are
-checked (audiences.hashed), each chunk goes through ``matchkeys.prepare_rows`` (normalize + SHA-256); each row
-becomes a person (``matchkeys.person_id`` by the person key), rows of the same person are merged (the first row is
-kept, later ones add only the keys it lacks), and the people are staged (audiences.storage.Stage). When the whole
-file is in, ``storage.apply_stage`` makes them the audience's membership in one transaction: joins, updates (a
-person whose phone changed), leavers. A failure leaves the membership as it was; a re-run of the same job starts
-over from the beginning of the file. The upload is deleted at the end, success or failure.
+checked (audiences.hashed), each chunk is transposed once and goes through ``matchkeys.prepare_transposed``
+(normalize + SHA-256); each row becomes a person (``matchkeys.person_id`` by the person key), rows of the same
+person are merged (the first row is kept, later ones add only the keys it lacks), and the people are staged
+(audiences.storage.Stage). When the whole file is in, ``storage.apply_stage`` makes them the audience's
+membership in one transaction: joins, updates (a person whose phone changed), leavers. A new audience's first
+import writes its people straight into the audience instead, invisible until it applies (audiences.filling). A
+failure leaves the membership as it was; a re-run of the same job starts over from the beginning of the file. The
+upload is deleted at the end, success or failure.
 
 What the import counts, and in what: rows (read, imported, merged into an earlier row of the same person,
 rejected, each rejected row once under its reason) and values, per mapped column (used, dropped by reason, empty,
@@ -37,8 +39,9 @@ from django.utils import timezone
 
 from activation_manager import leases
 from activation_manager.leases import Lease, LeaseLost
-from audiences import hashed, sniffing, storage
+from audiences import filling, hashed, sniffing, storage
 from audiences.coverage import key_coverage
+from audiences.filling import AUDIENCE_DELETED, NEWER_IMPORT_WON  # noqa: F401 - part of this module's interface
 from audiences.housekeeping import vacuum_analyze
 from audiences.mapping import (  # noqa: F401 - part of this module's interface
     MAPPING_KEYS,
@@ -119,7 +122,6 @@ BAD_TEXT_REASON = "text is not valid {encoding} (mixed encodings?)"
 CONTROL_REASON = "holds a control character (such as a NUL byte)"
 LINE_TOO_LONG = "line too long"
 UNEXPECTED_FAILURE = "The import failed unexpectedly; nothing was changed. Try again, or contact support."
-AUDIENCE_DELETED = "The audience was deleted while this file was importing."
 UNSTORABLE_ROW = ("Row {row} holds a value the database refused ({error}), so nothing was imported and nothing "
                   "changed. Fix or remove that row and upload the file again.")
 
@@ -233,7 +235,8 @@ def start_import(job: ImportJob, mapping: dict[str, str] | None = None, *, enque
 def run_import(job_id: int) -> ImportJob | None:
     """Import one queued job (the Celery task's body). Idempotent: a finished job, or one running under a live
     worker, is left alone; one whose worker went silent is taken over (activation_manager.leases) and restarts
-    from the beginning of the file (nothing of it was applied: the changes apply in one transaction at the end)."""
+    from the beginning of the file (nothing of it was applied: the changes apply in one transaction at the end; a
+    new audience's first import, written straight into it, is read again over its own rows: audiences.filling)."""
     lease = leases.claim(IMPORT_JOB, job_id, stale_after=settings.IMPORT_STALE_AFTER,
                          max_takeovers=settings.JOB_MAX_TAKEOVERS)
     if lease is None:
@@ -252,10 +255,11 @@ def run_import(job_id: int) -> ImportJob | None:
         job.refresh_from_db()
         audience.status = Audience.Status.IMPORTING
         audience.save(update_fields=["status", "updated_at"])
+        fills = filling.take(job, audience)  # a new audience's first import writes straight into it
     if restarting:
         logger.info("import %s: restarting from the beginning of the file", job.pk)
         RejectedRow.objects.filter(import_job=job).delete()
-    stage = storage.Stage()
+    stage = storage.Stage(into=(audience.pk, job.target_generation) if fills else None)
     where = _Where()
     try:
         stage.create()
@@ -309,25 +313,30 @@ def _stream(job: ImportJob, audience: Audience, stage: storage.Stage, where: _Wh
     counts = ColumnTally(mapped, keys, labels)
     tally = Tally(columns=counts, keep=MAX_REJECTED_ROWS)
     order = matchkeys.person_order(job.person_key or audience.person_key or default_person_key(keys))
-    person_id, identifiable, prepare_rows = matchkeys.person_id, matchkeys.is_identifiable, matchkeys.prepare_rows
+    person_id, identifiable = matchkeys.person_id, matchkeys.is_identifiable
+    transpose, prepare_transposed = matchkeys.transpose, matchkeys.prepare_transposed
     merge = storage.merge_into
     base = 1  # spreadsheet row number of the record before the chunk (the header is row 1)
     memory = _MemoryBudget(_resident_mb() + MEMORY_BUDGET_MB)
     with open(job.stored_path, "rb") as raw, RecordReader(raw, encoding=job.encoding, delimiter=job.delimiter,
                                                           field_limit=FIELD_LIMIT,
                                                           max_line_chars=MAX_LINE_CHARS) as records, \
-            _ChunkWriter(f"import-{job.pk}-write", where) as writer:
+            storage.relaxed_commits(), _ChunkWriter(f"import-{job.pk}-write", where) as writer:
         while chunk := records.read(CHUNK_ROWS):
             where.first, where.last = base + 1, base + len(chunk)
             check_text, records.lines.saw_bad_text = records.lines.saw_bad_text, False
             check_controls, records.lines.saw_controls = records.lines.saw_controls, False
-            counts.count(chunk)
+            columns = transpose(chunk)  # once, for the counts and the match keys
+            counts.count(columns, len(chunk))
             # Cells with control characters are emptied before normalizing and dropped with a reason.
             controlled = _empty_control_cells(chunk, mapped) if check_controls else {}
+            if controlled:
+                columns = transpose(chunk)
             members: dict[bytes, dict] = {}  # person -> stored, the first row of a person kept
             first_row: dict[bytes, int] = {}
             blanks = 0
-            results = prepare_rows(chunk, plain, default_region=region)
+            results = prepare_transposed(columns, plain, len(chunk), default_region=region)
+            del columns
             if hashed_columns:
                 _take_hashed(chunk, results, hashed_columns)
             for i, columns in controlled.items():
@@ -464,6 +473,8 @@ def _commit_chunk(job: ImportJob, stage: storage.Stage, members: dict, first_row
                   progress: dict, lease: Lease) -> None:
     """One chunk's writes, in one transaction: its people staged, its first rejections kept, the checkpoint."""
     with transaction.atomic():
+        if stage.into is not None:
+            filling.check(job.pk, job.audience_id)
         _write(job, stage, members, first_row)
         if rejected:
             RejectedRow.objects.bulk_create(rejected)
@@ -525,9 +536,14 @@ def apply(*, audience_id: int, stage: storage.Stage, generation: int, person_key
     if current.status == Audience.Status.DELETING:
         raise UnusableFile(AUDIENCE_DELETED)
     if current.generation >= generation:  # two imports of one audience ran at once
-        raise UnusableFile("A newer import of this audience finished first, so this one was discarded.")
-    sync_ids = list(Sync.objects.filter(audience_id=audience_id).values_list("pk", flat=True))
-    applied = storage.apply_stage(stage, audience_id=audience_id, generation=generation, sync_ids=sync_ids)
+        raise UnusableFile(NEWER_IMPORT_WON)
+    if stage.into is not None:  # written straight in while the file was read
+        applied = storage.apply_filled(stage, generation=generation)
+    else:
+        filling.make_room(current)
+        sync_ids = list(Sync.objects.filter(audience_id=audience_id).values_list("pk", flat=True))
+        applied = storage.apply_stage(stage, audience_id=audience_id, generation=generation, sync_ids=sync_ids)
+    current.filling_import_id = None
     coverage, platforms = key_coverage(audience_id)
     if applied.generation == generation:
         current.changes_recorded_from = storage.forget_changes(audience=current, recorded=applied.recorded,
@@ -540,7 +556,8 @@ def apply(*, audience_id: int, stage: storage.Stage, generation: int, person_key
     if mapping is not None:
         current.last_mapping = mapping
     current.save(update_fields=["generation", "changes_recorded_from", "member_count", "key_coverage",
-                                "platform_coverage", "status", "person_key", "last_mapping", "updated_at"])
+                                "platform_coverage", "status", "person_key", "last_mapping", "filling_import",
+                                "updated_at"])
     return applied
 
 
@@ -579,6 +596,7 @@ def import_records(*, audience: Audience, records, person_key: str | None = None
 def _fail(job: ImportJob, message: str, lease: Lease) -> None:
     if not lease.release(ImportJob.Status.FAILED, error_message=message, finished_at=timezone.now()):
         return  # no longer ours: the worker that took it over decides
+    filling.forget(job)
     audience = Audience.objects.get(pk=job.audience_id)
     if audience.status != Audience.Status.DELETING:
         audience.status = Audience.Status.READY if audience.generation else Audience.Status.FAILED

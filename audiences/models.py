@@ -40,6 +40,10 @@ class Audience(models.Model):
     key_coverage = models.JSONField(default=dict, blank=True, help_text="match key -> members carrying it")
     # Platform code -> how many members it can use by the keys it takes.
     platform_coverage = models.JSONField(default=dict, blank=True)
+    # The first import writing its people straight into this audience (audiences.filling): until it applies they
+    # are nobody's members.
+    filling_import = models.ForeignKey("ImportJob", null=True, blank=True, on_delete=models.SET_NULL,
+                                       related_name="+", editable=False)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 

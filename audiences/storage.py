@@ -6,7 +6,7 @@ text); in the database the date of birth is a number and the mobile advertiser i
 read and write goes through SQL here (the ORM's per-row cost dominates at millions of rows); on PostgreSQL the
 import stages each chunk with a binary COPY.
 
-The import (``Stage`` then ``apply_stage``):
+The import (``Stage`` then ``apply_stage``; an audience's first import writes straight into it, see below):
 
 1. Each chunk's members, de-duplicated by person within the chunk (the first row of a person is kept; a later row
    only adds the keys it lacks), are upserted into a temporary staging table by the same rule, so duplicates across
@@ -15,12 +15,18 @@ The import (``Stage`` then ``apply_stage``):
    that a sync still holds are kept (MemberVersion), the changes are recorded (MemberChange, unless there are too
    many to be worth it), leavers are deleted, changed members updated in place, new members inserted, and the
    audience moves to the new generation with its counts. A failure before the commit leaves the audience as it was.
+
+An audience's first import (audiences.filling) has nobody to compare with: ``Stage(into=(audience, generation))``
+upserts each chunk straight into the member table by the same merge rule, while the file is still being read, and
+``apply_filled`` only counts them. Nothing reads those rows until then (an audience of generation 0 has no members).
 """
 
 from __future__ import annotations
 
+import itertools
 import uuid
 from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 from django.db import connection
@@ -40,6 +46,10 @@ _M = RECORD_COLUMNS.index("m")
 # PostgreSQL types of the record columns, for binary COPY.
 _PG_TYPES = {**dict.fromkeys(matchkeys.DIGEST_KEYS, "bytea"), "fi": "text", "st": "text", "dob": "int4",
              "g": "text", "z": "text", "zg": "text", "c": "text", "x": "text", "m": "bytea"}
+# The chunk table takes the stored dict's values as they are (a date of birth as its "YYYYMMDD" text, a mobile id as
+# its UUID text), so a chunk's COPY rows are built in C; the statement that moves them on converts these two.
+_COPY_TYPES = {**_PG_TYPES, "dob": "text", "m": "text"}
+_FROM_COPY = {"dob": '"dob"::int4', "m": 'uuid_send("m"::uuid)'}
 # A re-import changing more than this share of the audience records no changes: a sync then compares the whole
 # audience, which costs about the same.
 CHANGES_MAX_SHARE = 0.25
@@ -52,6 +62,7 @@ def qn(name: str) -> str:
 
 
 MEMBER = Member._meta.db_table
+_STAGES = itertools.count(1)
 VERSION = MemberVersion._meta.db_table
 CHANGE = MemberChange._meta.db_table
 
@@ -119,26 +130,32 @@ def _record_differs(left: str, right: str) -> str:
 
 class Stage:
     """A temporary table of the file's people (one connection's, dropped at the end of the session): person plus
-    the record columns, one row per person, merged by ``merge_into``'s rule across chunks."""
+    the record columns, one row per person, merged by ``merge_into``'s rule across chunks.
 
-    table = "audiences_import_stage"
+    ``into=(audience id, generation)``: no staging table; the people go straight into that audience's member rows,
+    as that generation, by the same rule (its first import: audiences.filling)."""
 
-    def __init__(self):
+    def __init__(self, into: tuple[int, int] | None = None):
+        # Temporary tables are the connection's own; the number keeps two stages on one connection apart.
+        self.table = f"audiences_import_stage_{next(_STAGES)}"
         self.postgres = connection.vendor == "postgresql"
         self.columns = ", ".join(qn(c) for c in RECORD_COLUMNS)
+        self.into = into
 
     def create(self) -> None:
-        types = {c: ("bytea" if _PG_TYPES[c] == "bytea" else _PG_TYPES[c]) for c in RECORD_COLUMNS}
+        types = dict(_PG_TYPES)
         if not self.postgres:
             types = {c: ("blob" if t == "bytea" else "integer" if t == "int4" else "text") for c, t in types.items()}
         person_type = "bytea" if self.postgres else "blob"
-        columns = ", ".join(f"{qn(c)} {t}" for c, t in types.items())
+        columns = ", ".join(f"{qn(c)} {types[c]}" for c in RECORD_COLUMNS)
         with connection.cursor() as cursor:
             cursor.execute(f"DROP TABLE IF EXISTS {self.table}")
-            cursor.execute(f"CREATE TEMP TABLE {self.table} (person {person_type} PRIMARY KEY, {columns})")
+            if self.into is None:
+                cursor.execute(f"CREATE TEMP TABLE {self.table} (person {person_type} PRIMARY KEY, {columns})")
             if self.postgres:
+                copied = ", ".join(f"{qn(c)} {_COPY_TYPES[c]}" for c in RECORD_COLUMNS)
                 cursor.execute(f"DROP TABLE IF EXISTS {self.table}_chunk")
-                cursor.execute(f"CREATE TEMP TABLE {self.table}_chunk (person bytea, {columns})")
+                cursor.execute(f"CREATE TEMP TABLE {self.table}_chunk (person bytea, {copied})")
 
     def drop(self) -> None:
         with connection.cursor() as cursor:
@@ -150,9 +167,15 @@ class Stage:
         """Upsert one chunk's members ({person: stored}, persons unique within the chunk)."""
         if not members:
             return
-        fill = ", ".join(f"{qn(c)} = COALESCE({self.table}.{qn(c)}, EXCLUDED.{qn(c)})" for c in RECORD_COLUMNS)
-        upsert = (f"INSERT INTO {self.table} (person, {self.columns}) {{}} "  # noqa: S608 - our own table names
-                  f"ON CONFLICT (person) DO UPDATE SET {fill}")
+        if self.into is None:
+            target, key, fixed, values = self.table, "person", "", ""
+        else:  # in person order, so each chunk walks the member index once, front to back
+            audience_id, generation = (int(i) for i in self.into)
+            target, key, fixed, values = qn(MEMBER), "audience_id, person", "audience_id, generation, ", \
+                f"{audience_id}, {generation}, "
+        fill = ", ".join(f"{qn(c)} = COALESCE({target}.{qn(c)}, EXCLUDED.{qn(c)})" for c in RECORD_COLUMNS)
+        upsert = (f"INSERT INTO {target} ({fixed}person, {self.columns}) {{}} "  # noqa: S608 - our names, ints
+                  f"ON CONFLICT ({key}) DO UPDATE SET {fill}")
         with connection.cursor() as cursor:
             if self.postgres:
                 chunk = f"{self.table}_chunk"
@@ -160,21 +183,52 @@ class Stage:
                 # the plain bytes dumper is its C one: the COPY of a chunk takes half the time.
                 cursor.adapters.register_dumper(bytes, BytesBinaryDumper)
                 with cursor.copy(f"COPY {chunk} (person, {self.columns}) FROM STDIN (FORMAT BINARY)") as copy:
-                    copy.set_types(["bytea", *(_PG_TYPES[c] for c in RECORD_COLUMNS)])
-                    write_row = copy.write_row
+                    copy.set_types(["bytea", *(_COPY_TYPES[c] for c in RECORD_COLUMNS)])
+                    write_row, columns = copy.write_row, RECORD_COLUMNS
                     for person, stored in members.items():
-                        write_row([person, *to_row(stored)])
-                cursor.execute(upsert.format(f"SELECT person, {self.columns} FROM {chunk}"))  # noqa: S608
+                        write_row([person, *map(stored.get, columns)])
+                order = " ORDER BY person" if self.into is not None else ""
+                select = ", ".join(_FROM_COPY.get(c, qn(c)) for c in RECORD_COLUMNS)
+                cursor.execute(upsert.format(f"SELECT {values}person, {select} FROM {chunk}{order}"))  # noqa: S608
                 cursor.execute(f"TRUNCATE {chunk}")
             else:
                 marks = ", ".join(["%s"] * (len(RECORD_COLUMNS) + 1))
-                cursor.executemany(upsert.format(f"VALUES ({marks})"),
+                cursor.executemany(upsert.format(f"VALUES ({values}{marks})"),
                                    [[person, *to_row(stored)] for person, stored in members.items()])
 
     def count(self) -> int:
+        """The people staged (or written into the audience) so far."""
         with connection.cursor() as cursor:
-            cursor.execute(f"SELECT COUNT(*) FROM {self.table}")  # noqa: S608
+            if self.into is None:
+                cursor.execute(f"SELECT COUNT(*) FROM {self.table}")  # noqa: S608
+            else:
+                cursor.execute(f"SELECT COUNT(*) FROM {qn(MEMBER)} WHERE audience_id = %s", [self.into[0]])  # noqa: S608
             return cursor.fetchone()[0]
+
+
+@contextmanager
+def relaxed_commits() -> Iterator[None]:
+    """Within: commits that do not wait for the write-ahead log to reach the disk (PostgreSQL's synchronous_commit
+    off), for the import's chunk transactions. A database crash may lose the last few of them, all of a chunk or
+    none of it (its people with its checkpoint), never anything else, and a restarted import reads its file again
+    from the top. The apply that ends the import commits as usual, after this."""
+    if connection.vendor != "postgresql":
+        yield
+        return
+    with connection.cursor() as cursor:
+        cursor.execute("SET synchronous_commit TO OFF")
+    try:
+        yield
+    finally:
+        with connection.cursor() as cursor:
+            cursor.execute("RESET synchronous_commit")
+
+
+def delete_members(audience_id: int) -> int:
+    """Every member row of the audience goes (rows a first import wrote and never applied: audiences.filling)."""
+    with connection.cursor() as cursor:
+        cursor.execute(f"DELETE FROM {qn(MEMBER)} WHERE audience_id = %s", [audience_id])  # noqa: S608
+        return cursor.rowcount
 
 
 @dataclass
@@ -251,6 +305,13 @@ def apply_stage(stage: Stage, *, audience_id: int, generation: int, sync_ids: Se
             [a, generation])
         cursor.execute(f"DROP TABLE {changes}")
     return Applied(generation, after, counts["j"], counts["c"], counts["l"], recorded=recorded)
+
+
+def apply_filled(stage: Stage, *, generation: int) -> Applied:
+    """A first import's people, already written into the audience as ``generation`` (``Stage(into=...)``), become
+    its membership: they all joined; nothing to record, no sync held anything."""
+    members = stage.count()
+    return Applied(generation, members, members, 0, 0, recorded=False)
 
 
 def forget_changes(*, audience: Audience, recorded: bool, generation: int) -> int | None:

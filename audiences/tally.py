@@ -7,7 +7,6 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass, field
-from itertools import zip_longest
 
 from audiences.models import RejectedRow
 
@@ -56,16 +55,22 @@ class ColumnTally:
         self.dropped = [Counter() for _ in range(width)]
         self.unused_filled, self.unused_empty = [0] * width, [0] * width
 
-    def count(self, chunk: list) -> None:
-        columns = list(zip_longest(*chunk, fillvalue=""))  # transposed in C; a short row's missing cells are ""
+    def count(self, columns: list[tuple], rows: int) -> None:
+        """Count a chunk of ``rows`` rows from its columns (matchkeys.transpose: a short row's missing cells are
+        None)."""
         for n, column in enumerate(self.mapped):
             if column >= len(columns):
-                self.empty[n] += len(chunk)
+                self.empty[n] += rows
                 continue
             cells = columns[column]
-            empty = cells.count("") + sum(map(str.isspace, cells))
+            missing = cells.count(None)
+            if missing:
+                spaces = sum(1 for cell in cells if cell is not None and cell.isspace())
+            else:
+                spaces = sum(map(str.isspace, cells))
+            empty = missing + cells.count("") + spaces
             self.empty[n] += empty
-            self.filled[n] += len(chunk) - empty
+            self.filled[n] += rows - empty
 
     def not_a_record(self) -> None:
         """A blank line: counted empty in bulk, not a row at all."""

@@ -47,7 +47,8 @@ Layout (callers import from ``platforms.matchkeys``; the parts are an implementa
     hashing          SHA-256 as hex or as the stored digest
     encodings        how a stored value is sent (HEX, RAW, SHA, ... and their functions)
     columns          the batch path's per-key work on one column of cells, and its caches
-    records          prepare_record / prepare_records / prepare_rows / prepare_columns, is_identifiable
+    records          prepare_record / prepare_records / prepare_rows / prepare_columns, transpose /
+                     prepare_transposed, is_identifiable
     persons          person keys, person_id, fingerprint
     platform_tables  each platform's table (from its adapter) and the compiled platform_values
     one_value        normalize, prepare, explain
@@ -89,7 +90,16 @@ from .keys import (
 from .one_value import Explanation, explain, normalize, prepare
 from .persons import PERSON_BYTES, PERSON_KEY_LABELS, PERSON_KEYS, fingerprint, person_id, person_order
 from .platform_tables import accepted_keys, match_keys_of, platform_codes, platform_values, values_function
-from .records import PreparedRecord, is_identifiable, prepare_columns, prepare_record, prepare_records, prepare_rows
+from .records import (
+    PreparedRecord,
+    is_identifiable,
+    prepare_columns,
+    prepare_record,
+    prepare_records,
+    prepare_rows,
+    prepare_transposed,
+    transpose,
+)
 
 # Internals that tests, the audience's coverage counts and the benchmark read here, where they were before the
 # module became a package (the same objects).
@@ -147,7 +157,9 @@ __all__ = [
     "prepare_record",
     "prepare_records",
     "prepare_rows",
+    "prepare_transposed",
     "values_function",
+    "transpose",
 ]
 
 # Every part that may hold a per-value cache (clear_value_caches walks them all).

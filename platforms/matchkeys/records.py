@@ -74,9 +74,23 @@ def prepare_rows(
     if not rows:
         return []
     with _gc_paused():
+        return prepare_transposed(transpose(rows), keys, len(rows), default_region=default_region)
+
+
+def transpose(rows: Sequence[Sequence[object]]) -> list[tuple]:
+    """CSV-shaped rows as columns (tuples, one per column of the widest row), in C; a short row's missing cells
+    are None. For a caller that reads the columns itself too (the importer's counts), then ``prepare_transposed``."""
+    with _gc_paused():
         # zip_longest: a short row (missing trailing cells) must not shift or truncate the columns.
-        columns = {key: cells for key, cells in zip(keys, zip_longest(*rows)) if key}  # noqa: B905
-        return _prepare_columns(columns, len(rows), default_region)
+        return list(zip_longest(*rows))
+
+
+def prepare_transposed(columns: Sequence[Sequence[object]], keys: Sequence[str | None], count: int, *,
+                       default_region: str | None) -> list[PreparedRecord]:
+    """``prepare_rows`` for rows already transposed (``transpose``): ``columns[i]`` holds column i's cells."""
+    with _gc_paused():
+        return _prepare_columns({key: cells for key, cells in zip(keys, columns) if key}, count,  # noqa: B905
+                                default_region)
 
 
 def _present_keys(rows) -> list[str]:

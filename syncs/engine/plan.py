@@ -155,7 +155,9 @@ def compute(sync: Sync, *, heartbeat=None) -> tuple[Plan, int]:
     generation, members, recorded_from = Audience.objects.filter(pk=sync.audience_id).values_list(
         "generation", "member_count", "changes_recorded_from").get()
     source = plan_source(sync, generation, recorded_from)
-    if source is False:
+    if source is False or generation == 0:
+        # Generation 0: no import applied yet; member rows there are a first import's, still being written
+        # (audiences.filling), and nobody's members.
         plan = Plan()
     else:
         rows = candidates(sync_id=sync.pk, audience_id=sync.audience_id, since=source)

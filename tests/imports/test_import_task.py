@@ -124,14 +124,18 @@ def test_unexpected_error_fails_the_job_and_keeps_old_members(run_file, audience
     def boom(*args, **kwargs):
         raise RuntimeError("database on fire")
 
-    monkeypatch.setattr(imports.matchkeys, "prepare_rows", boom)
+    monkeypatch.setattr(imports.matchkeys, "prepare_transposed", boom)
     job = run_file(GOOD)
     assert job.status == ImportJob.Status.FAILED and job.error_message == imports.UNEXPECTED_FAILURE
     assert members(audience).count() == 50 and not job.stored_path
     assert set(members(audience).values_list("generation", flat=True)) == {1}
 
 
-def test_worker_dying_mid_import_restarts_cleanly_without_duplicates(user, audience, tmp_path, monkeypatch):
+@pytest.mark.parametrize("first", [True, False], ids=["first import", "re-import"])
+def test_worker_dying_mid_import_restarts_cleanly_without_duplicates(user, audience, tmp_path, monkeypatch,
+                                                                    run_file, first):
+    if not first:
+        run_file("email\nearlier@example.com\n")
     monkeypatch.setattr(imports, "CHUNK_ROWS", 10)
     path = tmp_path / "f.csv"
     path.write_text(GOOD)
@@ -149,10 +153,19 @@ def test_worker_dying_mid_import_restarts_cleanly_without_duplicates(user, audie
     with pytest.raises(SystemExit):
         import_tasks.import_audience(job.pk)
     job.refresh_from_db()
-    # The chunk being written when the worker died rolled back; nothing of the file reached the audience (it is
-    # staged in a temporary table, applied only once the whole file is in).
+    audience.refresh_from_db()
+    # The chunk being written when the worker died rolled back, and nothing of the file became the audience's
+    # membership: a re-import stages it in a temporary table, applied only once the whole file is in; a first
+    # import wrote its first chunk straight in (audiences.filling), rows nobody reads while the audience has
+    # generation 0.
     assert job.status == ImportJob.Status.RUNNING and job.rows_total == 10 and job.stored_path
-    assert not Member.objects.filter(audience=audience).exists()
+    if first:
+        assert (audience.generation, audience.member_count, audience.filling_import_id) == (0, 0, job.pk)
+        assert Member.objects.filter(audience=audience).count() == 10
+    else:
+        assert audience.generation == 1 and audience.filling_import_id is None
+        assert set(Member.objects.filter(audience=audience).values_list("generation", flat=True)) == {1}
+        assert Member.objects.filter(audience=audience).count() == 1
 
     monkeypatch.setattr(imports, "_checkpoint", real_checkpoint)
     import_tasks.import_audience(job.pk)  # re-delivered at once: the heartbeat is fresh, it may be a live worker's
@@ -164,7 +177,12 @@ def test_worker_dying_mid_import_restarts_cleanly_without_duplicates(user, audie
     job.refresh_from_db()
     assert job.status == ImportJob.Status.SUCCEEDED and job.takeovers == 1
     assert (job.rows_total, job.rows_imported, job.rows_duplicate) == (50, 50, 0)
-    assert members(audience).count() == 50 and Member.objects.filter(audience=audience).count() == 50
+    assert members(audience).count() == 50 == audience.member_count
+    assert audience.filling_import_id is None
+    assert set(members(audience).values_list("generation", flat=True)) == {2 if not first else 1}
+    fresh = Audience.objects.create(owner=user, name="Fresh", default_country="US")
+    run_file(GOOD, target=fresh)  # the same file imported in one go gives the same people
+    assert sorted(records(audience), key=repr) == sorted(records(fresh), key=repr)
 
     import_tasks.import_audience(job.pk)  # and once more: a finished job is a no-op
     assert Member.objects.filter(audience=audience).count() == 50
