@@ -62,13 +62,8 @@ class ColumnTally:
             if column >= len(columns):
                 self.empty[n] += rows
                 continue
-            cells = columns[column]
-            missing = cells.count(None)
-            if missing:
-                spaces = sum(1 for cell in cells if cell is not None and cell.isspace())
-            else:
-                spaces = sum(map(str.isspace, cells))
-            empty = missing + cells.count("") + spaces
+            present = list(filter(None, columns[column]))  # neither missing (None) nor ""
+            empty = rows - len(present) + sum(map(str.isspace, present))
             self.empty[n] += empty
             self.filled[n] += rows - empty
 

@@ -12,6 +12,7 @@ from django.utils import timezone
 
 from activation_manager import leases
 from activation_manager.leases import JobKind
+from audiences import filling
 from audiences.models import Audience, ImportJob
 from audiences.uploads import delete_upload
 
@@ -41,6 +42,7 @@ def requeue_stale_imports(*, stale_after_seconds: int | None = None, now=None) -
     )
     for job in ImportJob.objects.filter(pk__in=outcome.failed).select_related("audience"):
         delete_upload(job)
+        filling.forget(job)  # the rows a first import wrote go with it
         audience = job.audience
         if audience.status == Audience.Status.IMPORTING:
             audience.status = Audience.Status.READY if audience.generation else Audience.Status.FAILED

@@ -228,3 +228,22 @@ def test_a_restarted_first_import_reads_the_file_again_over_its_own_rows(user, a
     assert job.status == ImportJob.Status.SUCCEEDED and job.takeovers == 1
     assert (job.rows_imported, audience.member_count) == (ROWS, ROWS)
     assert emails_of(audience) == expected_emails(user, csv_of(0, ROWS))
+
+
+def test_a_first_import_the_watchdog_gives_up_leaves_no_rows(audience, queue, monkeypatch, settings):
+    job = queue(csv_of(0, ROWS))
+
+    def die():
+        raise SystemExit("worker killed")
+
+    between_chunks(monkeypatch, 2, die)
+    with pytest.raises(SystemExit):
+        imports.run_import(job.pk)
+    ImportJob.objects.filter(pk=job.pk).update(heartbeat_at=None, takeovers=settings.JOB_MAX_TAKEOVERS)
+    monkeypatch.setattr(import_tasks.import_audience, "delay", lambda pk: None)
+    imports.requeue_stale_imports(stale_after_seconds=600)
+    job.refresh_from_db()
+    audience.refresh_from_db()
+    assert job.status == ImportJob.Status.FAILED
+    assert not Member.objects.filter(audience=audience).exists()
+    assert (audience.generation, audience.status, audience.filling_import_id) == (0, Audience.Status.FAILED, None)
