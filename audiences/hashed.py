@@ -111,3 +111,17 @@ def platform_notes(key: str, platform_codes) -> list[tuple[str, str]]:
             notes.append((adapter.name, f"gets the hash as given: {adapter.name} {_OWN_FORMS[sources[0]]}, which "
                                         "cannot be done to a hash, so such addresses may not match."))
     return notes
+
+
+def take_columns(chunk: list, results: list, hashed_columns: list[tuple[int, str, str]]) -> None:
+    """Put a chunk's already-hashed columns' digests into its prepared records (or their problems).
+    ``hashed_columns``: (column index, match key, stored key)."""
+    for index, key, stored_key in hashed_columns:
+        entries = column([cells[index] if index < len(cells) else None for cells in chunk])
+        for record, entry in zip(results, entries, strict=True):
+            if entry is None:
+                continue
+            if entry.__class__ is bytes:
+                record.stored[stored_key] = entry
+            else:
+                record.rejections.append((key, entry))

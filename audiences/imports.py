@@ -338,7 +338,7 @@ def _stream(job: ImportJob, audience: Audience, stage: storage.Stage, where: _Wh
             results = prepare_transposed(columns, plain, len(chunk), default_region=region)
             del columns
             if hashed_columns:
-                _take_hashed(chunk, results, hashed_columns)
+                hashed.take_columns(chunk, results, hashed_columns)
             for i, columns in controlled.items():
                 results[i].rejections.extend((keys[column], CONTROL_REASON) for column in columns)
             for i in range(len(results)):
@@ -410,19 +410,6 @@ def _empty_control_cells(chunk: list, mapped: list[int]) -> dict[int, list[int]]
                 cells[column] = ""
                 found.setdefault(i, []).append(column)
     return found
-
-
-def _take_hashed(chunk: list, results: list, hashed_columns: list[tuple[int, str, str]]) -> None:
-    """Put the already-hashed columns' digests into the prepared records (or their problems)."""
-    for column, key, stored_key in hashed_columns:
-        entries = hashed.column([cells[column] if column < len(cells) else None for cells in chunk])
-        for record, entry in zip(results, entries, strict=True):
-            if entry is None:
-                continue
-            if entry.__class__ is bytes:
-                record.stored[stored_key] = entry
-            else:
-                record.rejections.append((key, entry))
 
 
 def _write(job: ImportJob, stage: storage.Stage, members: dict, first_row: dict) -> None:
@@ -508,7 +495,7 @@ def _succeed(job: ImportJob, audience: Audience, tally: Tally, stage: storage.St
     # Applying ten million people is one long transaction: the lease beats from a helper thread meanwhile.
     with lease.keep_alive(), transaction.atomic():
         applied = apply(audience_id=audience.pk, stage=stage, generation=job.target_generation, person_key=person_key,
-                        mapping=mapping_by_header(job))
+                        mapping=mapping_by_header(job), members=tally.rows_imported)
         succeeded = lease.release(
             ImportJob.Status.SUCCEEDED, finished_at=timezone.now(), bytes_processed=job.size_bytes,
             rows_imported=tally.rows_imported, rows_duplicate=tally.rows_duplicate, person_key=person_key,
@@ -527,7 +514,7 @@ def _succeed(job: ImportJob, audience: Audience, tally: Tally, stage: storage.St
 
 
 def apply(*, audience_id: int, stage: storage.Stage, generation: int, person_key: str,
-          mapping: dict | None = None) -> storage.Applied:
+          mapping: dict | None = None, members: int | None = None) -> storage.Applied:
     """Make the staged people the audience's membership as ``generation`` (inside the caller's transaction, with
     the audience row locked here) and bring its counts up to date."""
     from syncs.models import Sync
@@ -538,7 +525,7 @@ def apply(*, audience_id: int, stage: storage.Stage, generation: int, person_key
     if current.generation >= generation:  # two imports of one audience ran at once
         raise UnusableFile(NEWER_IMPORT_WON)
     if stage.into is not None:  # written straight in while the file was read
-        applied = storage.apply_filled(stage, generation=generation)
+        applied = storage.apply_filled(stage, generation=generation, members=members)
     else:
         filling.make_room(current)
         sync_ids = list(Sync.objects.filter(audience_id=audience_id).values_list("pk", flat=True))
