@@ -102,8 +102,13 @@ class Member(MemberRecord):
     record current; a person whose phone or address changes is updated in place, not a leave and a join."""
 
     pk = models.CompositePrimaryKey("audience", "person")
-    # The primary key's index leads with the audience: no index of its own.
-    audience = models.ForeignKey(Audience, on_delete=models.CASCADE, related_name="members", db_index=False)
+    # The primary key's index leads with the audience: no index of its own. No database constraint either: its
+    # check of every new row at commit cost a tenth of a large import (2.7 s per million rows, docs/performance.md).
+    # What it guarded is kept by how rows are written: every writer holds the audience row and finds it there
+    # (audiences.filling.check, imports.apply), and the purge takes that row before the delete that cascades
+    # (audiences.services.purge_audience), so no row outlives its audience.
+    audience = models.ForeignKey(Audience, on_delete=models.CASCADE, related_name="members", db_index=False,
+                                 db_constraint=False)
     person = models.BinaryField(max_length=12)
     generation = models.PositiveIntegerField()
 

@@ -180,7 +180,12 @@ def purge_audience(*, audience_id: int) -> bool:
                 deletion.beat()  # seen alive by the watchdog
     for job in audience.imports.exclude(stored_path=""):
         imports.delete_upload(job)
-    audience.delete()  # what is left (syncs, runs, batches, import reports) is small
+    with transaction.atomic():
+        # The audience row first: a worker still writing members (one that outlived its lease) holds it until its
+        # chunk commits and finds it gone afterwards, so the delete's cascade sees every member row there will be
+        # (the member table has no database constraint to catch one: audiences.models.Member).
+        audience = Audience.objects.select_for_update().get(pk=audience_id)
+        audience.delete()  # what is left (syncs, runs, batches, import reports, late members) is small
     logger.info("audience %s deleted", audience_id)
     reclaim_space()
     return True

@@ -153,3 +153,24 @@ def test_the_watchdog_queues_a_stalled_deletion_again(user, queued_purges):
     later = timezone.now() + timedelta(seconds=settings.SYNC_STALE_AFTER + 1)
     assert audience_services.requeue_stale_deletions(now=later) == [audience.pk]
     assert queued_purges == [audience.pk]
+
+
+def test_member_rows_written_late_by_a_worker_that_outlived_its_lease_go_with_the_audience(user, queued_purges,
+                                                                                          monkeypatch):
+    # The member table has no database constraint on the audience (its per-row check cost a tenth of a large
+    # import): the purge itself must leave no row behind, even one written after its slices were deleted (the
+    # purge takes the audience row, which such a worker holds while it writes, before the delete that cascades).
+    audience = make_audience(user, 12)
+    audience_services.delete_audience(audience=audience)
+    real_slice = audience_services.storage.delete_slice
+
+    def slice_then_a_late_write(model, column, value, *, limit):
+        gone = real_slice(model, column, value, limit=limit)
+        if model is Member and not gone:  # the member slices are done: a late chunk commits now
+            Member.objects.create(audience_id=audience.pk, person=b"late-person1", generation=1)
+        return gone
+
+    monkeypatch.setattr(audience_services.storage, "delete_slice", slice_then_a_late_write)
+    assert audience_services.purge_audience(audience_id=audience.pk) is True
+    assert not Audience.objects.filter(pk=audience.pk).exists()
+    assert not Member.objects.filter(audience_id=audience.pk).exists()
