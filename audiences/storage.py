@@ -26,10 +26,10 @@ from __future__ import annotations
 import itertools
 import uuid
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 
-from django.db import connection
+from django.db import DatabaseError, connection
 
 try:
     from psycopg.types.string import BytesBinaryDumper
@@ -220,7 +220,8 @@ def relaxed_commits() -> Iterator[None]:
     try:
         yield
     finally:
-        with connection.cursor() as cursor:
+        # Not in the way of the error that ended the stream (a lost connection resets itself).
+        with suppress(DatabaseError), connection.cursor() as cursor:
             cursor.execute("RESET synchronous_commit")
 
 
