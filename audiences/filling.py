@@ -25,7 +25,7 @@ import filling it (``Audience.filling_import``), and that settles the cases wher
 
 from __future__ import annotations
 
-from django.db import connection, transaction
+from django.db import transaction
 
 from audiences import storage
 from audiences.models import Audience, ImportJob
@@ -67,12 +67,11 @@ def make_room(audience: Audience) -> None:
     apply's transaction, the audience row locked); the filler finds out at its next chunk."""
     if audience.generation == 0 and audience.filling_import_id is not None:
         storage.delete_members(audience.pk)
-    audience.filling_import_id = None
 
 
 def forget(job: ImportJob) -> None:
     """A failed import: when it was filling its audience, the rows it wrote go."""
-    with transaction.atomic(using=connection.alias):
+    with transaction.atomic():
         audience = Audience.objects.select_for_update().filter(pk=job.audience_id).first()
         if audience is None or audience.filling_import_id != job.pk:
             return

@@ -4,11 +4,11 @@ customer (and manager) ids, the EU user consent the marketer states, the Custome
 from __future__ import annotations
 
 import json
-import re
 
 from django import forms
 
 from platforms.adapters.base import CredentialsForm, SecretInput
+from platforms.forms import digits_id
 
 EU_CONSENT_HELP = (
     "Google's EU user consent policy: for people in the European Economic Area (and the UK and Switzerland) you may "
@@ -71,11 +71,11 @@ class GoogleDataManagerCredentialsForm(CredentialsForm):
     )
 
     def clean_customer_id(self):
-        return _ten_digits(self.cleaned_data["customer_id"], "The customer ID")
+        return digits_id(self.cleaned_data["customer_id"], field="The customer ID", length=10)
 
     def clean_login_customer_id(self):
         value = self.cleaned_data.get("login_customer_id", "")
-        return _ten_digits(value, "The manager account ID") if value.strip() else ""
+        return digits_id(value, field="The manager account ID", length=10) if value.strip() else ""
 
     def clean_service_account_key(self):
         value = (self.cleaned_data.get("service_account_key") or "").strip()
@@ -106,12 +106,3 @@ class GoogleDataManagerCredentialsForm(CredentialsForm):
         elif method == "service_account" and not self.editing and not data.get("service_account_key"):
             self.add_error("service_account_key", "Paste the service account's JSON key.")
         return data
-
-
-def _ten_digits(value: str, label: str) -> str:
-    cleaned = re.sub(r"[\s-]", "", value or "")
-    if not cleaned.isdigit():
-        raise forms.ValidationError(f"{label} must contain digits only (dashes and spaces are fine).")
-    if len(cleaned) != 10:
-        raise forms.ValidationError(f"{label} must have exactly 10 digits; this one has {len(cleaned)}.")
-    return cleaned

@@ -7,22 +7,7 @@ import re
 import unicodedata
 from collections.abc import Mapping
 
-KEYS: tuple[str, ...] = (
-    "email",
-    "phone",
-    "first_name",
-    "last_name",
-    "first_initial",
-    "city",
-    "state",
-    "postal_code",
-    "country",
-    "date_of_birth",
-    "gender",
-    "external_id",
-    "maid",
-)
-
+# The match keys (what a column holds) with their labels, in the order the pages list them.
 KEY_LABELS: dict[str, str] = {
     "email": "Email",
     "phone": "Phone",
@@ -38,24 +23,11 @@ KEY_LABELS: dict[str, str] = {
     "external_id": "External ID",
     "maid": "Mobile advertiser ID",
 }
+KEYS: tuple[str, ...] = tuple(KEY_LABELS)
 
 # Output key names of platform_values (our names; adapters map them to the platform's schema).
 OUTPUT_KEYS: tuple[str, ...] = (
-    "email",
-    "phone",
-    "first_name",
-    "last_name",
-    "first_initial",
-    "city",
-    "state",
-    "postal_code",
-    "country",
-    "dob_year",
-    "dob_month",
-    "dob_day",
-    "gender",
-    "external_id",
-    "maid",
+    *KEYS[:KEYS.index("date_of_birth")], "dob_year", "dob_month", "dob_day", *KEYS[KEYS.index("date_of_birth") + 1:],
 )
 
 

@@ -72,6 +72,17 @@ def between_chunks(monkeypatch, after: int, action):
     monkeypatch.setattr(imports, "_commit_chunk", commit_then_act)
 
 
+def killed_after(monkeypatch, chunks: int, job: ImportJob) -> None:
+    """Run the import task of ``job`` until its worker is killed after ``chunks`` chunks (SystemExit: nothing
+    catches it, like SIGKILL); the job is left running, as the watchdog finds it."""
+    def die():
+        raise SystemExit("worker killed")
+
+    between_chunks(monkeypatch, chunks, die)
+    with pytest.raises(SystemExit):
+        import_tasks.import_audience(job.pk)
+
+
 def emails_of(audience) -> set[bytes]:
     return {stored["e"] for _, _, stored in storage.all_records(audience.pk)}
 
@@ -166,12 +177,7 @@ def test_the_filling_import_that_applies_first_wins_and_the_staged_one_is_discar
     first = queue(csv_of(0, ROWS))
     second = queue(csv_of(100, 5))
 
-    def die():
-        raise SystemExit("worker killed")
-
-    between_chunks(monkeypatch, 1, die)  # the first is filling the audience, one chunk in, when the second starts
-    with pytest.raises(SystemExit):
-        imports.run_import(first.pk)
+    killed_after(monkeypatch, 1, first)  # the first is filling the audience, one chunk in, when the second starts
     real_succeed = imports._succeed
 
     def first_finishes_meanwhile(job, *args, **kwargs):
@@ -215,12 +221,7 @@ def test_deleting_the_audience_stops_its_first_import(audience, queue, monkeypat
 def test_a_restarted_first_import_reads_the_file_again_over_its_own_rows(user, audience, queue, monkeypatch):
     job = queue(csv_of(0, ROWS))
 
-    def die():
-        raise SystemExit("worker killed")
-
-    between_chunks(monkeypatch, 2, die)
-    with pytest.raises(SystemExit):
-        import_tasks.import_audience(job.pk)
+    killed_after(monkeypatch, 2, job)
     assert Member.objects.filter(audience=audience).count() == 2 * CHUNK
     ImportJob.objects.filter(pk=job.pk).update(heartbeat_at=None)  # silent: the next delivery takes it over
     job = imports.run_import(job.pk)
@@ -233,12 +234,7 @@ def test_a_restarted_first_import_reads_the_file_again_over_its_own_rows(user, a
 def test_a_first_import_the_watchdog_gives_up_leaves_no_rows(audience, queue, monkeypatch, settings):
     job = queue(csv_of(0, ROWS))
 
-    def die():
-        raise SystemExit("worker killed")
-
-    between_chunks(monkeypatch, 2, die)
-    with pytest.raises(SystemExit):
-        imports.run_import(job.pk)
+    killed_after(monkeypatch, 2, job)
     ImportJob.objects.filter(pk=job.pk).update(heartbeat_at=None, takeovers=settings.JOB_MAX_TAKEOVERS)
     monkeypatch.setattr(import_tasks.import_audience, "delay", lambda pk: None)
     imports.requeue_stale_imports(stale_after_seconds=600)
