@@ -169,7 +169,7 @@ class Stage:
             return
         if self.into is None:
             target, key, fixed, values = self.table, "person", "", ""
-        else:  # in person order, so each chunk walks the member index once, front to back
+        else:
             audience_id, generation = (int(i) for i in self.into)
             target, key, fixed, values = qn(MEMBER), "audience_id, person", "audience_id, generation, ", \
                 f"{audience_id}, {generation}, "
@@ -187,6 +187,7 @@ class Stage:
                     write_row, columns = copy.write_row, RECORD_COLUMNS
                     for person, stored in members.items():
                         write_row([person, *map(stored.get, columns)])
+                # Straight into the audience: in person order, so each chunk walks the member index front to back.
                 order = " ORDER BY person" if self.into is not None else ""
                 select = ", ".join(_FROM_COPY.get(c, qn(c)) for c in RECORD_COLUMNS)
                 cursor.execute(upsert.format(f"SELECT {values}person, {select} FROM {chunk}{order}"))  # noqa: S608

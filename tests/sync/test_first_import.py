@@ -8,6 +8,8 @@ chunks and do what another worker would: start a sync, run another import, delet
 from __future__ import annotations
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from audiences import filling, imports, services, storage
 from audiences import tasks as import_tasks
@@ -243,3 +245,37 @@ def test_a_first_import_the_watchdog_gives_up_leaves_no_rows(audience, queue, mo
     assert job.status == ImportJob.Status.FAILED
     assert not Member.objects.filter(audience=audience).exists()
     assert (audience.generation, audience.status, audience.filling_import_id) == (0, Audience.Status.FAILED, None)
+
+
+# A row: which of 8 people (by email, in any case and spacing), and a phone and first name that may be missing.
+ROW = st.tuples(st.integers(0, 7), st.sampled_from(["", " ", "upper"]), st.one_of(st.none(), st.integers(0, 99)),
+                st.one_of(st.none(), st.sampled_from(["Zoë", "ann", "Bob", "  "])))
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(rows=st.lists(ROW, min_size=1, max_size=25))
+def test_a_first_import_gives_the_people_the_staged_import_gives(user, queue, monkeypatch, rows):
+    """The invariant behind writing a first import straight in: for any file (the same person in several rows and
+    chunks, keys missing in some rows), the members are exactly those the staging table and its apply give, record
+    for record (the staged path, from the same rows prepared by matchkeys, is the reference)."""
+    monkeypatch.setattr(imports, "CHUNK_ROWS", 3)  # a person's rows fall into several chunks
+
+    def cell(value, style):
+        return f" {value.upper()} " if style == "upper" else f"{style}{value}"
+
+    lines = [(cell(f"p{who}@example.com", style), "" if phone is None else f"+1212555{phone:04d}", name or "")
+             for who, style, phone, name in rows]
+    text = "email,phone,first_name\n" + "".join(",".join(line) + "\n" for line in lines)
+    direct = Audience.objects.create(owner=user, name="Direct", default_country="US")
+    job = imports.run_import(queue(text, target=direct).pk)
+    assert job.status == ImportJob.Status.SUCCEEDED, job.error_message
+    staged = Audience.objects.create(owner=user, name="Staged", default_country="US")
+    records = [r.stored for r in imports.matchkeys.prepare_records(
+        [dict(zip(["email", "phone", "first_name"], line, strict=True)) for line in lines], default_region="US")]
+    imports.import_records(audience=staged, records=records, person_key="email")
+
+    def people(audience):
+        return [(person, stored) for person, _, stored in storage.all_records(audience.pk)]
+
+    assert people(direct) == people(staged)
+    assert job.rows_imported == len(people(direct)) == len({who for who, *_ in rows})
